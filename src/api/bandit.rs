@@ -1,0 +1,361 @@
+//! `posterior.v1.Bandits`: experiments, Choose and Reward.
+//!
+//! Every handler reads the same way: validate and convert the request, call
+//! the domain and the store, convert the answer. Policy lives in `bandit/`,
+//! atomicity in `store/`.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use tonic::{Request, Response, Status};
+
+use super::pb;
+use super::pb::bandits_server::Bandits;
+use super::status::ApiError;
+use super::now_ms;
+use crate::bandit::{self, thompson, Decision, DecisionSigner, ExperimentDef, Model, NewExperiment, Posterior, Prior};
+use crate::name;
+use crate::store::{Created, Dedupe, ExperimentState, RewardOutcome, RewardUpdate, Store};
+
+/// Decision-id and summary settings, from `[decisions]` and `[bandit]`.
+#[derive(Clone, Debug)]
+pub struct BanditSettings {
+    pub dedupe_window_ms: u64,
+    pub max_clock_skew_ms: u64,
+    pub prob_best_draws: usize,
+}
+
+pub struct BanditService {
+    store: Arc<dyn Store>,
+    signer: DecisionSigner,
+    settings: BanditSettings,
+}
+
+/// Compare-and-set retries for AddArm/RetireArm: contention on one
+/// experiment's definition is rare (admin calls), so a few tries suffice.
+const MAX_DEFINITION_RETRIES: usize = 8;
+
+thread_local! {
+    /// Per-thread generator for Thompson draws and nonces: no lock on the
+    /// Choose path. Seeded from the OS; nonces need uniqueness, not secrecy
+    /// (the HMAC tag carries the security).
+    static RNG: RefCell<SmallRng> = RefCell::new(SmallRng::from_rng(&mut rand::rng()));
+}
+
+impl BanditService {
+    pub fn new(store: Arc<dyn Store>, signer: DecisionSigner, settings: BanditSettings) -> Self {
+        BanditService { store, signer, settings }
+    }
+
+    async fn load(&self, field: &str, name: &str) -> Result<ExperimentState, ApiError> {
+        name::validate(field, name).map_err(ApiError::Invalid)?;
+        self.store
+            .experiment(name)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("{field}: experiment {name:?} not found")))
+    }
+
+    /// Change an experiment's definition with compare-and-set, retrying on
+    /// concurrent changes. `change` returns `None` when there is nothing to do.
+    async fn update_def(
+        &self,
+        experiment: &str,
+        change: impl Fn(&ExperimentDef) -> Result<Option<ExperimentDef>, bandit::BanditError>,
+    ) -> Result<(ExperimentDef, bool), ApiError> {
+        for _ in 0..MAX_DEFINITION_RETRIES {
+            let state = self.load("experiment", experiment).await?;
+            let Some(new) = change(&state.def)? else {
+                return Ok((state.def, false));
+            };
+            if self.store.update_definition(&state.def, &new).await? {
+                return Ok((new, true));
+            }
+        }
+        Err(crate::store::StoreError::Conflict(format!("experiment {experiment:?}")).into())
+    }
+
+    fn choose(&self, state: &ExperimentState, eligible: &[String]) -> Result<pb::ChooseResponse, ApiError> {
+        let def = &state.def;
+        let candidates = def.eligible_arms(eligible)?;
+        let now = now_ms();
+        let hl = def.half_life_ms();
+        let posteriors: Vec<Posterior> = state
+            .evidence
+            .iter()
+            .map(|e| Posterior::new(&def.prior, &e.at(now, hl)))
+            .collect();
+        let (arm, nonce) = RNG.with(|r| {
+            let mut rng = r.borrow_mut();
+            let arm = thompson::choose(&posteriors, &candidates, &mut *rng);
+            (arm, rng.random::<u64>())
+        });
+        let arm = arm.ok_or_else(|| ApiError::Internal("no candidate arm after eligibility check".into()))?;
+        let decision = Decision {
+            arm: arm as u32,
+            issued_ms: now.max(0) as u64,
+            nonce,
+        };
+        Ok(pb::ChooseResponse {
+            arm: def.arms[arm].name.clone(),
+            decision_id: self.signer.sign(&def.name, def.id, &decision),
+        })
+    }
+
+    /// Turn a decision id into (arm, dedupe) after checking its signature and age.
+    fn verify_decision(&self, def: &ExperimentDef, token: &str, now: i64) -> Result<(usize, Dedupe), ApiError> {
+        let d = self.signer.verify(&def.name, def.id, token)?;
+        let now = now.max(0) as u64;
+        let s = &self.settings;
+        if d.issued_ms > now.saturating_add(s.max_clock_skew_ms) {
+            return Err(ApiError::Invalid(format!(
+                "decision_id: issued {} ms in the future, beyond the allowed clock skew of {} ms",
+                d.issued_ms - now,
+                s.max_clock_skew_ms
+            )));
+        }
+        let age = now.saturating_sub(d.issued_ms);
+        if age > s.dedupe_window_ms {
+            return Err(ApiError::FailedPrecondition(format!(
+                "decision_id: issued {} s ago, beyond the dedupe window of {} s; exactly-once cannot be guaranteed, so it is not applied (reward by arm to ingest it anyway)",
+                age / 1000,
+                s.dedupe_window_ms / 1000
+            )));
+        }
+        let arm = d.arm as usize;
+        if arm >= def.arms.len() {
+            return Err(ApiError::Internal("validly signed decision names an arm that does not exist".into()));
+        }
+        Ok((
+            arm,
+            Dedupe {
+                key: d.dedupe_key(),
+                // The key must outlive every moment the id is still accepted:
+                // until issue + window, and the first reward may come up to
+                // `skew` before the issue time.
+                ttl_ms: s.dedupe_window_ms + s.max_clock_skew_ms,
+            },
+        ))
+    }
+
+    fn summarize(&self, state: &ExperimentState, threshold: Option<f64>) -> pb::GetExperimentResponse {
+        let def = &state.def;
+        let now = now_ms();
+        let hl = def.half_life_ms();
+        let decayed: Vec<_> = state.evidence.iter().map(|e| e.at(now, hl)).collect();
+        let posteriors: Vec<Posterior> = decayed.iter().map(|e| Posterior::new(&def.prior, e)).collect();
+        let active: Vec<usize> = (0..def.arms.len()).filter(|&i| !def.arms[i].retired).collect();
+        let draws = thompson::prob_best_draws(active.len()).min(self.settings.prob_best_draws);
+        let prob_best = RNG.with(|r| thompson::prob_best(&posteriors, &active, draws, &mut *r.borrow_mut()));
+        let arms = def
+            .arms
+            .iter()
+            .enumerate()
+            .map(|(i, arm)| {
+                let p = &posteriors[i];
+                let (lower, upper) = p.credible_interval(0.95);
+                let (alpha, beta, mu, kappa) = match *p {
+                    Posterior::Beta { alpha, beta } => (alpha, beta, 0.0, 0.0),
+                    Posterior::NormalInverseGamma { mu, kappa, alpha, beta } => (alpha, beta, mu, kappa),
+                };
+                pb::ArmSummary {
+                    name: arm.name.clone(),
+                    retired: arm.retired,
+                    rewards: state.evidence[i].count,
+                    evidence: decayed[i].weight(def.model),
+                    mean: p.mean(),
+                    lower,
+                    upper,
+                    prob_best: prob_best[i],
+                    prob_above_threshold: threshold.map(|t| p.prob_above(t)),
+                    alpha,
+                    beta,
+                    mu,
+                    kappa,
+                }
+            })
+            .collect();
+        pb::GetExperimentResponse {
+            experiment: Some(to_pb(def)),
+            arms,
+            prob_best_draws: draws as u32,
+        }
+    }
+}
+
+fn to_pb(def: &ExperimentDef) -> pb::Experiment {
+    pb::Experiment {
+        name: def.name.clone(),
+        model: match def.model {
+            Model::Bernoulli => pb::RewardModel::Bernoulli,
+            Model::Gaussian => pb::RewardModel::Gaussian,
+        } as i32,
+        arms: def.arms.iter().map(|a| a.name.clone()).collect(),
+        retired_arms: def.arms.iter().filter(|a| a.retired).map(|a| a.name.clone()).collect(),
+        half_life_seconds: def.half_life_seconds,
+        prior: Some(match def.prior {
+            Prior::Beta { alpha, beta } => pb::experiment::Prior::BetaPrior(pb::BetaPrior { alpha, beta }),
+            Prior::NormalInverseGamma { mean, kappa, alpha, beta } => {
+                pb::experiment::Prior::NormalPrior(pb::NormalInverseGammaPrior { mean, kappa, alpha, beta })
+            }
+        }),
+    }
+}
+
+fn new_experiment(r: pb::CreateExperimentRequest) -> Result<NewExperiment, ApiError> {
+    let model = match pb::RewardModel::try_from(r.model) {
+        Ok(pb::RewardModel::Bernoulli) => Model::Bernoulli,
+        Ok(pb::RewardModel::Gaussian) => Model::Gaussian,
+        Err(_) => return Err(ApiError::Invalid(format!("model: must be BERNOULLI or GAUSSIAN, got {}", r.model))),
+    };
+    let prior = r.prior.map(|p| match p {
+        pb::create_experiment_request::Prior::BetaPrior(b) => Prior::Beta { alpha: b.alpha, beta: b.beta },
+        pb::create_experiment_request::Prior::NormalPrior(n) => Prior::NormalInverseGamma {
+            mean: n.mean,
+            kappa: n.kappa,
+            alpha: n.alpha,
+            beta: n.beta,
+        },
+    });
+    Ok(NewExperiment {
+        name: r.name,
+        model,
+        prior,
+        half_life_seconds: r.half_life_seconds,
+        arms: r.arms,
+    })
+}
+
+#[tonic::async_trait]
+impl Bandits for BanditService {
+    async fn create_experiment(
+        &self,
+        req: Request<pb::CreateExperimentRequest>,
+    ) -> Result<Response<pb::CreateExperimentResponse>, Status> {
+        let id = RNG.with(|r| r.borrow_mut().random::<u64>());
+        let def = new_experiment(req.into_inner())?.into_def(id).map_err(ApiError::from)?;
+        let created = match self.store.create_experiment(&def).await.map_err(ApiError::from)? {
+            Created::Created => true,
+            Created::Exists(existing) if existing.same_definition(&def) => {
+                return Ok(Response::new(pb::CreateExperimentResponse {
+                    experiment: Some(to_pb(&existing)),
+                    created: false,
+                }));
+            }
+            Created::Exists(_) => {
+                return Err(ApiError::AlreadyExists(format!(
+                    "name: experiment {:?} already exists with a different definition (delete it first, or use another name)",
+                    def.name
+                ))
+                .into());
+            }
+        };
+        tracing::info!(experiment = %def.name, arms = def.arms.len(), "experiment created");
+        Ok(Response::new(pb::CreateExperimentResponse {
+            experiment: Some(to_pb(&def)),
+            created,
+        }))
+    }
+
+    async fn get_experiment(
+        &self,
+        req: Request<pb::GetExperimentRequest>,
+    ) -> Result<Response<pb::GetExperimentResponse>, Status> {
+        let r = req.into_inner();
+        if let Some(t) = r.threshold
+            && !t.is_finite()
+        {
+            return Err(ApiError::Invalid(format!("threshold: must be a finite number, got {t}")).into());
+        }
+        let state = self.load("name", &r.name).await?;
+        Ok(Response::new(self.summarize(&state, r.threshold)))
+    }
+
+    async fn list_experiments(
+        &self,
+        _req: Request<pb::ListExperimentsRequest>,
+    ) -> Result<Response<pb::ListExperimentsResponse>, Status> {
+        let names = self.store.list_experiments().await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListExperimentsResponse { names }))
+    }
+
+    async fn delete_experiment(
+        &self,
+        req: Request<pb::DeleteExperimentRequest>,
+    ) -> Result<Response<pb::DeleteExperimentResponse>, Status> {
+        let r = req.into_inner();
+        name::validate("name", &r.name).map_err(ApiError::Invalid)?;
+        if !self.store.delete_experiment(&r.name).await.map_err(ApiError::from)? {
+            return Err(ApiError::NotFound(format!("name: experiment {:?} not found", r.name)).into());
+        }
+        tracing::info!(experiment = %r.name, "experiment deleted");
+        Ok(Response::new(pb::DeleteExperimentResponse {}))
+    }
+
+    async fn add_arm(&self, req: Request<pb::AddArmRequest>) -> Result<Response<pb::AddArmResponse>, Status> {
+        let r = req.into_inner();
+        name::validate("arm", &r.arm).map_err(ApiError::Invalid)?;
+        let (def, created) = self.update_def(&r.experiment, |d| d.with_arm(&r.arm)).await?;
+        Ok(Response::new(pb::AddArmResponse {
+            experiment: Some(to_pb(&def)),
+            created,
+        }))
+    }
+
+    async fn retire_arm(
+        &self,
+        req: Request<pb::RetireArmRequest>,
+    ) -> Result<Response<pb::RetireArmResponse>, Status> {
+        let r = req.into_inner();
+        name::validate("arm", &r.arm).map_err(ApiError::Invalid)?;
+        let (def, _) = self.update_def(&r.experiment, |d| d.with_arm_retired(&r.arm)).await?;
+        Ok(Response::new(pb::RetireArmResponse {
+            experiment: Some(to_pb(&def)),
+        }))
+    }
+
+    async fn choose(&self, req: Request<pb::ChooseRequest>) -> Result<Response<pb::ChooseResponse>, Status> {
+        let r = req.into_inner();
+        let state = self.load("experiment", &r.experiment).await?;
+        Ok(Response::new(self.choose(&state, &r.eligible_arms)?))
+    }
+
+    async fn reward(&self, req: Request<pb::RewardRequest>) -> Result<Response<pb::RewardResponse>, Status> {
+        let r = req.into_inner();
+        let state = self.load("experiment", &r.experiment).await?;
+        let def = &state.def;
+        let now = now_ms();
+        let (arm, dedupe) = match &r.target {
+            Some(pb::reward_request::Target::DecisionId(t)) => {
+                let (arm, d) = self.verify_decision(def, t, now)?;
+                (arm, Some(d))
+            }
+            Some(pb::reward_request::Target::Arm(a)) => {
+                name::validate("arm", a).map_err(ApiError::Invalid)?;
+                let arm = def.arm_index(a).ok_or_else(|| {
+                    ApiError::NotFound(format!("arm: {a:?} is not in experiment {:?}", def.name))
+                })?;
+                (arm, None)
+            }
+            None => {
+                return Err(ApiError::Invalid("decision_id: required (or arm, for bulk ingestion without exactly-once)".into()).into());
+            }
+        };
+        let delta = def.model.delta(r.value).map_err(ApiError::from)?;
+        let update = RewardUpdate {
+            experiment: def.name.clone(),
+            experiment_id: def.id,
+            arm,
+            delta,
+            now_ms: now,
+            half_life_ms: def.half_life_ms(),
+            dedupe,
+        };
+        let outcome = self.store.reward(&update).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::RewardResponse {
+            arm: def.arms[arm].name.clone(),
+            duplicate: outcome == RewardOutcome::Duplicate,
+        }))
+    }
+}

@@ -1,0 +1,33 @@
+//! Multi-armed bandits: the pure domain. No I/O, no async; deterministic
+//! under a seeded RNG.
+//!
+//! - [`posterior`]: reward models, evidence, conjugate posteriors, decay.
+//! - [`experiment`]: an experiment's definition, arms and their limits.
+//! - [`thompson`]: Thompson sampling and P(best).
+//! - [`token`]: signed decision ids (no store write on Choose).
+
+pub mod experiment;
+pub mod posterior;
+pub mod thompson;
+pub mod token;
+
+pub use experiment::{Arm, ExperimentDef, MAX_ARMS, NewExperiment};
+pub use posterior::{Delta, Evidence, Model, Posterior, Prior};
+pub use token::{Decision, DecisionSigner, TokenError};
+
+/// Errors of the bandit domain. Each message names the field and the rule.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BanditError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+}
+
+impl BanditError {
+    pub fn invalid(field: impl std::fmt::Display, rule: impl std::fmt::Display) -> Self {
+        BanditError::Invalid(format!("{field}: {rule}"))
+    }
+}

@@ -1,0 +1,440 @@
+//! Search space: declaration, validation, and the encoding to the GP's input space.
+//!
+//! Encoded layout (what the kernel sees): first one coordinate in `[0, 1]` per
+//! float/int/ordinal parameter (in declaration order), then one coordinate per
+//! categorical parameter holding the level index as an `f64` (the kernel only
+//! ever compares those for equality, so there is no one-hot blow-up).
+
+use std::collections::{BTreeMap, HashSet};
+
+use rand::{Rng, RngExt};
+use serde::{Deserialize, Serialize};
+
+use super::error::BoError;
+
+/// Upper bound on the number of parameters. A GP with ~1000 observations and
+/// one length scale per dimension cannot learn much beyond a few tens of
+/// dimensions, the candidate search covers the cube ever more sparsely, and the
+/// gradient of the marginal likelihood costs O(n²·d) per evaluation; 32 keeps
+/// every `suggest` call well inside its latency budget.
+pub const MAX_DIMENSIONS: usize = 32;
+/// Upper bound on categorical/ordinal levels: the optimizer enumerates levels of
+/// a categorical dimension during refinement, and beyond ~1000 levels the
+/// exchangeable kernel cannot learn anything per level anyway.
+pub const MAX_LEVELS: usize = 1024;
+/// Integer bounds must be exactly representable as `f64` (the GP works in f64).
+pub const MAX_ABS_INT: i64 = 1 << 53;
+/// Parameter names: 1..=64 chars of `[A-Za-z0-9_.-]` (safe in metric labels and keys).
+pub const MAX_NAME_LEN: usize = 64;
+
+/// A configuration: parameter name -> value.
+pub type Config = BTreeMap<String, ParamValue>;
+
+/// A parameter value: numbers for float/int/ordinal, strings for categoricals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    Number(f64),
+    Category(String),
+}
+
+/// The domain of one parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamKind {
+    /// Real interval `[low, high]`, optionally searched on a log scale.
+    Float { low: f64, high: f64, log: bool },
+    /// Integer interval `[low, high]` (inclusive), optionally log scale.
+    Int { low: i64, high: i64, log: bool },
+    /// Ordered numeric levels; must be finite and strictly increasing (we reject
+    /// rather than sort, so that the caller's level order is never silently changed).
+    Ordinal { values: Vec<f64> },
+    /// Unordered string levels.
+    Categorical { values: Vec<String> },
+}
+
+/// One named parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parameter {
+    pub name: String,
+    pub kind: ParamKind,
+}
+
+/// The search space: an ordered list of parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchSpace {
+    pub parameters: Vec<Parameter>,
+}
+
+fn kind_tag(kind: &ParamKind) -> &'static str {
+    match kind {
+        ParamKind::Float { .. } => "float",
+        ParamKind::Int { .. } => "int",
+        ParamKind::Ordinal { .. } => "ordinal",
+        ParamKind::Categorical { .. } => "categorical",
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+impl SearchSpace {
+    /// Checks every rule; the error names the offending field.
+    pub fn validate(&self) -> Result<(), BoError> {
+        if self.parameters.is_empty() {
+            return Err(BoError::space("parameters", "must contain at least one parameter"));
+        }
+        if self.parameters.len() > MAX_DIMENSIONS {
+            return Err(BoError::space(
+                "parameters",
+                format!("at most {MAX_DIMENSIONS} parameters are supported"),
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, p) in self.parameters.iter().enumerate() {
+            let f = |s: &str| format!("parameters[{i}].{s}");
+            if !valid_name(&p.name) {
+                return Err(BoError::space(
+                    f("name"),
+                    format!("must be 1..={MAX_NAME_LEN} characters of [A-Za-z0-9_.-]"),
+                ));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(BoError::space(f("name"), format!("duplicate name {:?}", p.name)));
+            }
+            let t = kind_tag(&p.kind);
+            match &p.kind {
+                ParamKind::Float { low, high, log } => {
+                    if !low.is_finite() {
+                        return Err(BoError::space(f(&format!("{t}.low")), "must be finite"));
+                    }
+                    if !high.is_finite() {
+                        return Err(BoError::space(f(&format!("{t}.high")), "must be finite"));
+                    }
+                    if low >= high {
+                        return Err(BoError::space(f(&format!("{t}.low")), "must be < high"));
+                    }
+                    if !(high - low).is_finite() {
+                        return Err(BoError::space(f(&format!("{t}.high")), "high - low must be finite"));
+                    }
+                    if *log && *low <= 0.0 {
+                        return Err(BoError::space(f(&format!("{t}.low")), "must be > 0 when log is set"));
+                    }
+                }
+                ParamKind::Int { low, high, log } => {
+                    if low.abs() > MAX_ABS_INT || low == &i64::MIN {
+                        return Err(BoError::space(f(&format!("{t}.low")), "|low| must be <= 2^53"));
+                    }
+                    if high.abs() > MAX_ABS_INT || high == &i64::MIN {
+                        return Err(BoError::space(f(&format!("{t}.high")), "|high| must be <= 2^53"));
+                    }
+                    if low >= high {
+                        return Err(BoError::space(f(&format!("{t}.low")), "must be < high"));
+                    }
+                    if *log && *low <= 0 {
+                        return Err(BoError::space(f(&format!("{t}.low")), "must be > 0 when log is set"));
+                    }
+                }
+                ParamKind::Ordinal { values } => {
+                    if values.is_empty() {
+                        return Err(BoError::space(f(&format!("{t}.values")), "must not be empty"));
+                    }
+                    if values.len() > MAX_LEVELS {
+                        return Err(BoError::space(
+                            f(&format!("{t}.values")),
+                            format!("at most {MAX_LEVELS} values"),
+                        ));
+                    }
+                    for (j, v) in values.iter().enumerate() {
+                        if !v.is_finite() {
+                            return Err(BoError::space(f(&format!("{t}.values[{j}]")), "must be finite"));
+                        }
+                        if j > 0 {
+                            let prev = values[j - 1];
+                            if *v == prev {
+                                return Err(BoError::space(f(&format!("{t}.values[{j}]")), "duplicate value"));
+                            }
+                            if *v < prev {
+                                return Err(BoError::space(
+                                    f(&format!("{t}.values[{j}]")),
+                                    "values must be sorted strictly increasing (not sorted for you)",
+                                ));
+                            }
+                        }
+                    }
+                }
+                ParamKind::Categorical { values } => {
+                    if values.is_empty() {
+                        return Err(BoError::space(f(&format!("{t}.values")), "must not be empty"));
+                    }
+                    if values.len() > MAX_LEVELS {
+                        return Err(BoError::space(
+                            f(&format!("{t}.values")),
+                            format!("at most {MAX_LEVELS} values"),
+                        ));
+                    }
+                    let mut seen = HashSet::new();
+                    for (j, v) in values.iter().enumerate() {
+                        if v.is_empty() {
+                            return Err(BoError::space(f(&format!("{t}.values[{j}]")), "must not be empty"));
+                        }
+                        if !seen.insert(v.as_str()) {
+                            return Err(BoError::space(
+                                f(&format!("{t}.values[{j}]")),
+                                format!("duplicate category {v:?}"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `config` assigns every parameter exactly one value of its
+    /// declared type and nothing else.
+    pub fn validate_config(&self, config: &Config) -> Result<(), BoError> {
+        for key in config.keys() {
+            if !self.parameters.iter().any(|p| &p.name == key) {
+                return Err(BoError::config(key.clone(), "unknown parameter"));
+            }
+        }
+        for p in &self.parameters {
+            let name = &p.name;
+            let v = config
+                .get(name)
+                .ok_or_else(|| BoError::config(name.clone(), "missing parameter"))?;
+            match (&p.kind, v) {
+                (ParamKind::Float { low, high, .. }, ParamValue::Number(x)) => {
+                    if !x.is_finite() || x < low || x > high {
+                        return Err(BoError::config(name.clone(), format!("must be a finite number in [{low}, {high}]")));
+                    }
+                }
+                (ParamKind::Int { low, high, .. }, ParamValue::Number(x)) => {
+                    if !x.is_finite() || x.fract() != 0.0 || *x < *low as f64 || *x > *high as f64 {
+                        return Err(BoError::config(name.clone(), format!("must be an integer in [{low}, {high}]")));
+                    }
+                }
+                (ParamKind::Ordinal { values }, ParamValue::Number(x)) => {
+                    if !values.contains(x) {
+                        return Err(BoError::config(name.clone(), "must be one of the ordinal values"));
+                    }
+                }
+                (ParamKind::Categorical { values }, ParamValue::Category(s)) => {
+                    if !values.contains(s) {
+                        return Err(BoError::config(name.clone(), "must be one of the categories"));
+                    }
+                }
+                (ParamKind::Categorical { .. }, _) => {
+                    return Err(BoError::config(name.clone(), "must be a category string"));
+                }
+                (_, _) => return Err(BoError::config(name.clone(), "must be a number")),
+            }
+        }
+        Ok(())
+    }
+
+    /// True when every parameter has finitely many values.
+    pub fn is_finite(&self) -> bool {
+        self.parameters
+            .iter()
+            .all(|p| !matches!(p.kind, ParamKind::Float { .. }))
+    }
+
+    /// Number of distinct configurations, `None` for spaces with a float
+    /// parameter or when the count overflows `u128`.
+    pub fn cardinality(&self) -> Option<u128> {
+        self.parameters
+            .iter()
+            .try_fold(1u128, |acc, p| acc.checked_mul(level_count(&p.kind)?))
+    }
+
+    pub(crate) fn n_continuous(&self) -> usize {
+        self.parameters
+            .iter()
+            .filter(|p| !matches!(p.kind, ParamKind::Categorical { .. }))
+            .count()
+    }
+
+    /// Level counts of the categorical parameters, in encoded order.
+    pub(crate) fn cat_levels(&self) -> Vec<usize> {
+        self.parameters
+            .iter()
+            .filter_map(|p| match &p.kind {
+                ParamKind::Categorical { values } => Some(values.len()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Encoded position of each parameter (continuous block first, then categorical block).
+    fn positions(&self) -> Vec<usize> {
+        let nc = self.n_continuous();
+        let (mut c, mut k) = (0, nc);
+        self.parameters
+            .iter()
+            .map(|p| {
+                if matches!(p.kind, ParamKind::Categorical { .. }) {
+                    k += 1;
+                    k - 1
+                } else {
+                    c += 1;
+                    c - 1
+                }
+            })
+            .collect()
+    }
+
+    /// Encodes a configuration that passed `validate_config`.
+    pub(crate) fn encode(&self, config: &Config) -> Result<Vec<f64>, BoError> {
+        self.validate_config(config)?;
+        let pos = self.positions();
+        let mut out = vec![0.0; self.parameters.len()];
+        for (p, &j) in self.parameters.iter().zip(&pos) {
+            let v = &config[&p.name];
+            out[j] = match (&p.kind, v) {
+                (ParamKind::Float { low, high, log }, ParamValue::Number(x)) => {
+                    to_unit(*x, *low, *high, *log)
+                }
+                (ParamKind::Int { low, high, log }, ParamValue::Number(x)) => {
+                    to_unit(*x, *low as f64, *high as f64, *log)
+                }
+                (ParamKind::Ordinal { values }, ParamValue::Number(x)) => {
+                    let idx = values.iter().position(|v| v == x).unwrap_or(0);
+                    ordinal_unit(idx, values.len())
+                }
+                (ParamKind::Categorical { values }, ParamValue::Category(s)) => {
+                    values.iter().position(|v| v == s).unwrap_or(0) as f64
+                }
+                _ => 0.0,
+            };
+        }
+        Ok(out)
+    }
+
+    /// Decodes an encoded point (any real numbers; clamped) into a configuration
+    /// whose values are exactly of the declared types.
+    pub(crate) fn decode(&self, x: &[f64]) -> Config {
+        let pos = self.positions();
+        let mut out = Config::new();
+        for (p, &j) in self.parameters.iter().zip(&pos) {
+            let u = x.get(j).copied().unwrap_or(0.0);
+            let u = if u.is_finite() { u } else { 0.0 };
+            let v = match &p.kind {
+                ParamKind::Float { low, high, log } => {
+                    ParamValue::Number(from_unit(u, *low, *high, *log).clamp(*low, *high))
+                }
+                ParamKind::Int { low, high, log } => {
+                    let v = from_unit(u, *low as f64, *high as f64, *log).round();
+                    ParamValue::Number(v.clamp(*low as f64, *high as f64))
+                }
+                ParamKind::Ordinal { values } => {
+                    let n = values.len();
+                    let idx = if n <= 1 {
+                        0
+                    } else {
+                        ((u.clamp(0.0, 1.0) * (n - 1) as f64).round() as usize).min(n - 1)
+                    };
+                    ParamValue::Number(values[idx])
+                }
+                ParamKind::Categorical { values } => {
+                    let idx = (u.max(0.0).round() as usize).min(values.len() - 1);
+                    ParamValue::Category(values[idx].clone())
+                }
+            };
+            out.insert(p.name.clone(), v);
+        }
+        out
+    }
+
+    /// Rounds an encoded point to the encoding of the configuration it decodes to.
+    pub(crate) fn snap(&self, x: &[f64]) -> (Vec<f64>, Config) {
+        let c = self.decode(x);
+        let e = self.encode(&c).unwrap_or_else(|_| x.to_vec());
+        (e, c)
+    }
+
+    /// An identity key: equal keys iff equal configurations (floats by bit pattern,
+    /// `-0.0` folded into `0.0`). Assumes a valid configuration.
+    pub(crate) fn key(&self, config: &Config) -> Vec<u64> {
+        self.parameters
+            .iter()
+            .map(|p| match (&p.kind, config.get(&p.name)) {
+                (ParamKind::Categorical { values }, Some(ParamValue::Category(s))) => {
+                    values.iter().position(|v| v == s).unwrap_or(usize::MAX) as u64
+                }
+                (ParamKind::Ordinal { values }, Some(ParamValue::Number(x))) => {
+                    values.iter().position(|v| v == x).unwrap_or(usize::MAX) as u64
+                }
+                (_, Some(ParamValue::Number(x))) => (x + 0.0).to_bits(),
+                _ => u64::MAX,
+            })
+            .collect()
+    }
+
+    /// The `index`-th configuration of a finite space in mixed-radix order
+    /// (`index < cardinality`); `None` for floats.
+    pub(crate) fn config_at(&self, mut index: u128) -> Option<Config> {
+        let mut out = Config::new();
+        for p in &self.parameters {
+            let n = level_count(&p.kind)?;
+            let i = index % n;
+            index /= n;
+            let v = match &p.kind {
+                ParamKind::Int { low, .. } => ParamValue::Number((*low as i128 + i as i128) as f64),
+                ParamKind::Ordinal { values } => ParamValue::Number(values[i as usize]),
+                ParamKind::Categorical { values } => ParamValue::Category(values[i as usize].clone()),
+                ParamKind::Float { .. } => return None,
+            };
+            out.insert(p.name.clone(), v);
+        }
+        Some(out)
+    }
+
+    /// A uniformly random encoded point (categorical levels uniform).
+    pub(crate) fn random_point<R: Rng>(&self, rng: &mut R) -> Vec<f64> {
+        let nc = self.n_continuous();
+        let mut x: Vec<f64> = (0..nc).map(|_| rng.random::<f64>()).collect();
+        x.extend(self.cat_levels().iter().map(|&l| rng.random_range(0..l) as f64));
+        x
+    }
+}
+
+fn level_count(kind: &ParamKind) -> Option<u128> {
+    match kind {
+        ParamKind::Float { .. } => None,
+        ParamKind::Int { low, high, .. } => Some((*high as i128 - *low as i128 + 1).max(1) as u128),
+        ParamKind::Ordinal { values } => Some(values.len() as u128),
+        ParamKind::Categorical { values } => Some(values.len() as u128),
+    }
+}
+
+/// Ordinals are encoded by *rank* (index scaled to [0, 1]), not by value: levels
+/// such as {1, 2, 4, 8, 1024} would otherwise crowd into one end of the cube,
+/// and rank encoding makes rounding to the nearest level exact and cheap.
+fn ordinal_unit(idx: usize, n: usize) -> f64 {
+    if n <= 1 { 0.0 } else { idx as f64 / (n - 1) as f64 }
+}
+
+fn to_unit(x: f64, low: f64, high: f64, log: bool) -> f64 {
+    let u = if log {
+        (x.ln() - low.ln()) / (high.ln() - low.ln())
+    } else {
+        (x - low) / (high - low)
+    };
+    u.clamp(0.0, 1.0)
+}
+
+fn from_unit(u: f64, low: f64, high: f64, log: bool) -> f64 {
+    let u = u.clamp(0.0, 1.0);
+    if log {
+        (low.ln() + u * (high.ln() - low.ln())).exp()
+    } else {
+        low + u * (high - low)
+    }
+}

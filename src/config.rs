@@ -1,0 +1,220 @@
+//! Configuration: `config/posterior.toml` documents every key. Precedence:
+//! defaults < file (`--config`) < environment < command-line flags.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub decisions: DecisionConfig,
+    pub bandit: BanditConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub redis_url: String,
+    pub redis_connect_timeout_ms: u64,
+    pub redis_response_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecisionConfig {
+    pub secret: String,
+    pub dedupe_window_seconds: u64,
+    pub max_clock_skew_seconds: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BanditConfig {
+    pub prob_best_draws: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub filter: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:50051".into(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            redis_url: String::new(),
+            redis_connect_timeout_ms: 2000,
+            redis_response_timeout_ms: 1000,
+        }
+    }
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        DecisionConfig {
+            secret: String::new(),
+            dedupe_window_seconds: 86_400,
+            max_clock_skew_seconds: 300,
+        }
+    }
+}
+
+impl Default for BanditConfig {
+    fn default() -> Self {
+        BanditConfig { prob_best_draws: 10_000 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { filter: "info".into() }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            store: StoreConfig::default(),
+            decisions: DecisionConfig::default(),
+            bandit: BanditConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Environment variables that override the file (flags override these).
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("POSTERIOR_LISTEN", "server.listen"),
+    ("POSTERIOR_REDIS", "store.redis_url"),
+    ("POSTERIOR_DECISION_SECRET", "decisions.secret"),
+    ("POSTERIOR_DEDUPE_WINDOW_SECONDS", "decisions.dedupe_window_seconds"),
+    ("POSTERIOR_LOG", "log.filter"),
+];
+
+/// Longest dedupe window: a year of keys is already more memory than anyone
+/// wants; beyond that it is surely a unit mistake.
+const MAX_DEDUPE_WINDOW_SECONDS: u64 = 366 * 86_400;
+
+impl Config {
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        let cfg: Config = toml::from_str(text).map_err(|e| format!("config: {}", e.message()).replace('`', "'"))?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
+        Self::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Apply environment overrides from `get` (std::env::var in production).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        if let Some(v) = get("POSTERIOR_LISTEN") {
+            self.server.listen = v;
+        }
+        if let Some(v) = get("POSTERIOR_REDIS") {
+            self.store.redis_url = v;
+        }
+        if let Some(v) = get("POSTERIOR_DECISION_SECRET") {
+            self.decisions.secret = v;
+        }
+        if let Some(v) = get("POSTERIOR_DEDUPE_WINDOW_SECONDS") {
+            self.decisions.dedupe_window_seconds = v
+                .parse()
+                .map_err(|_| format!("POSTERIOR_DEDUPE_WINDOW_SECONDS: not a whole number of seconds: {v:?}"))?;
+        }
+        if let Some(v) = get("POSTERIOR_LOG") {
+            self.log.filter = v;
+        }
+        Ok(())
+    }
+
+    /// Every rule on every key; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        self.listen_addr()?;
+        if self.store.redis_connect_timeout_ms == 0 || self.store.redis_response_timeout_ms == 0 {
+            return Err("store.redis_connect_timeout_ms / store.redis_response_timeout_ms: must be > 0 (0 would wait forever)".into());
+        }
+        let w = self.decisions.dedupe_window_seconds;
+        if !(60..=MAX_DEDUPE_WINDOW_SECONDS).contains(&w) {
+            return Err(format!(
+                "decisions.dedupe_window_seconds: must be between 60 and {MAX_DEDUPE_WINDOW_SECONDS}, got {w}"
+            ));
+        }
+        if self.decisions.max_clock_skew_seconds > 3600 {
+            return Err("decisions.max_clock_skew_seconds: must be at most 3600".into());
+        }
+        if !self.decisions.secret.is_empty() && self.decisions.secret.len() < 16 {
+            return Err("decisions.secret: must be empty (generated) or at least 16 bytes".into());
+        }
+        if !(100..=1_000_000).contains(&self.bandit.prob_best_draws) {
+            return Err("bandit.prob_best_draws: must be between 100 and 1000000".into());
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        self.server
+            .listen
+            .parse()
+            .map_err(|_| format!("server.listen: expected HOST:PORT with an IP host, got {:?}", self.server.listen))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_file_is_the_defaults() {
+        let text = include_str!("../config/posterior.toml");
+        let cfg = Config::from_toml(text).unwrap();
+        assert_eq!(cfg, Config::default());
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::from_toml("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").unwrap_err();
+        assert!(e.contains("lisen"), "{e}");
+        let e = Config::from_toml("[nope]\n").unwrap_err();
+        assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_and_validation() {
+        let mut cfg = Config::default();
+        cfg.apply_env(|k| match k {
+            "POSTERIOR_LISTEN" => Some("0.0.0.0:9".into()),
+            "POSTERIOR_REDIS" => Some("redis://x".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(cfg.server.listen, "0.0.0.0:9");
+        assert_eq!(cfg.store.redis_url, "redis://x");
+        cfg.decisions.dedupe_window_seconds = 1;
+        assert!(cfg.validate().unwrap_err().contains("decisions.dedupe_window_seconds"));
+        cfg.decisions.dedupe_window_seconds = 86400;
+        cfg.server.listen = "nohost".into();
+        assert!(cfg.validate().unwrap_err().contains("server.listen"));
+    }
+}

@@ -1,0 +1,27 @@
+//! # posterior
+//!
+//! A decision service: other systems ask it what to do next and tell it what
+//! happened; it answers from Bayesian posteriors, over gRPC.
+//!
+//! A map of the crate, from the wire inwards:
+//!
+//! - [`server`]: wiring. Config → store → gRPC services (health, reflection,
+//!   `posterior.v1.Bandits`) on a listener.
+//! - [`api`]: thin gRPC handlers, proto ⇄ domain conversion, and the single
+//!   `ApiError → tonic::Status` mapping ([`api::status`]).
+//! - [`bandit`]: the pure domain of multi-armed bandits: conjugate posteriors
+//!   with decay, Thompson sampling, signed decision ids. No I/O.
+//! - [`store`]: one trait for experiment state; in-memory and Redis backends.
+//!   Atomic updates happen here (Lua in Redis).
+//! - [`config`]: the `config/posterior.toml` schema, env overrides, validation.
+//! - [`name`]: the naming rule shared by every user-given name.
+//!
+//! Layering: `bandit` imports neither `store` nor `api`; `store` never
+//! imports `api`. The domain can be tested and benchmarked alone.
+
+pub mod api;
+pub mod bandit;
+pub mod config;
+pub mod name;
+pub mod server;
+pub mod store;

@@ -1,0 +1,130 @@
+//! Wiring: configuration → store → services → a listening gRPC server.
+//!
+//! The stack, top-down:
+//! - gRPC health (`grpc.health.v1.Health`): SERVING once the store answered;
+//! - gRPC reflection (v1 and v1alpha), so grpcurl and friends discover the API;
+//! - `posterior.v1.Bandits`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::api::FILE_DESCRIPTOR_SET;
+use crate::api::bandit::{BanditService, BanditSettings};
+use crate::api::pb::bandits_server::BanditsServer;
+use crate::bandit::DecisionSigner;
+use crate::config::Config;
+use crate::store::Store;
+use crate::store::memory::MemoryStore;
+use crate::store::redis::{RedisOptions, RedisStore};
+
+/// A server running in the background: its bound address, and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Running {
+    /// Stop accepting, let in-flight requests finish, and wait.
+    pub async fn stop(mut self) -> Result<(), String> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Wait until the server exits (it runs until `stop`).
+    pub async fn wait(self) -> Result<(), String> {
+        match self.task.await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// The store the configuration asks for, and the key that signs decision ids.
+async fn open_store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<u8>), String> {
+    let proposed: Vec<u8> = if cfg.decisions.secret.is_empty() {
+        let bytes: [u8; 32] = rand::random();
+        bytes.to_vec()
+    } else {
+        cfg.decisions.secret.as_bytes().to_vec()
+    };
+    if cfg.store.redis_url.is_empty() {
+        return Ok((Arc::new(MemoryStore::new()), proposed));
+    }
+    let opts = RedisOptions {
+        connect_timeout: Duration::from_millis(cfg.store.redis_connect_timeout_ms),
+        response_timeout: Duration::from_millis(cfg.store.redis_response_timeout_ms),
+    };
+    let store = RedisStore::connect(&cfg.store.redis_url, &opts)
+        .await
+        .map_err(|e| format!("store.redis_url: {e}"))?;
+    let secret = if cfg.decisions.secret.is_empty() {
+        store.shared_secret(&proposed).await.map_err(|e| e.to_string())?
+    } else {
+        proposed
+    };
+    Ok((Arc::new(store), secret))
+}
+
+/// Validate `cfg`, open the store, bind `cfg.server.listen` (port 0 picks a
+/// free port) and serve in the background.
+pub async fn start(cfg: Config) -> Result<Running, String> {
+    cfg.validate()?;
+    let addr = cfg.listen_addr()?;
+    let (store, secret) = open_store(&cfg).await?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("server.listen: cannot bind {addr}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+
+    let bandits = BanditService::new(
+        store.clone(),
+        DecisionSigner::new(&secret),
+        BanditSettings {
+            dedupe_window_ms: cfg.decisions.dedupe_window_seconds * 1000,
+            max_clock_skew_ms: cfg.decisions.max_clock_skew_seconds * 1000,
+            prob_best_draws: cfg.bandit.prob_best_draws as usize,
+        },
+    );
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<BanditsServer<BanditService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| format!("reflection: {e}"))?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| format!("reflection: {e}"))?;
+
+    let (tx, rx) = oneshot::channel::<()>();
+    let router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(BanditsServer::new(bandits));
+    let incoming = TcpListenerStream::new(listener);
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+        let _ = rx.await;
+    }));
+    tracing::info!(%addr, store = if cfg.store.redis_url.is_empty() { "memory" } else { "redis" }, "posterior listening");
+    Ok(Running {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}

@@ -1,0 +1,132 @@
+//! In-process store: the default backend. State lives as long as the process.
+//!
+//! Locking: one `RwLock` over the name → experiment map (taken for writing
+//! only by create and delete), and one `Mutex` per experiment (held for the
+//! few hundred nanoseconds of a reward or a snapshot copy). Rewards to
+//! different experiments never contend.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+
+use super::{Created, ExperimentState, RewardOutcome, RewardUpdate, Store, StoreError};
+use crate::bandit::{Evidence, ExperimentDef};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    experiments: RwLock<HashMap<String, Arc<Mutex<Entry>>>>,
+}
+
+struct Entry {
+    state: ExperimentState,
+    /// Dedupe keys seen, with their expiry; `expiries` lets us drop expired
+    /// keys in insertion order (TTLs are equal, so that is expiry order).
+    seen: HashSet<[u8; 16]>,
+    expiries: VecDeque<(i64, [u8; 16])>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn entry(&self, name: &str) -> Result<Option<Arc<Mutex<Entry>>>, StoreError> {
+        let map = self.experiments.read().map_err(|_| poisoned())?;
+        Ok(map.get(name).cloned())
+    }
+}
+
+/// A poisoned lock means a thread panicked while holding it: a bug. Report
+/// it as unavailable rather than propagate the panic into every request.
+fn poisoned() -> StoreError {
+    StoreError::Unavailable("in-memory store lock poisoned by an earlier panic".into())
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_experiment(&self, def: &ExperimentDef) -> Result<Created, StoreError> {
+        let mut map = self.experiments.write().map_err(|_| poisoned())?;
+        if let Some(e) = map.get(&def.name) {
+            let e = e.lock().map_err(|_| poisoned())?;
+            return Ok(Created::Exists(Box::new(e.state.def.clone())));
+        }
+        let entry = Entry {
+            state: ExperimentState {
+                def: def.clone(),
+                evidence: vec![Evidence::default(); def.arms.len()],
+            },
+            seen: HashSet::new(),
+            expiries: VecDeque::new(),
+        };
+        map.insert(def.name.clone(), Arc::new(Mutex::new(entry)));
+        Ok(Created::Created)
+    }
+
+    async fn experiment(&self, name: &str) -> Result<Option<ExperimentState>, StoreError> {
+        match self.entry(name)? {
+            None => Ok(None),
+            Some(e) => Ok(Some(e.lock().map_err(|_| poisoned())?.state.clone())),
+        }
+    }
+
+    async fn list_experiments(&self) -> Result<Vec<String>, StoreError> {
+        let map = self.experiments.read().map_err(|_| poisoned())?;
+        let mut names: Vec<String> = map.keys().cloned().collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn delete_experiment(&self, name: &str) -> Result<bool, StoreError> {
+        let mut map = self.experiments.write().map_err(|_| poisoned())?;
+        Ok(map.remove(name).is_some())
+    }
+
+    async fn update_definition(&self, old: &ExperimentDef, new: &ExperimentDef) -> Result<bool, StoreError> {
+        let Some(e) = self.entry(&old.name)? else {
+            return Ok(false);
+        };
+        let mut e = e.lock().map_err(|_| poisoned())?;
+        if &e.state.def != old {
+            return Ok(false);
+        }
+        e.state.def = new.clone();
+        let n = new.arms.len();
+        e.state.evidence.resize(n, Evidence::default());
+        Ok(true)
+    }
+
+    async fn reward(&self, u: &RewardUpdate) -> Result<RewardOutcome, StoreError> {
+        let gone = || StoreError::NotFound(format!("experiment: {:?} not found (deleted?)", u.experiment));
+        let e = self.entry(&u.experiment)?.ok_or_else(gone)?;
+        let mut e = e.lock().map_err(|_| poisoned())?;
+        if e.state.def.id != u.experiment_id {
+            return Err(gone());
+        }
+        if u.arm >= e.state.evidence.len() {
+            return Err(StoreError::NotFound(format!("arm: index {} not in {:?}", u.arm, u.experiment)));
+        }
+        if let Some(d) = &u.dedupe {
+            // Forget keys whose window has passed, oldest first.
+            while let Some(&(exp, key)) = e.expiries.front() {
+                if exp > u.now_ms {
+                    break;
+                }
+                e.expiries.pop_front();
+                e.seen.remove(&key);
+            }
+            if !e.seen.insert(d.key) {
+                return Ok(RewardOutcome::Duplicate);
+            }
+            let expiry = u.now_ms.saturating_add(d.ttl_ms as i64);
+            e.expiries.push_back((expiry, d.key));
+        }
+        let ev = e.state.evidence[u.arm].apply(u.delta, u.now_ms, u.half_life_ms);
+        e.state.evidence[u.arm] = ev;
+        Ok(RewardOutcome::Applied)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! Where posterior state lives: one trait, several backends.
+//!
+//! - [`memory`]: in-process, the default for `posterior serve` and tests.
+//! - [`redis`]: Redis (production). Every update is one atomic server-side
+//!   script, so any number of service replicas can share one Redis.
+//!
+//! The store knows domain state types only, never proto types. It does not
+//! decide policy (what is a valid reward, what is idempotent): it applies
+//! what the API layer computed with the domain, atomically.
+
+pub mod memory;
+pub mod redis;
+
+use async_trait::async_trait;
+
+use crate::bandit::{Delta, Evidence, ExperimentDef};
+
+/// An experiment as read from the store: its definition and one evidence
+/// record per arm (same order as `def.arms`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExperimentState {
+    pub def: ExperimentDef,
+    pub evidence: Vec<Evidence>,
+}
+
+/// Result of a create.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Created {
+    Created,
+    /// An experiment of that name already exists: this is its definition.
+    Exists(Box<ExperimentDef>),
+}
+
+/// One reward, computed by the domain, applied atomically by the store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RewardUpdate {
+    pub experiment: String,
+    /// The incarnation the decision was issued for; a mismatch means the
+    /// experiment was deleted (and maybe re-created) since: `NotFound`.
+    pub experiment_id: u64,
+    pub arm: usize,
+    pub delta: Delta,
+    pub now_ms: i64,
+    pub half_life_ms: i64,
+    /// Exactly-once bookkeeping: apply only if this key was not seen within
+    /// `ttl_ms`. `None` for rewards by arm name (no exactly-once).
+    pub dedupe: Option<Dedupe>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dedupe {
+    pub key: [u8; 16],
+    pub ttl_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RewardOutcome {
+    Applied,
+    /// The dedupe key was already present: acknowledged, not applied again.
+    Duplicate,
+}
+
+/// Errors of the store layer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The backend is unreachable or timed out: retryable.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// A concurrent writer changed the record between read and write, more
+    /// often than the retry budget allows.
+    #[error("concurrent modification of {0}; retry")]
+    Conflict(String),
+    /// Stored data that does not parse: a bug or a foreign writer.
+    #[error("corrupt stored state: {0}")]
+    Corrupt(String),
+}
+
+/// Experiment state storage. Implementations must make `reward` atomic
+/// (dedupe check + decay + update as one step) across every process that
+/// shares the backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Create unless the name exists; then return the existing definition.
+    async fn create_experiment(&self, def: &ExperimentDef) -> Result<Created, StoreError>;
+    async fn experiment(&self, name: &str) -> Result<Option<ExperimentState>, StoreError>;
+    /// Names, sorted.
+    async fn list_experiments(&self) -> Result<Vec<String>, StoreError>;
+    /// `false` when there was nothing to delete.
+    async fn delete_experiment(&self, name: &str) -> Result<bool, StoreError>;
+    /// Replace the definition if it still equals `old` (compare-and-set),
+    /// creating zero evidence for arms appended by `new`. `Ok(false)` when
+    /// `old` no longer matches: the caller re-reads and retries.
+    async fn update_definition(&self, old: &ExperimentDef, new: &ExperimentDef) -> Result<bool, StoreError>;
+    async fn reward(&self, update: &RewardUpdate) -> Result<RewardOutcome, StoreError>;
+    /// A cheap round trip, for health checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,294 @@
+//! Redis backend.
+//!
+//! Keys (every key of one experiment shares the hash tag `{name}`, so one
+//! script may touch them all and Redis Cluster keeps them on one slot):
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `posterior:{name}:def` | string | the definition, JSON |
+//! | `posterior:{name}:arms` | hash | `id` → incarnation id; `<arm index>` → `"a b c count t_ms"` |
+//! | `posterior:{name}:d:<16 bytes>` | string, TTL = dedupe window | one rewarded decision |
+//! | `posterior:experiments` | set | names, for listing |
+//! | `posterior:secret` | string | the shared decision-signing key, if none is configured |
+//!
+//! Evidence of all arms is one small hash: ten arms fit Redis's compact
+//! listpack encoding (~40 bytes per arm), and Choose reads an experiment in
+//! one round trip (a pipelined GET + HGETALL).
+//!
+//! Every write that must be atomic is a Lua script run with EVALSHA; the
+//! `redis` crate reloads it on NOSCRIPT (after a restart or failover).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use super::{Created, ExperimentState, RewardOutcome, RewardUpdate, Store, StoreError};
+use crate::bandit::{Evidence, ExperimentDef};
+
+/// Timeouts. The redis crate's default is to wait forever; a decision
+/// service must answer UNAVAILABLE instead of hanging its callers.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+pub struct RedisStore {
+    conn: ConnectionManager,
+    create: Script,
+    update_def: Script,
+    reward: Script,
+}
+
+const INDEX_KEY: &str = "posterior:experiments";
+const SECRET_KEY: &str = "posterior:secret";
+const EMPTY_EVIDENCE: &str = "0 0 0 0 0";
+
+fn def_key(name: &str) -> String {
+    format!("posterior:{{{name}}}:def")
+}
+fn arms_key(name: &str) -> String {
+    format!("posterior:{{{name}}}:arms")
+}
+fn dedupe_key(name: &str, key: &[u8; 16]) -> Vec<u8> {
+    let mut k = format!("posterior:{{{name}}}:d:").into_bytes();
+    k.extend_from_slice(key);
+    k
+}
+
+/// KEYS: def, arms. ARGV: definition JSON, incarnation id, number of arms.
+/// Returns the existing definition, or nil after creating.
+const CREATE_LUA: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur then return cur end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+local args = {'id', ARGV[2]}
+for i = 0, tonumber(ARGV[3]) - 1 do
+  args[#args + 1] = tostring(i)
+  args[#args + 1] = '0 0 0 0 0'
+end
+redis.call('HSET', KEYS[2], unpack(args))
+return false
+"#;
+
+/// KEYS: def, arms. ARGV: old JSON, new JSON, old arm count, new arm count.
+/// Compare-and-set of the definition; appended arms start with no evidence.
+const UPDATE_DEF_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+for i = tonumber(ARGV[3]), tonumber(ARGV[4]) - 1 do
+  redis.call('HSETNX', KEYS[2], tostring(i), '0 0 0 0 0')
+end
+return 1
+"#;
+
+/// KEYS: arms [, dedupe]. ARGV: incarnation id, arm index, Δa, Δb, Δc,
+/// now (ms), half-life (ms, 0 = none), dedupe TTL (ms).
+/// Returns 1 applied, 0 duplicate, -1 experiment gone, -2 arm unknown.
+/// The arithmetic is `Evidence::apply` in `bandit/posterior.rs`: decay to
+/// now (time never runs backwards), then add.
+const REWARD_LUA: &str = r#"
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return -1 end
+local cur = redis.call('HGET', KEYS[1], ARGV[2])
+if not cur then return -2 end
+if KEYS[2] then
+  if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[8]) then return 0 end
+end
+local a, b, c, n, t = string.match(cur, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+a = tonumber(a); b = tonumber(b); c = tonumber(c); n = tonumber(n); t = tonumber(t)
+local now = tonumber(ARGV[6])
+local hl = tonumber(ARGV[7])
+if hl > 0 and now > t then
+  local f = math.pow(2, -(now - t) / hl)
+  a = a * f; b = b * f; c = c * f
+end
+if now > t then t = now end
+a = a + tonumber(ARGV[3]); b = b + tonumber(ARGV[4]); c = c + tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], ARGV[2],
+  string.format('%.17g %.17g %.17g %d %d', a, b, c, n + 1, t))
+return 1
+"#;
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+impl RedisStore {
+    /// Connect (failing fast if Redis is unreachable now); afterwards the
+    /// connection manager reconnects by itself, and requests made while
+    /// Redis is down fail with `Unavailable` within the response timeout.
+    pub async fn connect(url: &str, opts: &RedisOptions) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| StoreError::Unavailable(format!("redis url {url:?}: {e}")))?;
+        let cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(opts.connect_timeout))
+            .set_response_timeout(Some(opts.response_timeout))
+            // Reconnect attempts per failure: a few quick ones, then report.
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = client.get_connection_manager_with_config(cfg).await.map_err(unavailable)?;
+        Ok(RedisStore {
+            conn,
+            create: Script::new(CREATE_LUA),
+            update_def: Script::new(UPDATE_DEF_LUA),
+            reward: Script::new(REWARD_LUA),
+        })
+    }
+
+    /// The decision-signing key shared by every replica on this Redis: the
+    /// first replica to start stores `proposed`; all read back the winner.
+    pub async fn shared_secret(&self, proposed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut c = self.conn.clone();
+        let _: bool = redis::cmd("SET")
+            .arg(SECRET_KEY)
+            .arg(proposed)
+            .arg("NX")
+            .query_async::<Option<String>>(&mut c)
+            .await
+            .map(|r| r.is_some())
+            .map_err(unavailable)?;
+        let secret: Vec<u8> = c.get(SECRET_KEY).await.map_err(unavailable)?;
+        if secret.is_empty() {
+            return Err(StoreError::Corrupt(format!("{SECRET_KEY} is empty")));
+        }
+        Ok(secret)
+    }
+}
+
+fn parse_def(json: &str) -> Result<ExperimentDef, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("experiment definition: {e}")))
+}
+
+fn to_json(def: &ExperimentDef) -> Result<String, StoreError> {
+    serde_json::to_string(def).map_err(|e| StoreError::Corrupt(format!("experiment definition: {e}")))
+}
+
+fn parse_evidence(s: &str) -> Result<Evidence, StoreError> {
+    let bad = || StoreError::Corrupt(format!("arm evidence {s:?}"));
+    let mut it = s.split(' ');
+    let mut f = || it.next().ok_or_else(bad);
+    let a = f()?.parse::<f64>().map_err(|_| bad())?;
+    let b = f()?.parse::<f64>().map_err(|_| bad())?;
+    let c = f()?.parse::<f64>().map_err(|_| bad())?;
+    let count = f()?.parse::<u64>().map_err(|_| bad())?;
+    let t_ms = f()?.parse::<i64>().map_err(|_| bad())?;
+    Ok(Evidence { a, b, c, count, t_ms })
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn create_experiment(&self, def: &ExperimentDef) -> Result<Created, StoreError> {
+        let mut c = self.conn.clone();
+        let existing: Option<String> = self
+            .create
+            .key(def_key(&def.name))
+            .key(arms_key(&def.name))
+            .arg(to_json(def)?)
+            .arg(def.id.to_string())
+            .arg(def.arms.len())
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        // The index lives on another slot: a separate, idempotent write.
+        let _: i64 = c.sadd(INDEX_KEY, &def.name).await.map_err(unavailable)?;
+        match existing {
+            None => Ok(Created::Created),
+            Some(json) => Ok(Created::Exists(Box::new(parse_def(&json)?))),
+        }
+    }
+
+    async fn experiment(&self, name: &str) -> Result<Option<ExperimentState>, StoreError> {
+        let mut c = self.conn.clone();
+        let (json, fields): (Option<String>, Vec<(String, String)>) = redis::pipe()
+            .get(def_key(name))
+            .hgetall(arms_key(name))
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        let Some(json) = json else { return Ok(None) };
+        let def = parse_def(&json)?;
+        let mut evidence = vec![Evidence::default(); def.arms.len()];
+        for (k, v) in fields {
+            if let Ok(i) = k.parse::<usize>()
+                && i < evidence.len()
+                && v != EMPTY_EVIDENCE
+            {
+                evidence[i] = parse_evidence(&v)?;
+            }
+        }
+        Ok(Some(ExperimentState { def, evidence }))
+    }
+
+    async fn list_experiments(&self) -> Result<Vec<String>, StoreError> {
+        let mut c = self.conn.clone();
+        let mut names: Vec<String> = c.smembers(INDEX_KEY).await.map_err(unavailable)?;
+        names.sort();
+        Ok(names)
+    }
+
+    async fn delete_experiment(&self, name: &str) -> Result<bool, StoreError> {
+        let mut c = self.conn.clone();
+        // Dedupe keys are left to expire: they are unreachable once the
+        // incarnation id is gone, and scanning for them would be O(keyspace).
+        let n: i64 = c.del(&[def_key(name), arms_key(name)]).await.map_err(unavailable)?;
+        let _: i64 = c.srem(INDEX_KEY, name).await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn update_definition(&self, old: &ExperimentDef, new: &ExperimentDef) -> Result<bool, StoreError> {
+        let mut c = self.conn.clone();
+        let done: i64 = self
+            .update_def
+            .key(def_key(&old.name))
+            .key(arms_key(&old.name))
+            .arg(to_json(old)?)
+            .arg(to_json(new)?)
+            .arg(old.arms.len())
+            .arg(new.arms.len())
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(done == 1)
+    }
+
+    async fn reward(&self, u: &RewardUpdate) -> Result<RewardOutcome, StoreError> {
+        let mut c = self.conn.clone();
+        let mut inv = self.reward.key(arms_key(&u.experiment));
+        if let Some(d) = &u.dedupe {
+            inv.key(dedupe_key(&u.experiment, &d.key));
+        }
+        // `{:?}` of f64 prints the shortest string that parses back exactly.
+        inv.arg(u.experiment_id.to_string())
+            .arg(u.arm)
+            .arg(format!("{:?}", u.delta.a))
+            .arg(format!("{:?}", u.delta.b))
+            .arg(format!("{:?}", u.delta.c))
+            .arg(u.now_ms)
+            .arg(u.half_life_ms)
+            .arg(u.dedupe.as_ref().map_or(1, |d| d.ttl_ms.max(1)));
+        let r: i64 = inv.invoke_async(&mut c).await.map_err(unavailable)?;
+        match r {
+            1 => Ok(RewardOutcome::Applied),
+            0 => Ok(RewardOutcome::Duplicate),
+            -1 => Err(StoreError::NotFound(format!("experiment: {:?} not found (deleted?)", u.experiment))),
+            _ => Err(StoreError::NotFound(format!("arm: index {} not in {:?}", u.arm, u.experiment))),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut c).await.map_err(unavailable)?;
+        Ok(())
+    }
+}
