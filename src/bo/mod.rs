@@ -1,7 +1,33 @@
+//! Bayesian optimization core (pure math, no I/O, deterministic under a seed).
+//!
+//! Module map:
+//! * [`space`]: search space declaration, validation, unit-cube encoding/decoding.
+//! * [`sobol`]: initial design (maximin Latin hypercube).
+//! * [`kernel`]: Matérn-5/2 ARD × exchangeable categorical kernel, hyperparameters.
+//! * [`gp`]: exact GP conditioning (Cholesky with escalating jitter) and prediction.
+//! * [`fit`]: hyperparameter fit (log marginal likelihood + priors, argmin L-BFGS).
+//! * [`acquisition`]: log EI (stable tails), UCB, log PI, log P(feasible).
+//! * [`optimizer`]: acquisition maximization over mixed spaces.
+//! * [`study`]: the entry points [`suggest`] and [`recommend`].
+//! * [`testfns`]: benchmark functions (Branin, Hartmann6, Ackley-5, Rosenbrock-4, serverless toy).
+//! * [`error`]: [`BoError`].
+
 pub mod acquisition;
 pub mod error;
 pub mod fit;
 pub mod gp;
 pub mod kernel;
+pub mod optimizer;
 pub mod sobol;
 pub mod space;
+pub mod study;
+pub mod testfns;
+
+pub use acquisition::{Acquisition, DEFAULT_UCB_BETA};
+pub use error::BoError;
+pub use kernel::Hyper;
+pub use space::{Config, MAX_DIMENSIONS, ParamKind, ParamValue, Parameter, SearchSpace};
+pub use study::{
+    Constraint, FitState, Goal, Observation, Recommendation, StudySpec, Suggestion, default_n_initial, recommend,
+    suggest,
+};
