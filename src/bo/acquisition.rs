@@ -40,7 +40,9 @@ pub fn log_phi(z: f64) -> f64 {
 fn tail_series(w: f64, start: usize) -> f64 {
     // DF[k] = (2k-1)!! with (-1)!! = 1. Φ uses c_k = (2k-1)!! (start 0), h uses
     // c_k = (2k+1)!! (start 1).
-    const DF: [f64; 9] = [1.0, 1.0, 3.0, 15.0, 105.0, 945.0, 10395.0, 135135.0, 2027025.0];
+    const DF: [f64; 9] = [
+        1.0, 1.0, 3.0, 15.0, 105.0, 945.0, 10395.0, 135135.0, 2027025.0,
+    ];
     let mut s = 0.0;
     let mut p = 1.0;
     for k in 0..8 {
@@ -164,7 +166,9 @@ impl AcqModel<'_> {
             }
         };
         if let Some(best) = self.best {
-            add(self.objective, &|m, s| objective_term(self.kind, m, s, best));
+            add(self.objective, &|m, s| {
+                objective_term(self.kind, m, s, best)
+            });
         }
         for c in &self.constraints {
             add(c.gp, &|m, s| log_prob_below(m, s, c.bound));
@@ -227,8 +231,14 @@ mod tests {
             let e = 1e-6;
             let fm = (log_ei(mu + e, s, 0.0).0 - log_ei(mu - e, s, 0.0).0) / (2.0 * e);
             let fs = (log_ei(mu, s + e, 0.0).0 - log_ei(mu, s - e, 0.0).0) / (2.0 * e);
-            assert!((fm - dm).abs() < 1e-4 * (1.0 + dm.abs()), "mu {mu}: {fm} vs {dm}");
-            assert!((fs - ds).abs() < 1e-4 * (1.0 + ds.abs()), "s {s}: {fs} vs {ds}");
+            assert!(
+                (fm - dm).abs() < 1e-4 * (1.0 + dm.abs()),
+                "mu {mu}: {fm} vs {dm}"
+            );
+            assert!(
+                (fs - ds).abs() < 1e-4 * (1.0 + ds.abs()),
+                "s {s}: {fs} vs {ds}"
+            );
         }
     }
 }

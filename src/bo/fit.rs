@@ -34,7 +34,10 @@ const LOG_BOX: f64 = 7.0;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FitMode {
     /// Warm start (if any), the default point, and `random_starts` draws from the prior.
-    Full { random_starts: usize, max_iters: u64 },
+    Full {
+        random_starts: usize,
+        max_iters: u64,
+    },
     /// Warm start only (falls back to Full-like default start without a warm state).
     Warm { max_iters: u64 },
 }
@@ -76,7 +79,9 @@ pub fn neg_log_posterior(
         let alpha = chol.solve(&yv);
         let l = chol.l_dirty();
         let logdet: f64 = (0..n).map(|i| l[(i, i)].ln()).sum::<f64>() * 2.0;
-        let lml = -0.5 * yv.dot(&alpha) - 0.5 * logdet - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
+        let lml = -0.5 * yv.dot(&alpha)
+            - 0.5 * logdet
+            - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
         val = -lml;
         // dLML/dθ = ½ tr((ααᵀ − K⁻¹) ∂K/∂θ); W is symmetric so off-diagonals count twice.
         let kinv = chol.inverse();
@@ -177,15 +182,17 @@ pub fn fit_hyper<R: Rng>(
     rng: &mut R,
 ) -> Hyper {
     let default = Hyper::default_for(n_cont, n_cat);
-    let warm = warm.filter(|w| {
-        w.log_ls.len() == n_cont && w.log_cat_ls.len() == n_cat && w.is_finite()
-    });
+    let warm =
+        warm.filter(|w| w.log_ls.len() == n_cont && w.log_cat_ls.len() == n_cat && w.is_finite());
     let mut starts: Vec<Vec<f64>> = Vec::new();
     if let Some(w) = warm {
         starts.push(w.to_vec());
     }
     let (random_starts, max_iters) = match mode {
-        FitMode::Full { random_starts, max_iters } => (random_starts, max_iters),
+        FitMode::Full {
+            random_starts,
+            max_iters,
+        } => (random_starts, max_iters),
         FitMode::Warm { max_iters } => (0, max_iters),
     };
     if warm.is_none() || matches!(mode, FitMode::Full { .. }) {
@@ -243,9 +250,19 @@ mod tests {
         for trial in 0..5 {
             let n = 12;
             let x: Vec<Vec<f64>> = (0..n)
-                .map(|_| vec![rng.random(), rng.random(), rng.random(), rng.random_range(0..3) as f64])
+                .map(|_| {
+                    vec![
+                        rng.random(),
+                        rng.random(),
+                        rng.random(),
+                        rng.random_range(0..3) as f64,
+                    ]
+                })
                 .collect();
-            let y: Vec<f64> = x.iter().map(|p| (4.0 * p[0]).sin() + p[1] - p[3] * 0.3 + 0.1 * rng.random::<f64>()).collect();
+            let y: Vec<f64> = x
+                .iter()
+                .map(|p| (4.0 * p[0]).sin() + p[1] - p[3] * 0.3 + 0.1 * rng.random::<f64>())
+                .collect();
             let theta: Vec<f64> = (0..6).map(|_| rng.random_range(-1.5..0.5)).collect();
             let (_, g) = neg_log_posterior(&theta, &x, &y, 3, 1).unwrap();
             for j in 0..theta.len() {
@@ -271,8 +288,21 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(5);
         let x: Vec<Vec<f64>> = (0..30).map(|_| vec![rng.random(), rng.random()]).collect();
         let y: Vec<f64> = x.iter().map(|p| (6.0 * p[0]).sin()).collect();
-        let h = fit_hyper(&x, &y, 2, 0, None, FitMode::Full { random_starts: 2, max_iters: 60 }, &mut rng);
-        let f0 = neg_log_posterior(&Hyper::default_for(2, 0).to_vec(), &x, &y, 2, 0).unwrap().0;
+        let h = fit_hyper(
+            &x,
+            &y,
+            2,
+            0,
+            None,
+            FitMode::Full {
+                random_starts: 2,
+                max_iters: 60,
+            },
+            &mut rng,
+        );
+        let f0 = neg_log_posterior(&Hyper::default_for(2, 0).to_vec(), &x, &y, 2, 0)
+            .unwrap()
+            .0;
         let f1 = neg_log_posterior(&h.to_vec(), &x, &y, 2, 0).unwrap().0;
         assert!(f1 < f0);
         // dimension 1 is irrelevant: its length scale should be much longer.

@@ -15,7 +15,11 @@ const JITTERS: [f64; 6] = [0.0, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2];
 /// Cholesky of a symmetric PD matrix with escalating diagonal jitter.
 pub(crate) fn robust_cholesky(k: &DMatrix<f64>) -> Result<Cholesky<f64, Dyn>, BoError> {
     let n = k.nrows();
-    let scale = if n == 0 { 1.0 } else { k.diagonal().mean().abs().max(1e-300) };
+    let scale = if n == 0 {
+        1.0
+    } else {
+        k.diagonal().mean().abs().max(1e-300)
+    };
     for j in JITTERS {
         let mut m = k.clone();
         if j > 0.0 {
@@ -177,7 +181,10 @@ mod tests {
     fn interpolates_noiseless_data() {
         let mut rng = StdRng::seed_from_u64(3);
         let x: Vec<Vec<f64>> = (0..15).map(|_| vec![rng.random(), rng.random()]).collect();
-        let y: Vec<f64> = x.iter().map(|p| (3.0 * p[0]).sin() + p[1] * p[1] - 0.5).collect();
+        let y: Vec<f64> = x
+            .iter()
+            .map(|p| (3.0 * p[0]).sin() + p[1] * p[1] - 0.5)
+            .collect();
         let h = Hyper {
             log_ls: vec![0.3f64.ln(); 2],
             log_cat_ls: vec![],

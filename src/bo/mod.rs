@@ -28,6 +28,6 @@ pub use error::BoError;
 pub use kernel::Hyper;
 pub use space::{Config, MAX_DIMENSIONS, ParamKind, ParamValue, Parameter, SearchSpace};
 pub use study::{
-    Constraint, FitState, Goal, Observation, Recommendation, StudySpec, Suggestion, default_n_initial, recommend,
-    suggest,
+    Constraint, FitState, Goal, Observation, Recommendation, StudySpec, Suggestion,
+    default_n_initial, recommend, suggest,
 };

@@ -121,7 +121,11 @@ impl Optimizer<'_> {
             }
         }
         for &i in &starts {
-            let x = if nc > 0 { self.refine(&pts[i]) } else { pts[i].clone() };
+            let x = if nc > 0 {
+                self.refine(&pts[i])
+            } else {
+                pts[i].clone()
+            };
             let x = self.refine_categorical(&x);
             let (e, c) = sp.snap(&x);
             let v = self.acq.values(std::slice::from_ref(&e))[0];
@@ -203,7 +207,10 @@ impl Optimizer<'_> {
                 })
                 .collect();
             let vals = self.acq.values(&cands);
-            if let Some(b) = (0..l).filter(|&i| vals[i].is_finite()).max_by(|&a, &b| vals[a].total_cmp(&vals[b])) {
+            if let Some(b) = (0..l)
+                .filter(|&i| vals[i].is_finite())
+                .max_by(|&a, &b| vals[a].total_cmp(&vals[b]))
+            {
                 x = cands[b].clone();
             }
         }

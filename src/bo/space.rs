@@ -87,7 +87,10 @@ impl SearchSpace {
     /// Checks every rule; the error names the offending field.
     pub fn validate(&self) -> Result<(), BoError> {
         if self.parameters.is_empty() {
-            return Err(BoError::space("parameters", "must contain at least one parameter"));
+            return Err(BoError::space(
+                "parameters",
+                "must contain at least one parameter",
+            ));
         }
         if self.parameters.len() > MAX_DIMENSIONS {
             return Err(BoError::space(
@@ -105,7 +108,10 @@ impl SearchSpace {
                 ));
             }
             if !names.insert(p.name.as_str()) {
-                return Err(BoError::space(f("name"), format!("duplicate name {:?}", p.name)));
+                return Err(BoError::space(
+                    f("name"),
+                    format!("duplicate name {:?}", p.name),
+                ));
             }
             let t = kind_tag(&p.kind);
             match &p.kind {
@@ -120,29 +126,47 @@ impl SearchSpace {
                         return Err(BoError::space(f(&format!("{t}.low")), "must be < high"));
                     }
                     if !(high - low).is_finite() {
-                        return Err(BoError::space(f(&format!("{t}.high")), "high - low must be finite"));
+                        return Err(BoError::space(
+                            f(&format!("{t}.high")),
+                            "high - low must be finite",
+                        ));
                     }
                     if *log && *low <= 0.0 {
-                        return Err(BoError::space(f(&format!("{t}.low")), "must be > 0 when log is set"));
+                        return Err(BoError::space(
+                            f(&format!("{t}.low")),
+                            "must be > 0 when log is set",
+                        ));
                     }
                 }
                 ParamKind::Int { low, high, log } => {
                     if low.abs() > MAX_ABS_INT || low == &i64::MIN {
-                        return Err(BoError::space(f(&format!("{t}.low")), "|low| must be <= 2^53"));
+                        return Err(BoError::space(
+                            f(&format!("{t}.low")),
+                            "|low| must be <= 2^53",
+                        ));
                     }
                     if high.abs() > MAX_ABS_INT || high == &i64::MIN {
-                        return Err(BoError::space(f(&format!("{t}.high")), "|high| must be <= 2^53"));
+                        return Err(BoError::space(
+                            f(&format!("{t}.high")),
+                            "|high| must be <= 2^53",
+                        ));
                     }
                     if low >= high {
                         return Err(BoError::space(f(&format!("{t}.low")), "must be < high"));
                     }
                     if *log && *low <= 0 {
-                        return Err(BoError::space(f(&format!("{t}.low")), "must be > 0 when log is set"));
+                        return Err(BoError::space(
+                            f(&format!("{t}.low")),
+                            "must be > 0 when log is set",
+                        ));
                     }
                 }
                 ParamKind::Ordinal { values } => {
                     if values.is_empty() {
-                        return Err(BoError::space(f(&format!("{t}.values")), "must not be empty"));
+                        return Err(BoError::space(
+                            f(&format!("{t}.values")),
+                            "must not be empty",
+                        ));
                     }
                     if values.len() > MAX_LEVELS {
                         return Err(BoError::space(
@@ -152,12 +176,18 @@ impl SearchSpace {
                     }
                     for (j, v) in values.iter().enumerate() {
                         if !v.is_finite() {
-                            return Err(BoError::space(f(&format!("{t}.values[{j}]")), "must be finite"));
+                            return Err(BoError::space(
+                                f(&format!("{t}.values[{j}]")),
+                                "must be finite",
+                            ));
                         }
                         if j > 0 {
                             let prev = values[j - 1];
                             if *v == prev {
-                                return Err(BoError::space(f(&format!("{t}.values[{j}]")), "duplicate value"));
+                                return Err(BoError::space(
+                                    f(&format!("{t}.values[{j}]")),
+                                    "duplicate value",
+                                ));
                             }
                             if *v < prev {
                                 return Err(BoError::space(
@@ -170,7 +200,10 @@ impl SearchSpace {
                 }
                 ParamKind::Categorical { values } => {
                     if values.is_empty() {
-                        return Err(BoError::space(f(&format!("{t}.values")), "must not be empty"));
+                        return Err(BoError::space(
+                            f(&format!("{t}.values")),
+                            "must not be empty",
+                        ));
                     }
                     if values.len() > MAX_LEVELS {
                         return Err(BoError::space(
@@ -181,7 +214,10 @@ impl SearchSpace {
                     let mut seen = HashSet::new();
                     for (j, v) in values.iter().enumerate() {
                         if v.is_empty() {
-                            return Err(BoError::space(f(&format!("{t}.values[{j}]")), "must not be empty"));
+                            return Err(BoError::space(
+                                f(&format!("{t}.values[{j}]")),
+                                "must not be empty",
+                            ));
                         }
                         if !seen.insert(v.as_str()) {
                             return Err(BoError::space(
@@ -212,22 +248,34 @@ impl SearchSpace {
             match (&p.kind, v) {
                 (ParamKind::Float { low, high, .. }, ParamValue::Number(x)) => {
                     if !x.is_finite() || x < low || x > high {
-                        return Err(BoError::config(name.clone(), format!("must be a finite number in [{low}, {high}]")));
+                        return Err(BoError::config(
+                            name.clone(),
+                            format!("must be a finite number in [{low}, {high}]"),
+                        ));
                     }
                 }
                 (ParamKind::Int { low, high, .. }, ParamValue::Number(x)) => {
                     if !x.is_finite() || x.fract() != 0.0 || *x < *low as f64 || *x > *high as f64 {
-                        return Err(BoError::config(name.clone(), format!("must be an integer in [{low}, {high}]")));
+                        return Err(BoError::config(
+                            name.clone(),
+                            format!("must be an integer in [{low}, {high}]"),
+                        ));
                     }
                 }
                 (ParamKind::Ordinal { values }, ParamValue::Number(x)) => {
                     if !values.contains(x) {
-                        return Err(BoError::config(name.clone(), "must be one of the ordinal values"));
+                        return Err(BoError::config(
+                            name.clone(),
+                            "must be one of the ordinal values",
+                        ));
                     }
                 }
                 (ParamKind::Categorical { values }, ParamValue::Category(s)) => {
                     if !values.contains(s) {
-                        return Err(BoError::config(name.clone(), "must be one of the categories"));
+                        return Err(BoError::config(
+                            name.clone(),
+                            "must be one of the categories",
+                        ));
                     }
                 }
                 (ParamKind::Categorical { .. }, _) => {
@@ -388,7 +436,9 @@ impl SearchSpace {
             let v = match &p.kind {
                 ParamKind::Int { low, .. } => ParamValue::Number((*low as i128 + i as i128) as f64),
                 ParamKind::Ordinal { values } => ParamValue::Number(values[i as usize]),
-                ParamKind::Categorical { values } => ParamValue::Category(values[i as usize].clone()),
+                ParamKind::Categorical { values } => {
+                    ParamValue::Category(values[i as usize].clone())
+                }
                 ParamKind::Float { .. } => return None,
             };
             out.insert(p.name.clone(), v);
@@ -400,7 +450,11 @@ impl SearchSpace {
     pub(crate) fn random_point<R: Rng>(&self, rng: &mut R) -> Vec<f64> {
         let nc = self.n_continuous();
         let mut x: Vec<f64> = (0..nc).map(|_| rng.random::<f64>()).collect();
-        x.extend(self.cat_levels().iter().map(|&l| rng.random_range(0..l) as f64));
+        x.extend(
+            self.cat_levels()
+                .iter()
+                .map(|&l| rng.random_range(0..l) as f64),
+        );
         x
     }
 }
@@ -418,7 +472,11 @@ fn level_count(kind: &ParamKind) -> Option<u128> {
 /// such as {1, 2, 4, 8, 1024} would otherwise crowd into one end of the cube,
 /// and rank encoding makes rounding to the nearest level exact and cheap.
 fn ordinal_unit(idx: usize, n: usize) -> f64 {
-    if n <= 1 { 0.0 } else { idx as f64 / (n - 1) as f64 }
+    if n <= 1 {
+        0.0
+    } else {
+        idx as f64 / (n - 1) as f64
+    }
 }
 
 fn to_unit(x: f64, low: f64, high: f64, log: bool) -> f64 {

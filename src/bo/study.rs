@@ -77,18 +77,26 @@ impl StudySpec {
     pub fn validate(&self) -> Result<(), BoError> {
         self.space.validate()?;
         if self.n_initial == 0 || self.n_initial > MAX_N_INITIAL {
-            return Err(BoError::spec("n_initial", format!("must be in 1..={MAX_N_INITIAL}")));
+            return Err(BoError::spec(
+                "n_initial",
+                format!("must be in 1..={MAX_N_INITIAL}"),
+            ));
         }
         if let Acquisition::Ucb { beta } = self.acquisition
             && !(beta.is_finite() && (0.0..=100.0).contains(&beta))
         {
-            return Err(BoError::spec("acquisition.ucb.beta", "must be finite and in [0, 100]"));
+            return Err(BoError::spec(
+                "acquisition.ucb.beta",
+                "must be finite and in [0, 100]",
+            ));
         }
         let mut seen = HashSet::new();
         for (i, c) in self.constraints.iter().enumerate() {
             let ok = !c.metric.is_empty()
                 && c.metric.len() <= 64
-                && c.metric.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+                && c.metric
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
             if !ok {
                 return Err(BoError::spec(
                     format!("constraints[{i}].metric"),
@@ -96,10 +104,16 @@ impl StudySpec {
                 ));
             }
             if !seen.insert(c.metric.as_str()) {
-                return Err(BoError::spec(format!("constraints[{i}].metric"), "duplicate metric"));
+                return Err(BoError::spec(
+                    format!("constraints[{i}].metric"),
+                    "duplicate metric",
+                ));
             }
             if !c.upper_bound.is_finite() || c.upper_bound.abs() > MAX_ABS_VALUE {
-                return Err(BoError::spec(format!("constraints[{i}].upper_bound"), "must be finite"));
+                return Err(BoError::spec(
+                    format!("constraints[{i}].upper_bound"),
+                    "must be finite",
+                ));
             }
         }
         Ok(())
@@ -143,7 +157,11 @@ pub struct Recommendation {
     pub std: f64,
 }
 
-fn check_observations(spec: &StudySpec, obs: &[Observation], pending: &[Config]) -> Result<(), BoError> {
+fn check_observations(
+    spec: &StudySpec,
+    obs: &[Observation],
+    pending: &[Config],
+) -> Result<(), BoError> {
     for (i, o) in obs.iter().enumerate() {
         spec.space.validate_config(&o.config).map_err(|e| match e {
             BoError::InvalidConfig { field, rule } => {
@@ -153,10 +171,16 @@ fn check_observations(spec: &StudySpec, obs: &[Observation], pending: &[Config])
         })?;
         match (o.failed, o.value) {
             (true, Some(_)) => {
-                return Err(BoError::observation(format!("observations[{i}].value"), "must be absent when failed"));
+                return Err(BoError::observation(
+                    format!("observations[{i}].value"),
+                    "must be absent when failed",
+                ));
             }
             (false, None) => {
-                return Err(BoError::observation(format!("observations[{i}].value"), "required unless failed"));
+                return Err(BoError::observation(
+                    format!("observations[{i}].value"),
+                    "required unless failed",
+                ));
             }
             (false, Some(v)) if !v.is_finite() || v.abs() > MAX_ABS_VALUE => {
                 return Err(BoError::observation(
@@ -177,7 +201,9 @@ fn check_observations(spec: &StudySpec, obs: &[Observation], pending: &[Config])
     }
     for (i, p) in pending.iter().enumerate() {
         spec.space.validate_config(p).map_err(|e| match e {
-            BoError::InvalidConfig { field, rule } => BoError::request(format!("pending[{i}].{field}"), rule),
+            BoError::InvalidConfig { field, rule } => {
+                BoError::request(format!("pending[{i}].{field}"), rule)
+            }
             other => other,
         })?;
     }
@@ -203,14 +229,21 @@ struct Standardizer {
 impl Standardizer {
     fn new(y: &[f64]) -> Self {
         if y.is_empty() {
-            return Standardizer { mean: 0.0, std: 1.0 };
+            return Standardizer {
+                mean: 0.0,
+                std: 1.0,
+            };
         }
         let n = y.len() as f64;
         let mean = y.iter().sum::<f64>() / n;
         let var = y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
         let std = var.sqrt();
         // Relative threshold: values like 1e12 ± 1e-6 are "constant" at f64 precision.
-        let std = if std.is_finite() && std > 1e-12 * mean.abs().max(1e-300) { std } else { 1.0 };
+        let std = if std.is_finite() && std > 1e-12 * mean.abs().max(1e-300) {
+            std
+        } else {
+            1.0
+        };
         Standardizer { mean, std }
     }
     fn fwd(&self, v: f64) -> f64 {
@@ -240,14 +273,18 @@ fn is_feasible(spec: &StudySpec, o: &Observation) -> bool {
     // A constrained metric that was not reported counts as infeasible: we cannot
     // vouch for a trial we know nothing about.
     !o.failed
-        && spec
-            .constraints
-            .iter()
-            .all(|c| o.metrics.get(&c.metric).is_some_and(|m| *m <= c.upper_bound))
+        && spec.constraints.iter().all(|c| {
+            o.metrics
+                .get(&c.metric)
+                .is_some_and(|m| *m <= c.upper_bound)
+        })
 }
 
 fn choose_mode(n: usize, warm: Option<&FitState>) -> Option<FitMode> {
-    let full = FitMode::Full { random_starts: 2, max_iters: 50 };
+    let full = FitMode::Full {
+        random_starts: 2,
+        max_iters: 50,
+    };
     match warm {
         None => Some(full),
         Some(w) => {
@@ -273,8 +310,20 @@ fn fit_or_reuse(
     rng: &mut StdRng,
 ) -> Hyper {
     match (mode, warm) {
-        (None, Some(w)) if w.log_ls.len() == n_cont && w.log_cat_ls.len() == n_cat && w.is_finite() => w.clone(),
-        (m, _) => fit_hyper(x, y, n_cont, n_cat, warm, m.unwrap_or(FitMode::Warm { max_iters: 10 }), rng),
+        (None, Some(w))
+            if w.log_ls.len() == n_cont && w.log_cat_ls.len() == n_cat && w.is_finite() =>
+        {
+            w.clone()
+        }
+        (m, _) => fit_hyper(
+            x,
+            y,
+            n_cont,
+            n_cat,
+            warm,
+            m.unwrap_or(FitMode::Warm { max_iters: 10 }),
+            rng,
+        ),
     }
 }
 
@@ -304,7 +353,10 @@ fn build_models(
     let sp = &spec.space;
     let n_cont = sp.n_continuous();
     let n_cat = sp.cat_levels().len();
-    let enc: Vec<Vec<f64>> = obs.iter().map(|o| sp.encode(&o.config)).collect::<Result<_, _>>()?;
+    let enc: Vec<Vec<f64>> = obs
+        .iter()
+        .map(|o| sp.encode(&o.config))
+        .collect::<Result<_, _>>()?;
     let mut x = Vec::new();
     let mut y = Vec::new();
     for (o, e) in obs.iter().zip(&enc) {
@@ -329,13 +381,24 @@ fn build_models(
     let st = Standardizer::new(&y);
     let ys: Vec<f64> = y.iter().map(|v| st.fwd(*v)).collect();
     let warm_obj = warm.and_then(|w| w.objective.as_ref());
-    let mode_obj = if warm_obj.is_none() && refit { Some(FitMode::Full { random_starts: 2, max_iters: 50 }) } else { mode };
+    let mode_obj = if warm_obj.is_none() && refit {
+        Some(FitMode::Full {
+            random_starts: 2,
+            max_iters: 50,
+        })
+    } else {
+        mode
+    };
     let h = fit_or_reuse(&x, &ys, n_cont, n_cat, warm_obj, mode_obj, rng);
     let (objective, h) = condition(x, ys, h)?;
     let mut fit = FitState {
         objective: Some(h),
         constraints: BTreeMap::new(),
-        n_at_full_fit: if full { n } else { warm.map_or(n, |w| w.n_at_full_fit) },
+        n_at_full_fit: if full {
+            n
+        } else {
+            warm.map_or(n, |w| w.n_at_full_fit)
+        },
     };
 
     let mut constraints = Vec::new();
@@ -355,7 +418,14 @@ fn build_models(
         let cs = Standardizer::new(&cy);
         let cys: Vec<f64> = cy.iter().map(|v| cs.fwd(*v)).collect();
         let wc = warm.and_then(|w| w.constraints.get(&c.metric));
-        let m = if wc.is_none() && refit { Some(FitMode::Full { random_starts: 1, max_iters: 50 }) } else { mode };
+        let m = if wc.is_none() && refit {
+            Some(FitMode::Full {
+                random_starts: 1,
+                max_iters: 50,
+            })
+        } else {
+            mode
+        };
         let hc = fit_or_reuse(&cx, &cys, n_cont, n_cat, wc, m, rng);
         let (gp, hc) = condition(cx, cys, hc)?;
         fit.constraints.insert(c.metric.clone(), hc);
@@ -402,7 +472,10 @@ pub fn suggest(
 ) -> Result<Suggestion, BoError> {
     spec.validate()?;
     if count == 0 || count > MAX_BATCH {
-        return Err(BoError::request("count", format!("must be in 1..={MAX_BATCH}")));
+        return Err(BoError::request(
+            "count",
+            format!("must be in 1..={MAX_BATCH}"),
+        ));
     }
     check_observations(spec, observations, pending)?;
     let sp = &spec.space;
@@ -421,14 +494,24 @@ pub fn suggest(
     let n_complete = observations.iter().filter(|o| !o.failed).count();
     let need_model = n_complete > 0 && n_trials + count > spec.n_initial;
 
-    let mut models = if need_model { build_models(spec, observations, warm, true, &mut rng)? } else { None };
-    let fit = models.as_ref().map(|m| m.fit.clone()).or_else(|| warm.cloned());
+    let mut models = if need_model {
+        build_models(spec, observations, warm, true, &mut rng)?
+    } else {
+        None
+    };
+    let fit = models
+        .as_ref()
+        .map(|m| m.fit.clone())
+        .or_else(|| warm.cloned());
     // Kriging believer for pending points: adding (x, μ(x)) leaves the mean
     // unchanged everywhere, so all of them can be added in one re-conditioning.
     if let Some(m) = models.as_mut()
         && !pending.is_empty()
     {
-        let px: Vec<Vec<f64>> = pending.iter().map(|p| sp.encode(p)).collect::<Result<_, _>>()?;
+        let px: Vec<Vec<f64>> = pending
+            .iter()
+            .map(|p| sp.encode(p))
+            .collect::<Result<_, _>>()?;
         let (mu, _) = m.objective.predict(&px);
         let mut xs = m.objective.x.clone();
         xs.extend(px);
@@ -469,7 +552,12 @@ pub fn suggest(
             _ => {
                 let d = design.get_or_insert_with(|| {
                     let mut drng = StdRng::seed_from_u64(mix_seed(spec.seed, 0x5eed));
-                    maximin_design(spec.n_initial, sp.n_continuous(), &sp.cat_levels(), &mut drng)
+                    maximin_design(
+                        spec.n_initial,
+                        sp.n_continuous(),
+                        &sp.cat_levels(),
+                        &mut drng,
+                    )
                 });
                 while design_pos < d.len() {
                     let (e, c) = sp.snap(&d[design_pos]);
@@ -503,13 +591,23 @@ pub fn suggest(
 /// observed trials (lowest posterior mean in the minimized sense, i.e.
 /// noise-aware). `None` when the input is invalid or no completed trial is feasible.
 /// With `warm` the stored hyperparameters are reused as-is (no refit).
-pub fn recommend(spec: &StudySpec, observations: &[Observation], warm: Option<&FitState>) -> Option<Recommendation> {
+pub fn recommend(
+    spec: &StudySpec,
+    observations: &[Observation],
+    warm: Option<&FitState>,
+) -> Option<Recommendation> {
     spec.validate().ok()?;
     check_observations(spec, observations, &[]).ok()?;
-    let feasible: Vec<usize> = (0..observations.len()).filter(|&i| is_feasible(spec, &observations[i])).collect();
+    let feasible: Vec<usize> = (0..observations.len())
+        .filter(|&i| is_feasible(spec, &observations[i]))
+        .collect();
     let best_observed = feasible.iter().copied().min_by(|&a, &b| {
-        let va = observations[a].value.map_or(f64::INFINITY, |v| internal_value(spec.goal, v));
-        let vb = observations[b].value.map_or(f64::INFINITY, |v| internal_value(spec.goal, v));
+        let va = observations[a]
+            .value
+            .map_or(f64::INFINITY, |v| internal_value(spec.goal, v));
+        let vb = observations[b]
+            .value
+            .map_or(f64::INFINITY, |v| internal_value(spec.goal, v));
         va.total_cmp(&vb)
     })?;
     let fallback = Recommendation {
@@ -531,7 +629,10 @@ pub fn recommend(spec: &StudySpec, observations: &[Observation], warm: Option<&F
         return Some(fallback);
     }
     let (mu, var) = m.objective.predict(&pts);
-    let Some(k) = (0..pts.len()).filter(|&k| mu[k].is_finite()).min_by(|&a, &b| mu[a].total_cmp(&mu[b])) else {
+    let Some(k) = (0..pts.len())
+        .filter(|&k| mu[k].is_finite())
+        .min_by(|&a, &b| mu[a].total_cmp(&mu[b]))
+    else {
         return Some(fallback);
     };
     let mean_int = mu[k] * m.obj_std.std + m.obj_std.mean;
@@ -571,9 +672,26 @@ mod tests {
     fn small_finite() -> SearchSpace {
         SearchSpace {
             parameters: vec![
-                Parameter { name: "i".into(), kind: ParamKind::Int { low: 0, high: 2, log: false } },
-                Parameter { name: "o".into(), kind: ParamKind::Ordinal { values: vec![1.0, 10.0] } },
-                Parameter { name: "c".into(), kind: ParamKind::Categorical { values: vec!["a".into(), "b".into()] } },
+                Parameter {
+                    name: "i".into(),
+                    kind: ParamKind::Int {
+                        low: 0,
+                        high: 2,
+                        log: false,
+                    },
+                },
+                Parameter {
+                    name: "o".into(),
+                    kind: ParamKind::Ordinal {
+                        values: vec![1.0, 10.0],
+                    },
+                },
+                Parameter {
+                    name: "c".into(),
+                    kind: ParamKind::Categorical {
+                        values: vec!["a".into(), "b".into()],
+                    },
+                },
             ],
         }
     }
@@ -603,14 +721,24 @@ mod tests {
             let c = s.configs[0].clone();
             assert!(seen.insert(spec.space.key(&c)), "repeat at step {i}");
             // Every third trial fails: failed configs must not come back either.
-            if i % 3 == 2 { o.push(failed(c)) } else { o.push(obs(c, i as f64)) }
+            if i % 3 == 2 {
+                o.push(failed(c))
+            } else {
+                o.push(obs(c, i as f64))
+            }
         }
         assert_eq!(seen.len(), 12);
-        assert_eq!(suggest(&spec, &o, &[], 1, None, 99), Err(BoError::SpaceExhausted));
+        assert_eq!(
+            suggest(&spec, &o, &[], 1, None, 99),
+            Err(BoError::SpaceExhausted)
+        );
         // With pending covering the rest, too.
         let (done, rest) = o.split_at(10);
         let pend: Vec<Config> = rest.iter().map(|x| x.config.clone()).collect();
-        assert_eq!(suggest(&spec, done, &pend, 3, None, 1), Err(BoError::SpaceExhausted));
+        assert_eq!(
+            suggest(&spec, done, &pend, 3, None, 1),
+            Err(BoError::SpaceExhausted)
+        );
     }
 
     #[test]
@@ -640,16 +768,23 @@ mod tests {
     fn constraint_respected_by_recommendation() {
         // min x0 + x1 subject to g = 0.8 - x0 - x1 <= 0: the unconstrained optimum (0,0) is infeasible.
         let space = testfns::hartmann6().space;
-        let space = SearchSpace { parameters: space.parameters[..2].to_vec() };
+        let space = SearchSpace {
+            parameters: space.parameters[..2].to_vec(),
+        };
         let mut spec = StudySpec::new(space, Goal::Minimize, 1);
-        spec.constraints = vec![Constraint { metric: "g".into(), upper_bound: 0.0 }];
+        spec.constraints = vec![Constraint {
+            metric: "g".into(),
+            upper_bound: 0.0,
+        }];
         let mut o = Vec::new();
         let mut warm = None;
         for i in 0..25 {
             let s = suggest(&spec, &o, &[], 1, warm.as_ref(), i).unwrap();
             warm = s.fit;
             let c = s.configs[0].clone();
-            let (ParamValue::Number(a), ParamValue::Number(b)) = (&c["x0"], &c["x1"]) else { panic!() };
+            let (ParamValue::Number(a), ParamValue::Number(b)) = (&c["x0"], &c["x1"]) else {
+                panic!()
+            };
             let mut m = obs(c.clone(), a + b);
             m.metrics.insert("g".into(), 0.8 - a - b);
             o.push(m);
@@ -660,7 +795,11 @@ mod tests {
         for i in [bo, rec] {
             assert!(o[i].metrics["g"] <= 0.0, "infeasible recommendation");
         }
-        assert!(o[bo].value.unwrap() < 0.9, "best feasible {}", o[bo].value.unwrap());
+        assert!(
+            o[bo].value.unwrap() < 0.9,
+            "best feasible {}",
+            o[bo].value.unwrap()
+        );
         assert!(r.mean.is_finite() && r.std.is_finite() && r.std >= 0.0);
     }
 
@@ -678,10 +817,18 @@ mod tests {
             assert!(keys.insert(spec.space.key(c)), "duplicate suggestion");
         }
         // Kriging believer spreads the batch: no two suggestions nearly identical.
-        let enc: Vec<Vec<f64>> = s.configs.iter().map(|c| spec.space.encode(c).unwrap()).collect();
+        let enc: Vec<Vec<f64>> = s
+            .configs
+            .iter()
+            .map(|c| spec.space.encode(c).unwrap())
+            .collect();
         for i in 0..enc.len() {
             for j in 0..i {
-                let d: f64 = enc[i].iter().zip(&enc[j]).map(|(a, b)| (a - b).powi(2)).sum();
+                let d: f64 = enc[i]
+                    .iter()
+                    .zip(&enc[j])
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum();
                 assert!(d.sqrt() > 1e-3, "batch points {i},{j} too close");
             }
         }
@@ -705,7 +852,10 @@ mod tests {
     fn branin_end_to_end() {
         let f = testfns::branin();
         let o = run_loop(&f, 30, 42);
-        let best = o.iter().filter_map(|x| x.value).fold(f64::INFINITY, f64::min);
+        let best = o
+            .iter()
+            .filter_map(|x| x.value)
+            .fold(f64::INFINITY, f64::min);
         let regret = best - f.optimum;
         assert!(regret < 0.5, "regret {regret}");
     }
@@ -714,7 +864,11 @@ mod tests {
     fn maximize_uses_negation() {
         let space = small_finite();
         let spec = StudySpec::new(space.clone(), Goal::Maximize, 2);
-        let o: Vec<Observation> = (0..3).filter_map(|i| space.config_at(i)).enumerate().map(|(k, c)| obs(c, k as f64)).collect();
+        let o: Vec<Observation> = (0..3)
+            .filter_map(|i| space.config_at(i))
+            .enumerate()
+            .map(|(k, c)| obs(c, k as f64))
+            .collect();
         let r = recommend(&spec, &o, None).unwrap();
         assert_eq!(r.best_observed, Some(2));
     }
@@ -722,34 +876,72 @@ mod tests {
     #[test]
     fn validation_errors_name_fields() {
         let mut space = testfns::branin().space;
-        space.parameters[1].kind = ParamKind::Float { low: 3.0, high: 1.0, log: false };
+        space.parameters[1].kind = ParamKind::Float {
+            low: 3.0,
+            high: 1.0,
+            log: false,
+        };
         let e = space.validate().unwrap_err();
-        assert_eq!(e, BoError::InvalidSpace { field: "parameters[1].float.low".into(), rule: "must be < high".into() });
+        assert_eq!(
+            e,
+            BoError::InvalidSpace {
+                field: "parameters[1].float.low".into(),
+                rule: "must be < high".into()
+            }
+        );
         let mut spec = StudySpec::new(testfns::branin().space, Goal::Minimize, 0);
-        spec.constraints = vec![Constraint { metric: "m".into(), upper_bound: 1.0 }; 2];
+        spec.constraints = vec![
+            Constraint {
+                metric: "m".into(),
+                upper_bound: 1.0
+            };
+            2
+        ];
         assert!(matches!(spec.validate(), Err(BoError::InvalidSpec { .. })));
         let spec = StudySpec::new(testfns::branin().space, Goal::Minimize, 0);
         let c = testfns::branin().space.config_at(0);
         assert!(c.is_none());
         let bad = vec![obs(spec.space.decode(&[0.5, 0.5]), f64::NAN)];
-        assert!(matches!(suggest(&spec, &bad, &[], 1, None, 0), Err(BoError::InvalidObservation { .. })));
+        assert!(matches!(
+            suggest(&spec, &bad, &[], 1, None, 0),
+            Err(BoError::InvalidObservation { .. })
+        ));
     }
 
     fn arb_kind() -> impl Strategy<Value = ParamKind> {
         prop_oneof![
             (-1e3f64..1e3, 1e-3f64..1e3, any::<bool>()).prop_map(|(l, w, log)| if log {
-                ParamKind::Float { low: w, high: w * 10.0, log }
+                ParamKind::Float {
+                    low: w,
+                    high: w * 10.0,
+                    log,
+                }
             } else {
-                ParamKind::Float { low: l, high: l + w, log }
+                ParamKind::Float {
+                    low: l,
+                    high: l + w,
+                    log,
+                }
             }),
             (-50i64..50, 1i64..100, any::<bool>()).prop_map(|(l, w, log)| if log {
-                ParamKind::Int { low: w, high: w + l.abs() + 1, log }
+                ParamKind::Int {
+                    low: w,
+                    high: w + l.abs() + 1,
+                    log,
+                }
             } else {
-                ParamKind::Int { low: l, high: l + w, log }
+                ParamKind::Int {
+                    low: l,
+                    high: l + w,
+                    log,
+                }
             }),
-            prop::collection::btree_set(-100i32..100, 1..6)
-                .prop_map(|s| ParamKind::Ordinal { values: s.into_iter().map(|v| v as f64 * 0.5).collect() }),
-            (1usize..6).prop_map(|n| ParamKind::Categorical { values: (0..n).map(|i| format!("l{i}")).collect() }),
+            prop::collection::btree_set(-100i32..100, 1..6).prop_map(|s| ParamKind::Ordinal {
+                values: s.into_iter().map(|v| v as f64 * 0.5).collect()
+            }),
+            (1usize..6).prop_map(|n| ParamKind::Categorical {
+                values: (0..n).map(|i| format!("l{i}")).collect()
+            }),
         ]
     }
 
@@ -758,7 +950,10 @@ mod tests {
             parameters: ks
                 .into_iter()
                 .enumerate()
-                .map(|(i, kind)| Parameter { name: format!("p{i}"), kind })
+                .map(|(i, kind)| Parameter {
+                    name: format!("p{i}"),
+                    kind,
+                })
                 .collect(),
         })
     }
@@ -836,7 +1031,10 @@ mod tests {
             let s = suggest(&spec, &o, &[], 1, None, 0).unwrap();
             let cold = t.elapsed();
             // Warm: state from a fit at n-1 observations (the steady-state service call).
-            let warm = FitState { n_at_full_fit: n - 1, ..s.fit.clone().unwrap() };
+            let warm = FitState {
+                n_at_full_fit: n - 1,
+                ..s.fit.clone().unwrap()
+            };
             let t = Instant::now();
             let reps = 5;
             for r in 0..reps {
@@ -844,19 +1042,31 @@ mod tests {
             }
             let w = t.elapsed() / reps as u32;
             let t = Instant::now();
-            let reuse = FitState { n_at_full_fit: n, ..warm.clone() };
+            let reuse = FitState {
+                n_at_full_fit: n,
+                ..warm.clone()
+            };
             suggest(&spec, &o, &[], 1, Some(&reuse), 0).unwrap();
-            println!("n={n:4}: cold (full fit) {cold:?}, warm {w:?}, reuse-hyper {:?}", t.elapsed());
+            println!(
+                "n={n:4}: cold (full fit) {cold:?}, warm {w:?}, reuse-hyper {:?}",
+                t.elapsed()
+            );
         }
         for (f, n) in [(testfns::hartmann6(), 50), (testfns::branin(), 30)] {
             let mut regrets: Vec<f64> = (0..5)
                 .map(|s| {
                     let o = run_loop(&f, n, 1000 + s);
-                    o.iter().filter_map(|x| x.value).fold(f64::INFINITY, f64::min) - f.optimum
+                    o.iter()
+                        .filter_map(|x| x.value)
+                        .fold(f64::INFINITY, f64::min)
+                        - f.optimum
                 })
                 .collect();
             regrets.sort_by(f64::total_cmp);
-            println!("{} @ {n}: regrets {regrets:?} (median {})", f.name, regrets[2]);
+            println!(
+                "{} @ {n}: regrets {regrets:?} (median {})",
+                f.name, regrets[2]
+            );
         }
     }
 }

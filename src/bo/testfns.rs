@@ -30,7 +30,11 @@ fn floats(names: &[&str], low: f64, high: f64) -> SearchSpace {
             .iter()
             .map(|n| Parameter {
                 name: n.to_string(),
-                kind: ParamKind::Float { low, high, log: false },
+                kind: ParamKind::Float {
+                    low,
+                    high,
+                    log: false,
+                },
             })
             .collect(),
     }
@@ -40,7 +44,9 @@ const X6: [&str; 6] = ["x0", "x1", "x2", "x3", "x4", "x5"];
 
 pub fn branin() -> TestFn {
     let mut space = floats(&["x0"], -5.0, 10.0);
-    space.parameters.extend(floats(&["x1"], 0.0, 15.0).parameters);
+    space
+        .parameters
+        .extend(floats(&["x1"], 0.0, 15.0).parameters);
     TestFn {
         name: "branin",
         space,
@@ -49,7 +55,9 @@ pub fn branin() -> TestFn {
             let (x1, x2) = (num(c, "x0"), num(c, "x1"));
             let pi = std::f64::consts::PI;
             let b = 5.1 / (4.0 * pi * pi);
-            (x2 - b * x1 * x1 + 5.0 / pi * x1 - 6.0).powi(2) + 10.0 * (1.0 - 1.0 / (8.0 * pi)) * x1.cos() + 10.0
+            (x2 - b * x1 * x1 + 5.0 / pi * x1 - 6.0).powi(2)
+                + 10.0 * (1.0 - 1.0 / (8.0 * pi)) * x1.cos()
+                + 10.0
         },
     }
 }
@@ -76,7 +84,9 @@ pub fn hartmann6() -> TestFn {
             let x: Vec<f64> = X6.iter().map(|k| num(c, k)).collect();
             -(0..4)
                 .map(|i| {
-                    let s: f64 = (0..6).map(|j| A[i][j] * (x[j] - P[i][j] * 1e-4).powi(2)).sum();
+                    let s: f64 = (0..6)
+                        .map(|j| A[i][j] * (x[j] - P[i][j] * 1e-4).powi(2))
+                        .sum();
                     ALPHA[i] * (-s).exp()
                 })
                 .sum::<f64>()
@@ -93,7 +103,11 @@ pub fn ackley5() -> TestFn {
             let x: Vec<f64> = X6[..5].iter().map(|k| num(c, k)).collect();
             let n = x.len() as f64;
             let s2 = x.iter().map(|v| v * v).sum::<f64>() / n;
-            let sc = x.iter().map(|v| (2.0 * std::f64::consts::PI * v).cos()).sum::<f64>() / n;
+            let sc = x
+                .iter()
+                .map(|v| (2.0 * std::f64::consts::PI * v).cos())
+                .sum::<f64>()
+                / n;
             -20.0 * (-0.2 * s2.sqrt()).exp() - sc.exp() + 20.0 + std::f64::consts::E
         },
     }
@@ -128,7 +142,11 @@ fn serverless_cost(c: &Config) -> f64 {
     let duration = cold * 0.1 + batch * per_item / cpu + 0.002 * batch.ln_1p() * batch;
     let gb_s = mem / 1024.0 * duration;
     // Latency SLO: batches longer than 10 s are penalized.
-    let penalty = if duration > 10.0 { 50.0 * (duration - 10.0) } else { 0.0 };
+    let penalty = if duration > 10.0 {
+        50.0 * (duration - 10.0)
+    } else {
+        0.0
+    };
     (gb_s * 16.67 + 0.2) * 1000.0 / batch + penalty
 }
 
@@ -144,7 +162,11 @@ pub fn serverless() -> TestFn {
             },
             Parameter {
                 name: "batch_size".into(),
-                kind: ParamKind::Int { low: 1, high: 512, log: true },
+                kind: ParamKind::Int {
+                    low: 1,
+                    high: 512,
+                    log: true,
+                },
             },
             Parameter {
                 name: "runtime".into(),
@@ -172,13 +194,19 @@ mod tests {
     use super::*;
 
     fn cfg(names: &[&str], x: &[f64]) -> Config {
-        names.iter().zip(x).map(|(n, v)| (n.to_string(), ParamValue::Number(*v))).collect()
+        names
+            .iter()
+            .zip(x)
+            .map(|(n, v)| (n.to_string(), ParamValue::Number(*v)))
+            .collect()
     }
 
     #[test]
     fn known_optima() {
         let b = branin();
-        assert!((b.eval(&cfg(&["x0", "x1"], &[std::f64::consts::PI, 2.275])) - b.optimum).abs() < 1e-5);
+        assert!(
+            (b.eval(&cfg(&["x0", "x1"], &[std::f64::consts::PI, 2.275])) - b.optimum).abs() < 1e-5
+        );
         let h = hartmann6();
         let xs = [0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573];
         assert!((h.eval(&cfg(&X6, &xs)) - h.optimum).abs() < 1e-4);

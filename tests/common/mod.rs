@@ -1,0 +1,134 @@
+//! Test harness: real parts only. A `redis-server` started on a unix socket
+//! in a temp dir (killed on drop), and the real gRPC server started in
+//! process on 127.0.0.1:0.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use posterior::api::pb::bandits_client::BanditsClient;
+use posterior::config::Config;
+use posterior::server::Running;
+use tonic::transport::Channel;
+
+/// A private redis-server for one test. Never the machine's 6379 instance.
+pub struct RedisServer {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub socket: PathBuf,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// Start with extra `redis-server` arguments (e.g. persistence settings).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("redis.sock");
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (.ci/run installs it)");
+        let r = RedisServer { child, dir, socket };
+        r.wait_ready();
+        r
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.socket.exists()
+                && let Ok(c) = redis::Client::open(self.url())
+                && let Ok(mut conn) = c.get_connection()
+                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not become ready at {}", self.socket.display());
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket.display())
+    }
+
+    /// A synchronous connection for test assertions on raw Redis state.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connect to test redis")
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Which store a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+pub const BACKENDS: [Backend; 2] = [Backend::Memory, Backend::Redis];
+
+/// A running server and, for the Redis backend, the Redis it uses.
+pub struct TestServer {
+    pub running: Option<Running>,
+    pub redis: Option<RedisServer>,
+    pub url: String,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        let redis = (backend == Backend::Redis).then(RedisServer::start);
+        let mut cfg = test_config();
+        if let Some(r) = &redis {
+            cfg.store.redis_url = r.url();
+        }
+        let running = posterior::server::start(cfg).await.expect("server starts");
+        let url = format!("http://{}", running.addr);
+        TestServer {
+            running: Some(running),
+            redis,
+            url,
+        }
+    }
+
+    pub async fn client(&self) -> BanditsClient<Channel> {
+        BanditsClient::connect(self.url.clone()).await.expect("connect to server")
+    }
+}
+
+/// Defaults, bound to a free loopback port.
+pub fn test_config() -> Config {
+    let mut cfg = Config::default();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg
+}
+
+/// A second service instance on the same Redis.
+pub async fn start_on_redis(url: &str) -> Running {
+    let mut cfg = test_config();
+    cfg.store.redis_url = url.to_string();
+    posterior::server::start(cfg).await.expect("server starts")
+}
