@@ -11,16 +11,19 @@
 //!   `ApiError → tonic::Status` mapping ([`api::status`]).
 //! - [`bandit`]: the pure domain of multi-armed bandits: conjugate posteriors
 //!   with decay, Thompson sampling, signed decision ids. No I/O.
+//! - [`bo`]: the pure domain of Bayesian optimization: search spaces, the
+//!   Gaussian process and its fit, acquisitions, suggest/recommend. No I/O.
 //! - [`store`]: one trait for experiment state; in-memory and Redis backends.
 //!   Atomic updates happen here (Lua in Redis).
 //! - [`config`]: the `config/posterior.toml` schema, env overrides, validation.
 //! - [`name`]: the naming rule shared by every user-given name.
 //!
-//! Layering: `bandit` imports neither `store` nor `api`; `store` never
+//! Layering: `bandit` and `bo` import neither `store` nor `api`; `store` never
 //! imports `api`. The domain can be tested and benchmarked alone.
 
 pub mod api;
 pub mod bandit;
+pub mod bo;
 pub mod config;
 pub mod name;
 pub mod server;

@@ -115,6 +115,9 @@ pub fn neg_log_posterior(
     Some((val, grad))
 }
 
+/// (θ, value, gradient) of the last evaluation.
+type Memo = (Vec<f64>, f64, Vec<f64>);
+
 /// argmin problem with a one-entry memo, because L-BFGS asks for the cost and the
 /// gradient at the same point separately and each needs the same Cholesky.
 struct Problem<'a> {
@@ -122,7 +125,7 @@ struct Problem<'a> {
     y: &'a [f64],
     n_cont: usize,
     n_cat: usize,
-    memo: RefCell<Option<(Vec<f64>, f64, Vec<f64>)>>,
+    memo: RefCell<Option<Memo>>,
 }
 
 impl Problem<'_> {
@@ -199,7 +202,7 @@ pub fn fit_hyper<R: Rng>(
         starts.push(default.to_vec());
     }
     for _ in 0..random_starts {
-        let t: Vec<f64> = (0..default.len())
+        let t: Vec<f64> = (0..default.n_params())
             .map(|j| {
                 let (m, s) = prior_of(j, n_cont, n_cat);
                 // Draw within ±1.5 sd: the prior tails are not useful starts.

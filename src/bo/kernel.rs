@@ -41,7 +41,7 @@ impl Hyper {
             log_noise: 1e-3f64.ln(),
         }
     }
-    pub fn len(&self) -> usize {
+    pub fn n_params(&self) -> usize {
         self.log_ls.len() + self.log_cat_ls.len() + 2
     }
     pub fn to_vec(&self) -> Vec<f64> {

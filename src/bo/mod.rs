@@ -10,7 +10,7 @@
 //! * [`optimizer`]: acquisition maximization over mixed spaces.
 //! * [`study`]: the entry points [`suggest`] and [`recommend`].
 //! * [`testfns`]: benchmark functions (Branin, Hartmann6, Ackley-5, Rosenbrock-4, serverless toy).
-//! * [`error`]: [`BoError`].
+//! * [`error`]: the error type [`BoError`].
 
 pub mod acquisition;
 pub mod error;

@@ -59,10 +59,10 @@ pub(crate) fn maximin_design<R: Rng>(
         for i in 0..d.len() {
             for j in 0..i {
                 let mut s = 0.0;
-                for k in 0..d[i].len() {
+                for (k, (a, b)) in d[i].iter().zip(&d[j]).enumerate() {
                     if k < n_cont {
-                        s += (d[i][k] - d[j][k]).powi(2);
-                    } else if d[i][k] != d[j][k] {
+                        s += (a - b).powi(2);
+                    } else if a != b {
                         s += 1.0;
                     }
                 }

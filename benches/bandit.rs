@@ -1,0 +1,66 @@
+//! Hot paths of the bandit domain, in process (no gRPC, no store):
+//! `cargo bench --bench bandit`.
+//!
+//! - choose/N: one Thompson decision over N Bernoulli arms (posterior
+//!   construction from evidence + one draw per arm), as the Choose handler
+//!   does it.
+//! - reward_update: validating a reward and applying it with decay.
+//! - token sign / verify: the decision id's HMAC.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use posterior::bandit::{Decision, DecisionSigner, Evidence, Model, Posterior, Prior, thompson};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+fn evidence(n: usize) -> Vec<Evidence> {
+    (0..n)
+        .map(|i| Evidence {
+            a: 10.0 + i as f64,
+            b: 500.0 + 3.0 * i as f64,
+            c: 0.0,
+            count: 510 + 4 * i as u64,
+            t_ms: 0,
+        })
+        .collect()
+}
+
+fn bench_choose(c: &mut Criterion) {
+    let mut g = c.benchmark_group("choose");
+    for n in [2usize, 10, 100, 2_000] {
+        let ev = evidence(n);
+        let candidates: Vec<usize> = (0..n).collect();
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut posteriors = Vec::with_capacity(n);
+        g.bench_function(format!("{n}_arms"), |b| {
+            b.iter(|| {
+                posteriors.clear();
+                posteriors.extend(ev.iter().map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))));
+                black_box(thompson::choose(&posteriors, &candidates, &mut rng))
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_reward(c: &mut Criterion) {
+    let ev = Evidence::default();
+    c.bench_function("reward_update", |b| {
+        b.iter(|| {
+            let d = Model::Bernoulli.delta(black_box(1.0)).unwrap_or(posterior::bandit::Delta { a: 0.0, b: 0.0, c: 0.0 });
+            black_box(ev.apply(d, black_box(5_000), 3_600_000))
+        })
+    });
+}
+
+fn bench_token(c: &mut Criterion) {
+    let s = DecisionSigner::new(b"bench key of reasonable length!!");
+    let d = Decision { arm: 3, issued_ms: 1_732_000_000_000, nonce: 0x1234_5678_9abc_def0 };
+    let t = s.sign("checkout-button", 42, &d);
+    c.bench_function("token_sign", |b| b.iter(|| black_box(s.sign(black_box("checkout-button"), 42, &d))));
+    c.bench_function("token_verify", |b| b.iter(|| black_box(s.verify(black_box("checkout-button"), 42, &t))));
+}
+
+criterion_group!(benches, bench_choose, bench_reward, bench_token);
+criterion_main!(benches);
