@@ -131,10 +131,11 @@ impl BanditService {
             arm,
             Dedupe {
                 key: d.dedupe_key(),
-                // The key must outlive every moment the id is still accepted:
-                // until issue + window, and the first reward may come up to
-                // `skew` before the issue time.
-                ttl_ms: s.dedupe_window_ms + s.max_clock_skew_ms,
+                issued_ms: d.issued_ms,
+                // The key must outlive every moment the id is still accepted
+                // (until issue + window); the skew is extra margin for
+                // replicas whose clocks run behind.
+                expire_at_ms: (d.issued_ms + s.dedupe_window_ms + s.max_clock_skew_ms) as i64,
             },
         ))
     }
@@ -357,5 +358,62 @@ impl Bandits for BanditService {
             arm: def.arms[arm].name.clone(),
             duplicate: outcome == RewardOutcome::Duplicate,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn service() -> BanditService {
+        BanditService::new(
+            Arc::new(MemoryStore::new()),
+            DecisionSigner::new(b"k"),
+            BanditSettings {
+                dedupe_window_ms: 86_400_000,
+                max_clock_skew_ms: 300_000,
+                prob_best_draws: 1000,
+            },
+        )
+    }
+
+    fn def() -> ExperimentDef {
+        NewExperiment {
+            name: "e".into(),
+            model: Model::Bernoulli,
+            prior: None,
+            half_life_seconds: 0.0,
+            arms: vec!["a".into(), "b".into()],
+        }
+        .into_def(5)
+        .unwrap()
+    }
+
+    #[test]
+    fn decision_ids_expire_with_the_dedupe_window() {
+        let s = service();
+        let d = def();
+        let issued = 1_700_000_000_000u64;
+        let t = s.signer.sign("e", 5, &Decision { arm: 1, issued_ms: issued, nonce: 9 });
+        let day = 86_400_000i64;
+        let (arm, dd) = s.verify_decision(&d, &t, issued as i64 + day).unwrap();
+        assert_eq!(arm, 1);
+        // The dedupe record outlives the acceptance window.
+        assert!(dd.expire_at_ms >= issued as i64 + day);
+        let e = s.verify_decision(&d, &t, issued as i64 + day + 1).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        assert!(e.to_string().contains("dedupe window"));
+        // Issued further in the future than the allowed skew: rejected.
+        let e = s.verify_decision(&d, &t, issued as i64 - 300_001).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(s.verify_decision(&d, &t, issued as i64 - 299_000).is_ok());
+    }
+
+    #[test]
+    fn a_signed_id_with_an_impossible_arm_is_not_a_panic() {
+        let s = service();
+        let t = s.signer.sign("e", 5, &Decision { arm: 99, issued_ms: 1_000, nonce: 1 });
+        assert!(s.verify_decision(&def(), &t, 2_000).is_err());
     }
 }

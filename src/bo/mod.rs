@@ -10,6 +10,7 @@
 //! * [`optimizer`]: acquisition maximization over mixed spaces.
 //! * [`study`]: the entry points [`suggest`] and [`recommend`].
 //! * [`testfns`]: benchmark functions (Branin, Hartmann6, Ackley-5, Rosenbrock-4, serverless toy).
+//! * [`warp`]: output standardization and the Yeo-Johnson output warp.
 //! * [`error`]: the error type [`BoError`].
 
 pub mod acquisition;
@@ -22,6 +23,7 @@ pub mod sobol;
 pub mod space;
 pub mod study;
 pub mod testfns;
+pub mod warp;
 
 pub use acquisition::{Acquisition, DEFAULT_UCB_BETA};
 pub use error::BoError;

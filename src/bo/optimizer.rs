@@ -1,7 +1,8 @@
 //! Acquisition optimizer: exhaustive enumeration on small finite spaces, else
 //! many space-filling/random/local candidates + projected-gradient refinement of
-//! the best few, evaluated at *snapped* (decoded and re-encoded) points so that
-//! integer, ordinal and categorical dimensions are handled exactly.
+//! the best few, evaluated at *snapped* points (rounded in the encoded space to
+//! the encoding of the configuration they decode to) so that integer, ordinal
+//! and categorical dimensions are handled exactly.
 
 use std::collections::HashSet;
 
@@ -10,25 +11,30 @@ use rand_distr::{Distribution, Normal};
 
 use super::acquisition::AcqModel;
 use super::sobol::latin_hypercube;
-use super::space::{Config, SearchSpace};
+use super::space::{Codec, Config, SearchSpace};
 
 /// Finite spaces up to this size are enumerated exactly: it is about the size of
 /// the random candidate set, so enumeration costs the same and is never worse.
 pub const ENUMERATION_LIMIT: u128 = 4096;
-/// Candidates evaluated per suggestion at small n: ~1000 + 250 per dimension,
-/// capped at 5000 (beyond that, local refinement is the better use of time).
-const BASE_CANDIDATES: usize = 1000;
-const CANDIDATES_PER_DIM: usize = 250;
-const MAX_CANDIDATES: usize = 5000;
+/// Candidates per suggestion at small n: 768 + 128 per dimension, capped at 4000.
+/// Gradient refinement from the best few does the fine work, so a larger sweep
+/// mostly buys time spent in the n × m kernel matrix (Optuna uses 2048).
+const BASE_CANDIDATES: usize = 768;
+const CANDIDATES_PER_DIM: usize = 128;
+const MAX_CANDIDATES: usize = 4000;
 /// Predictive variances cost n² flops per candidate; this budget (n²·m) keeps the
-/// candidate sweep at ~50 ms for n = 500 while never going below `MIN_CANDIDATES`.
-const FLOP_BUDGET: f64 = 2.5e8;
-const MIN_CANDIDATES: usize = 500;
-/// Number of best candidates refined by gradient ascent.
-const N_REFINE: usize = 5;
-/// Gradient ascent iterations per refined start; the backtracking step halves
-/// on failure, so 30 iterations go from step 0.1 down to well below 1e-4.
-const REFINE_ITERS: usize = 30;
+/// sweep near 15 ms at n = 500 while never going below `MIN_CANDIDATES`.
+const FLOP_BUDGET: f64 = 1.0e8;
+const MIN_CANDIDATES: usize = 256;
+/// Number of best candidates refined by gradient ascent at n ≤ `REFINE_FULL_N`;
+/// above it the count shrinks as 1/n (each step costs two n² mat-vecs) down to
+/// `MIN_REFINE`.
+const N_REFINE: usize = 8;
+const REFINE_FULL_N: usize = 150;
+const MIN_REFINE: usize = 3;
+/// Gradient ascent iterations per refined start; the step halves on failure and
+/// grows 1.5× on success, so 40 iterations cover basin-scale moves and ~1e-4 polish.
+const REFINE_ITERS: usize = 40;
 /// Categorical levels are enumerated during refinement up to this many levels.
 const MAX_ENUM_LEVELS: usize = 64;
 /// Candidate chunk size for batched evaluation (bounds the n × m kernel matrix).
@@ -38,7 +44,7 @@ pub(crate) struct Optimizer<'a> {
     pub space: &'a SearchSpace,
     pub acq: &'a AcqModel<'a>,
     pub used: &'a HashSet<Vec<u64>>,
-    /// Encoded best observed points: centres for local candidates.
+    /// Encoded best observed points (best first): centres for local candidates.
     pub anchors: &'a [Vec<f64>],
     pub n_train: usize,
 }
@@ -57,6 +63,7 @@ impl Optimizer<'_> {
         {
             return self.enumerate(card);
         }
+        let codec = Codec::new(sp);
         let d = sp.parameters.len();
         let nc = sp.n_continuous();
         let cat_levels = sp.cat_levels();
@@ -64,59 +71,78 @@ impl Optimizer<'_> {
         let by_budget = (FLOP_BUDGET / ((self.n_train * self.n_train) as f64 + 1.0)) as usize;
         let m = base.min(by_budget.max(MIN_CANDIDATES));
 
-        // 40 % LHS, 40 % uniform, 20 % Gaussian perturbations of the best observed points.
-        let n_local = if self.anchors.is_empty() { 0 } else { m / 5 };
+        // 35 % LHS, 35 % uniform, 30 % perturbations of the best observed points
+        // (trust-region-like: the incumbent's basin is where EI usually peaks late
+        // in a study, and random candidates almost never land close enough).
+        let n_local = if self.anchors.is_empty() {
+            0
+        } else {
+            m * 3 / 10
+        };
         let n_lhs = (m - n_local) / 2;
-        let mut raw = latin_hypercube(n_lhs, nc, &cat_levels, rng);
+        let mut pts = latin_hypercube(n_lhs, nc, &cat_levels, rng);
         for _ in 0..(m - n_local - n_lhs) {
-            raw.push(sp.random_point(rng));
+            pts.push(sp.random_point(rng));
         }
         let normal = Normal::new(0.0, 1.0).ok();
+        // Subset perturbation probability: moving ~2 coordinates at a time keeps
+        // candidates near the incumbent in most coordinates, which matters as d grows.
+        let p_sub = (2.0 / nc.max(1) as f64).min(1.0);
         for i in 0..n_local {
-            let a = &self.anchors[i % self.anchors.len()];
+            // The incumbent gets half of the local candidates, the runners-up the rest.
+            let a = if i % 2 == 0 || self.anchors.len() == 1 {
+                &self.anchors[0]
+            } else {
+                &self.anchors[1 + (i / 2) % (self.anchors.len() - 1)]
+            };
             // Scales from 0.2 down to 0.005 of the cube: both basin-level and fine moves.
-            let scale = [0.2, 0.05, 0.02, 0.005][i % 4];
+            let scale = [0.2, 0.1, 0.05, 0.02, 0.005][(i / 2) % 5];
+            let subset = i % 4 >= 2;
             let mut p = a.clone();
             for (j, v) in p.iter_mut().enumerate() {
                 if j < nc {
+                    if subset && rng.random::<f64>() >= p_sub {
+                        continue;
+                    }
                     let z = normal.map(|n| n.sample(rng)).unwrap_or(0.0);
                     *v = (*v + scale * z).clamp(0.0, 1.0);
                 } else if rng.random::<f64>() < 0.2 {
                     *v = rng.random_range(0..cat_levels[j - nc]) as f64;
                 }
             }
-            raw.push(p);
+            pts.push(p);
         }
-        let mut pts = Vec::with_capacity(raw.len());
-        let mut cfgs = Vec::with_capacity(raw.len());
-        for r in &raw {
-            let (e, c) = sp.snap(r);
-            pts.push(e);
-            cfgs.push(c);
+        for p in &mut pts {
+            codec.snap(p);
         }
         let vals = eval_chunked(self.acq, &pts);
         let mut order: Vec<usize> = (0..pts.len()).filter(|&i| vals[i].is_finite()).collect();
         order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
 
-        let mut best: Option<(f64, Vec<f64>, Config)> = None;
-        let mut consider = |v: f64, e: Vec<f64>, c: Config, used: &HashSet<Vec<u64>>| {
+        let mut best: Option<(f64, Vec<f64>)> = None;
+        let mut consider = |v: f64, e: Vec<f64>| {
             if v.is_finite()
-                && best.as_ref().is_none_or(|(bv, _, _)| v > *bv)
-                && !used.contains(&sp.key(&c))
+                && best.as_ref().is_none_or(|(bv, _)| v > *bv)
+                && !self.used.contains(&codec.key(&e))
             {
-                best = Some((v, e, c));
+                best = Some((v, e));
             }
+        };
+        let n_refine = if self.n_train <= REFINE_FULL_N {
+            N_REFINE
+        } else {
+            (N_REFINE * REFINE_FULL_N / self.n_train).max(MIN_REFINE)
         };
         let mut starts = Vec::new();
         let mut seen = HashSet::new();
         for &i in &order {
-            let k = sp.key(&cfgs[i]);
+            let k = codec.key(&pts[i]);
             if self.used.contains(&k) || !seen.insert(k) {
                 continue;
             }
-            consider(vals[i], pts[i].clone(), cfgs[i].clone(), self.used);
+            consider(vals[i], pts[i].clone());
             starts.push(i);
-            if starts.len() >= N_REFINE {
+            if starts.len() >= n_refine {
                 break;
             }
         }
@@ -126,12 +152,16 @@ impl Optimizer<'_> {
             } else {
                 pts[i].clone()
             };
-            let x = self.refine_categorical(&x);
-            let (e, c) = sp.snap(&x);
-            let v = self.acq.values(std::slice::from_ref(&e))[0];
-            consider(v, e, c, self.used);
+            let mut x = self.refine_categorical(&codec, &x);
+            codec.snap(&mut x);
+            let v = self.acq.values(std::slice::from_ref(&x))[0];
+            consider(v, x);
         }
-        best.map(|(_, e, c)| (e, c))
+        // Only the winner is decoded into a configuration.
+        best.map(|(_, e)| {
+            let c = sp.decode(&e);
+            (e, c)
+        })
     }
 
     fn enumerate(&self, card: u128) -> Option<(Vec<f64>, Config)> {
@@ -158,23 +188,33 @@ impl Optimizer<'_> {
     }
 
     /// Projected gradient ascent over the continuous block within [0, 1], with a
-    /// normalized step that grows on success and halves on failure.
+    /// step that grows on success and halves on failure. The gradient is
+    /// preconditioned by the squared length scales (steepest ascent in the
+    /// kernel's own metric, where the acquisition is roughly isotropic), so
+    /// irrelevant long-ℓ dimensions do not stall the search and short-ℓ ones do
+    /// not overshoot; the step is measured in units of the shortest length scale.
     fn refine(&self, x0: &[f64]) -> Vec<f64> {
         let nc = self.space.n_continuous();
+        // ℓ capped at 1: beyond the cube's width a longer scale is irrelevant.
+        let ls: Vec<f64> = self.acq.objective.kernel.inv_ls2[..nc]
+            .iter()
+            .map(|w| (1.0 / w.sqrt()).min(1.0))
+            .collect();
         let mut x = x0.to_vec();
         let (mut fx, mut g) = self.acq.value_grad(&x);
         if !fx.is_finite() {
             return x;
         }
-        let mut step = 0.05;
+        let mut step = 0.25;
         for _ in 0..REFINE_ITERS {
-            let gn = g[..nc].iter().map(|v| v * v).sum::<f64>().sqrt();
-            if gn == 0.0 || !gn.is_finite() || step < 1e-5 {
+            // Direction in ℓ-scaled coordinates u_i = x_i / ℓ_i: ∂f/∂u_i = ℓ_i g_i.
+            let gn = (0..nc).map(|i| (ls[i] * g[i]).powi(2)).sum::<f64>().sqrt();
+            if gn == 0.0 || !gn.is_finite() || step < 1e-4 {
                 break;
             }
             let mut y = x.clone();
             for i in 0..nc {
-                y[i] = (x[i] + step * g[i] / gn).clamp(0.0, 1.0);
+                y[i] = (x[i] + step * ls[i] * ls[i] * g[i] / gn).clamp(0.0, 1.0);
             }
             let (fy, gy) = self.acq.value_grad(&y);
             if fy > fx {
@@ -190,11 +230,12 @@ impl Optimizer<'_> {
     }
 
     /// One coordinate pass over categorical dimensions: try every level.
-    fn refine_categorical(&self, x0: &[f64]) -> Vec<f64> {
+    fn refine_categorical(&self, codec: &Codec<'_>, x0: &[f64]) -> Vec<f64> {
         let sp = self.space;
         let nc = sp.n_continuous();
         let levels = sp.cat_levels();
-        let mut x = sp.snap(x0).0;
+        let mut x = x0.to_vec();
+        codec.snap(&mut x);
         for (c, &l) in levels.iter().enumerate() {
             if l <= 1 || l > MAX_ENUM_LEVELS {
                 continue;

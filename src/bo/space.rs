@@ -382,13 +382,7 @@ impl SearchSpace {
                     ParamValue::Number(v.clamp(*low as f64, *high as f64))
                 }
                 ParamKind::Ordinal { values } => {
-                    let n = values.len();
-                    let idx = if n <= 1 {
-                        0
-                    } else {
-                        ((u.clamp(0.0, 1.0) * (n - 1) as f64).round() as usize).min(n - 1)
-                    };
-                    ParamValue::Number(values[idx])
+                    ParamValue::Number(values[ordinal_index(u, values.len())])
                 }
                 ParamKind::Categorical { values } => {
                     let idx = (u.max(0.0).round() as usize).min(values.len() - 1);
@@ -459,6 +453,85 @@ impl SearchSpace {
     }
 }
 
+/// Rounding and identity keys directly in the encoded space, for the optimizer's
+/// hot loop: building a `Config` (a `BTreeMap` of `String`s) per candidate costs
+/// more than the GP prediction at small n, and only the winners need decoding.
+pub(crate) struct Codec<'a> {
+    space: &'a SearchSpace,
+    /// Encoded position of each parameter (see `SearchSpace::positions`).
+    pos: Vec<usize>,
+}
+
+impl<'a> Codec<'a> {
+    pub(crate) fn new(space: &'a SearchSpace) -> Self {
+        Codec {
+            space,
+            pos: space.positions(),
+        }
+    }
+
+    /// Rounds `x` in place to the encoding of the configuration it decodes to, so
+    /// that `decode(x)` is exact and the GP scores what would be suggested.
+    /// Floats are only clamped (re-encoding a decoded float can move it by an ulp,
+    /// which no model can tell apart); `key` agrees with `space.key(&decode(x))`.
+    pub(crate) fn snap(&self, x: &mut [f64]) {
+        for (p, &j) in self.space.parameters.iter().zip(&self.pos) {
+            let Some(slot) = x.get_mut(j) else { continue };
+            let u = if slot.is_finite() { *slot } else { 0.0 };
+            *slot = match &p.kind {
+                ParamKind::Float { .. } => u.clamp(0.0, 1.0),
+                ParamKind::Int { low, high, log } => {
+                    let (lo, hi) = (*low as f64, *high as f64);
+                    let v = from_unit(u, lo, hi, *log).round().clamp(lo, hi);
+                    to_unit(v, lo, hi, *log)
+                }
+                ParamKind::Ordinal { values } => {
+                    let n = values.len();
+                    ordinal_unit(ordinal_index(u, n), n)
+                }
+                ParamKind::Categorical { values } => {
+                    (u.max(0.0).round() as usize).min(values.len() - 1) as f64
+                }
+            };
+        }
+    }
+
+    /// `space.key(&space.decode(x))` without building the configuration.
+    pub(crate) fn key(&self, x: &[f64]) -> Vec<u64> {
+        self.space
+            .parameters
+            .iter()
+            .zip(&self.pos)
+            .map(|(p, &j)| {
+                let u = x.get(j).copied().unwrap_or(0.0);
+                let u = if u.is_finite() { u } else { 0.0 };
+                match &p.kind {
+                    ParamKind::Float { low, high, log } => {
+                        (from_unit(u, *low, *high, *log).clamp(*low, *high) + 0.0).to_bits()
+                    }
+                    ParamKind::Int { low, high, log } => {
+                        let (lo, hi) = (*low as f64, *high as f64);
+                        (from_unit(u, lo, hi, *log).round().clamp(lo, hi) + 0.0).to_bits()
+                    }
+                    ParamKind::Ordinal { values } => ordinal_index(u, values.len()) as u64,
+                    ParamKind::Categorical { values } => {
+                        (u.max(0.0).round() as usize).min(values.len() - 1) as u64
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+/// Level index an encoded ordinal coordinate rounds to (same rule as `decode`).
+fn ordinal_index(u: f64, n: usize) -> usize {
+    if n <= 1 {
+        0
+    } else {
+        ((u.clamp(0.0, 1.0) * (n - 1) as f64).round() as usize).min(n - 1)
+    }
+}
+
 fn level_count(kind: &ParamKind) -> Option<u128> {
     match kind {
         ParamKind::Float { .. } => None,
@@ -494,5 +567,91 @@ fn from_unit(u: f64, low: f64, high: f64, log: bool) -> f64 {
         (low.ln() + u * (high.ln() - low.ln())).exp()
     } else {
         low + u * (high - low)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mixed() -> SearchSpace {
+        let p = |name: &str, kind| Parameter {
+            name: name.into(),
+            kind,
+        };
+        SearchSpace {
+            parameters: vec![
+                p(
+                    "c",
+                    ParamKind::Categorical {
+                        values: vec!["a".into(), "b".into(), "c".into()],
+                    },
+                ),
+                p(
+                    "f",
+                    ParamKind::Float {
+                        low: -3.0,
+                        high: 7.5,
+                        log: false,
+                    },
+                ),
+                p(
+                    "lf",
+                    ParamKind::Float {
+                        low: 1e-4,
+                        high: 10.0,
+                        log: true,
+                    },
+                ),
+                p(
+                    "i",
+                    ParamKind::Int {
+                        low: -4,
+                        high: 9,
+                        log: false,
+                    },
+                ),
+                p(
+                    "li",
+                    ParamKind::Int {
+                        low: 1,
+                        high: 1000,
+                        log: true,
+                    },
+                ),
+                p(
+                    "o",
+                    ParamKind::Ordinal {
+                        values: vec![0.5, 1.0, 4.0, 1024.0],
+                    },
+                ),
+            ],
+        }
+    }
+
+    proptest! {
+        /// The encoded-space rounding agrees with decode → encode, and its key with
+        /// the configuration's key, for any real input (out of range, NaN, ±∞).
+        #[test]
+        fn codec_matches_decode_encode(
+            raw in prop::collection::vec(
+                prop_oneof![-0.5f64..1.5, -1.0f64..4.0, Just(f64::NAN), Just(f64::INFINITY), Just(-0.0)],
+                6,
+            ),
+        ) {
+            let sp = mixed();
+            let codec = Codec::new(&sp);
+            let mut x = raw.clone();
+            codec.snap(&mut x);
+            let c = sp.decode(&raw);
+            prop_assert_eq!(&sp.decode(&x), &c);
+            prop_assert_eq!(codec.key(&x), sp.key(&c));
+            prop_assert_eq!(codec.key(&raw), sp.key(&c));
+            let e = sp.encode(&c).unwrap();
+            for (a, b) in x.iter().zip(&e) {
+                prop_assert!((a - b).abs() <= 1e-12, "{:?} vs {:?}", x, e);
+            }
+        }
     }
 }

@@ -9,11 +9,21 @@ pub struct TestFn {
     pub space: SearchSpace,
     pub optimum: f64,
     f: fn(&Config) -> f64,
+    /// Noisy variant `f(c, z)` with `z ~ N(0, 1)`; `None` for deterministic functions.
+    noisy: Option<fn(&Config, f64) -> f64>,
 }
 
 impl TestFn {
+    /// The noise-free value (what regret is measured on).
     pub fn eval(&self, c: &Config) -> f64 {
         (self.f)(c)
+    }
+    /// The observed value given a standard normal draw `z` (ignored when noise-free).
+    pub fn eval_noisy(&self, c: &Config, z: f64) -> f64 {
+        match self.noisy {
+            Some(g) => g(c, z),
+            None => (self.f)(c),
+        }
     }
 }
 
@@ -59,6 +69,7 @@ pub fn branin() -> TestFn {
                 + 10.0 * (1.0 - 1.0 / (8.0 * pi)) * x1.cos()
                 + 10.0
         },
+        noisy: None,
     }
 }
 
@@ -91,6 +102,7 @@ pub fn hartmann6() -> TestFn {
                 })
                 .sum::<f64>()
         },
+        noisy: None,
     }
 }
 
@@ -110,6 +122,7 @@ pub fn ackley5() -> TestFn {
                 / n;
             -20.0 * (-0.2 * s2.sqrt()).exp() - sc.exp() + 20.0 + std::f64::consts::E
         },
+        noisy: None,
     }
 }
 
@@ -124,6 +137,7 @@ pub fn rosenbrock4() -> TestFn {
                 .map(|i| 100.0 * (x[i + 1] - x[i] * x[i]).powi(2) + (1.0 - x[i]).powi(2))
                 .sum()
         },
+        noisy: None,
     }
 }
 
@@ -186,6 +200,58 @@ pub fn serverless() -> TestFn {
         space,
         optimum,
         f: serverless_cost,
+        noisy: None,
+    }
+}
+
+/// The "serverless toy" of BENCHMARKS.md (µUSD per invocation, Lambda-shaped):
+/// duration multiplied by `exp(0.05 z)`, then billed per started millisecond.
+fn lambda_cost(c: &Config, z: f64) -> f64 {
+    let mem = num(c, "memory_mb");
+    let arm = matches!(c.get("arch"), Some(ParamValue::Category(s)) if s == "arm");
+    let (slow, price) = if arm {
+        (1.10, 1.33334e-5)
+    } else {
+        (1.00, 1.66667e-5)
+    };
+    let vcpu = mem / 1769.0;
+    let cpu_s = 1.2 * slow * (0.75 / vcpu.min(1.0) + 0.25 / vcpu);
+    let pressure = 1.0 + (400.0 / mem).powi(3);
+    let duration_s = (cpu_s * pressure + 0.25) * (0.05 * z).exp();
+    let billed_ms = (1000.0 * duration_s).ceil();
+    (price * mem / 1024.0 * billed_ms / 1000.0 + 0.20e-6) * 1e6
+}
+
+/// Memory 128..=10240 MB in steps of 64 (159 levels, an ordinal because the
+/// space has no stepped integers) × architecture {x86, arm}: 318 configurations.
+pub fn serverless_toy() -> TestFn {
+    let space = SearchSpace {
+        parameters: vec![
+            Parameter {
+                name: "memory_mb".into(),
+                kind: ParamKind::Ordinal {
+                    values: (0..159).map(|i| 128.0 + 64.0 * i as f64).collect(),
+                },
+            },
+            Parameter {
+                name: "arch".into(),
+                kind: ParamKind::Categorical {
+                    values: vec!["x86".into(), "arm".into()],
+                },
+            },
+        ],
+    };
+    let card = space.cardinality().unwrap_or(0);
+    let optimum = (0..card)
+        .filter_map(|i| space.config_at(i))
+        .map(|c| lambda_cost(&c, 0.0))
+        .fold(f64::INFINITY, f64::min);
+    TestFn {
+        name: "serverless_toy",
+        space,
+        optimum,
+        f: |c| lambda_cost(c, 0.0),
+        noisy: Some(lambda_cost),
     }
 }
 
@@ -214,5 +280,12 @@ mod tests {
         assert_eq!(rosenbrock4().eval(&cfg(&X6[..4], &[1.0; 4])), 0.0);
         let s = serverless();
         assert!(s.optimum.is_finite() && s.optimum > 0.0);
+        // BENCHMARKS.md: 35.6302 µUSD at 1152 MB on arm.
+        let t = serverless_toy();
+        assert!((t.optimum - 35.6302).abs() < 1e-3, "{}", t.optimum);
+        let mut c = Config::new();
+        c.insert("memory_mb".into(), ParamValue::Number(1152.0));
+        c.insert("arch".into(), ParamValue::Category("arm".into()));
+        assert!((t.eval(&c) - t.optimum).abs() < 1e-9);
     }
 }

@@ -5,7 +5,8 @@
 //! few hundred nanoseconds of a reward or a snapshot copy). Rewards to
 //! different experiments never contend.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -20,10 +21,10 @@ pub struct MemoryStore {
 
 struct Entry {
     state: ExperimentState,
-    /// Dedupe keys seen, with their expiry; `expiries` lets us drop expired
-    /// keys in insertion order (TTLs are equal, so that is expiry order).
+    /// Dedupe keys seen, and a min-heap of their expiries so each reward
+    /// drops the expired ones in O(log n).
     seen: HashSet<[u8; 16]>,
-    expiries: VecDeque<(i64, [u8; 16])>,
+    expiries: BinaryHeap<Reverse<(i64, [u8; 16])>>,
 }
 
 impl MemoryStore {
@@ -57,7 +58,7 @@ impl Store for MemoryStore {
                 evidence: vec![Evidence::default(); def.arms.len()],
             },
             seen: HashSet::new(),
-            expiries: VecDeque::new(),
+            expiries: BinaryHeap::new(),
         };
         map.insert(def.name.clone(), Arc::new(Mutex::new(entry)));
         Ok(Created::Created)
@@ -107,19 +108,18 @@ impl Store for MemoryStore {
             return Err(StoreError::NotFound(format!("arm: index {} not in {:?}", u.arm, u.experiment)));
         }
         if let Some(d) = &u.dedupe {
-            // Forget keys whose window has passed, oldest first.
-            while let Some(&(exp, key)) = e.expiries.front() {
+            // Forget keys whose window has passed, soonest expiry first.
+            while let Some(&Reverse((exp, key))) = e.expiries.peek() {
                 if exp > u.now_ms {
                     break;
                 }
-                e.expiries.pop_front();
+                e.expiries.pop();
                 e.seen.remove(&key);
             }
             if !e.seen.insert(d.key) {
                 return Ok(RewardOutcome::Duplicate);
             }
-            let expiry = u.now_ms.saturating_add(d.ttl_ms as i64);
-            e.expiries.push_back((expiry, d.key));
+            e.expiries.push(Reverse((d.expire_at_ms, d.key)));
         }
         let ev = e.state.evidence[u.arm].apply(u.delta, u.now_ms, u.half_life_ms);
         e.state.evidence[u.arm] = ev;

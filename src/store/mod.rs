@@ -42,15 +42,19 @@ pub struct RewardUpdate {
     pub delta: Delta,
     pub now_ms: i64,
     pub half_life_ms: i64,
-    /// Exactly-once bookkeeping: apply only if this key was not seen within
-    /// `ttl_ms`. `None` for rewards by arm name (no exactly-once).
+    /// Exactly-once bookkeeping: apply only if this decision was not
+    /// rewarded before. `None` for rewards by arm name (no exactly-once).
     pub dedupe: Option<Dedupe>,
 }
 
+/// Exactly-once bookkeeping for one decision: remember `key` until
+/// `expire_at_ms` (issue time + dedupe window + margin). Stores may group
+/// keys by `issued_ms` (Redis keeps one set per issue hour).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dedupe {
     pub key: [u8; 16],
-    pub ttl_ms: u64,
+    pub issued_ms: u64,
+    pub expire_at_ms: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | `posterior:{name}:def` | string | the definition, JSON |
 //! | `posterior:{name}:arms` | hash | `id` → incarnation id; `<arm index>` → `"a b c count t_ms"` |
-//! | `posterior:{name}:d:<16 bytes>` | string, TTL = dedupe window | one rewarded decision |
+//! | `posterior:{name}:d:<issue hour>` | set, expires after the window | rewarded decisions issued in that hour (16-byte members) |
 //! | `posterior:experiments` | set | names, for listing |
 //! | `posterior:secret` | string | the shared decision-signing key, if none is configured |
 //!
@@ -61,10 +61,13 @@ fn def_key(name: &str) -> String {
 fn arms_key(name: &str) -> String {
     format!("posterior:{{{name}}}:arms")
 }
-fn dedupe_key(name: &str, key: &[u8; 16]) -> Vec<u8> {
-    let mut k = format!("posterior:{{{name}}}:d:").into_bytes();
-    k.extend_from_slice(key);
-    k
+/// Rewarded decisions are grouped by the hour they were issued in: one set
+/// per experiment-hour costs ~60 bytes per member, against ~150 for a key
+/// per decision, and a decision's bucket follows from its id alone.
+const DEDUPE_BUCKET_MS: u64 = 3_600_000;
+
+fn dedupe_bucket(name: &str, issued_ms: u64) -> String {
+    format!("posterior:{{{name}}}:d:{}", issued_ms / DEDUPE_BUCKET_MS)
 }
 
 /// KEYS: def, arms. ARGV: definition JSON, incarnation id, number of arms.
@@ -94,8 +97,8 @@ end
 return 1
 "#;
 
-/// KEYS: arms [, dedupe]. ARGV: incarnation id, arm index, Δa, Δb, Δc,
-/// now (ms), half-life (ms, 0 = none), dedupe TTL (ms).
+/// KEYS: arms [, dedupe bucket]. ARGV: incarnation id, arm index, Δa, Δb,
+/// Δc, now (ms), half-life (ms, 0 = none), bucket expiry (Unix ms), decision key.
 /// Returns 1 applied, 0 duplicate, -1 experiment gone, -2 arm unknown.
 /// The arithmetic is `Evidence::apply` in `bandit/posterior.rs`: decay to
 /// now (time never runs backwards), then add.
@@ -104,7 +107,8 @@ if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return -1 end
 local cur = redis.call('HGET', KEYS[1], ARGV[2])
 if not cur then return -2 end
 if KEYS[2] then
-  if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[8]) then return 0 end
+  if redis.call('SADD', KEYS[2], ARGV[9]) == 0 then return 0 end
+  redis.call('PEXPIREAT', KEYS[2], ARGV[8])
 end
 local a, b, c, n, t = string.match(cur, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
 a = tonumber(a); b = tonumber(b); c = tonumber(c); n = tonumber(n); t = tonumber(t)
@@ -120,6 +124,13 @@ redis.call('HSET', KEYS[1], ARGV[2],
   string.format('%.17g %.17g %.17g %d %d', a, b, c, n + 1, t))
 return 1
 "#;
+
+/// The bucket lives until its last possible member expires.
+fn bucket_expiry(d: &super::Dedupe) -> i64 {
+    let bucket_end = (d.issued_ms / DEDUPE_BUCKET_MS + 1) * DEDUPE_BUCKET_MS;
+    let member_window = d.expire_at_ms - d.issued_ms as i64;
+    bucket_end as i64 + member_window
+}
 
 fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
@@ -266,7 +277,7 @@ impl Store for RedisStore {
         let mut c = self.conn.clone();
         let mut inv = self.reward.key(arms_key(&u.experiment));
         if let Some(d) = &u.dedupe {
-            inv.key(dedupe_key(&u.experiment, &d.key));
+            inv.key(dedupe_bucket(&u.experiment, d.issued_ms));
         }
         // `{:?}` of f64 prints the shortest string that parses back exactly.
         inv.arg(u.experiment_id.to_string())
@@ -276,7 +287,8 @@ impl Store for RedisStore {
             .arg(format!("{:?}", u.delta.c))
             .arg(u.now_ms)
             .arg(u.half_life_ms)
-            .arg(u.dedupe.as_ref().map_or(1, |d| d.ttl_ms.max(1)));
+            .arg(u.dedupe.as_ref().map_or(0, |d| bucket_expiry(d)))
+            .arg(u.dedupe.as_ref().map_or(&[][..], |d| &d.key[..]));
         let r: i64 = inv.invoke_async(&mut c).await.map_err(unavailable)?;
         match r {
             1 => Ok(RewardOutcome::Applied),
