@@ -36,7 +36,10 @@ fn bench_choose(c: &mut Criterion) {
         g.bench_function(format!("{n}_arms"), |b| {
             b.iter(|| {
                 posteriors.clear();
-                posteriors.extend(ev.iter().map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))));
+                posteriors.extend(
+                    ev.iter()
+                        .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
+                );
                 black_box(thompson::choose(&posteriors, &candidates, &mut rng))
             })
         });
@@ -48,7 +51,13 @@ fn bench_reward(c: &mut Criterion) {
     let ev = Evidence::default();
     c.bench_function("reward_update", |b| {
         b.iter(|| {
-            let d = Model::Bernoulli.delta(black_box(1.0)).unwrap_or(posterior::bandit::Delta { a: 0.0, b: 0.0, c: 0.0 });
+            let d = Model::Bernoulli
+                .delta(black_box(1.0))
+                .unwrap_or(posterior::bandit::Delta {
+                    a: 0.0,
+                    b: 0.0,
+                    c: 0.0,
+                });
             black_box(ev.apply(d, black_box(5_000), 3_600_000))
         })
     });
@@ -56,10 +65,18 @@ fn bench_reward(c: &mut Criterion) {
 
 fn bench_token(c: &mut Criterion) {
     let s = DecisionSigner::new(b"bench key of reasonable length!!");
-    let d = Decision { arm: 3, issued_ms: 1_732_000_000_000, nonce: 0x1234_5678_9abc_def0 };
+    let d = Decision {
+        arm: 3,
+        issued_ms: 1_732_000_000_000,
+        nonce: 0x1234_5678_9abc_def0,
+    };
     let t = s.sign("checkout-button", 42, &d);
-    c.bench_function("token_sign", |b| b.iter(|| black_box(s.sign(black_box("checkout-button"), 42, &d))));
-    c.bench_function("token_verify", |b| b.iter(|| black_box(s.verify(black_box("checkout-button"), 42, &t))));
+    c.bench_function("token_sign", |b| {
+        b.iter(|| black_box(s.sign(black_box("checkout-button"), 42, &d)))
+    });
+    c.bench_function("token_verify", |b| {
+        b.iter(|| black_box(s.verify(black_box("checkout-button"), 42, &t)))
+    });
 }
 
 criterion_group!(benches, bench_choose, bench_reward, bench_token);

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -80,24 +80,16 @@ impl Default for DecisionConfig {
 
 impl Default for BanditConfig {
     fn default() -> Self {
-        BanditConfig { prob_best_draws: 10_000 }
+        BanditConfig {
+            prob_best_draws: 10_000,
+        }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { filter: "info".into() }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            store: StoreConfig::default(),
-            decisions: DecisionConfig::default(),
-            bandit: BanditConfig::default(),
-            log: LogConfig::default(),
+        LogConfig {
+            filter: "info".into(),
         }
     }
 }
@@ -107,7 +99,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("POSTERIOR_LISTEN", "server.listen"),
     ("POSTERIOR_REDIS", "store.redis_url"),
     ("POSTERIOR_DECISION_SECRET", "decisions.secret"),
-    ("POSTERIOR_DEDUPE_WINDOW_SECONDS", "decisions.dedupe_window_seconds"),
+    (
+        "POSTERIOR_DEDUPE_WINDOW_SECONDS",
+        "decisions.dedupe_window_seconds",
+    ),
     ("POSTERIOR_LOG", "log.filter"),
 ];
 
@@ -117,12 +112,14 @@ const MAX_DEDUPE_WINDOW_SECONDS: u64 = 366 * 86_400;
 
 impl Config {
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        let cfg: Config = toml::from_str(text).map_err(|e| format!("config: {}", e.message()).replace('`', "'"))?;
+        let cfg: Config = toml::from_str(text)
+            .map_err(|e| format!("config: {}", e.message()).replace('`', "'"))?;
         Ok(cfg)
     }
 
     pub fn load(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
         Self::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
@@ -138,9 +135,9 @@ impl Config {
             self.decisions.secret = v;
         }
         if let Some(v) = get("POSTERIOR_DEDUPE_WINDOW_SECONDS") {
-            self.decisions.dedupe_window_seconds = v
-                .parse()
-                .map_err(|_| format!("POSTERIOR_DEDUPE_WINDOW_SECONDS: not a whole number of seconds: {v:?}"))?;
+            self.decisions.dedupe_window_seconds = v.parse().map_err(|_| {
+                format!("POSTERIOR_DEDUPE_WINDOW_SECONDS: not a whole number of seconds: {v:?}")
+            })?;
         }
         if let Some(v) = get("POSTERIOR_LOG") {
             self.log.filter = v;
@@ -173,10 +170,12 @@ impl Config {
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, String> {
-        self.server
-            .listen
-            .parse()
-            .map_err(|_| format!("server.listen: expected HOST:PORT with an IP host, got {:?}", self.server.listen))
+        self.server.listen.parse().map_err(|_| {
+            format!(
+                "server.listen: expected HOST:PORT with an IP host, got {:?}",
+                self.server.listen
+            )
+        })
     }
 }
 
@@ -212,7 +211,11 @@ mod tests {
         assert_eq!(cfg.server.listen, "0.0.0.0:9");
         assert_eq!(cfg.store.redis_url, "redis://x");
         cfg.decisions.dedupe_window_seconds = 1;
-        assert!(cfg.validate().unwrap_err().contains("decisions.dedupe_window_seconds"));
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .contains("decisions.dedupe_window_seconds")
+        );
         cfg.decisions.dedupe_window_seconds = 86400;
         cfg.server.listen = "nohost".into();
         assert!(cfg.validate().unwrap_err().contains("server.listen"));

@@ -11,7 +11,11 @@ use posterior::config::Config;
 use tonic::transport::Channel;
 
 #[derive(Parser)]
-#[command(name = "posterior", version, about = "Decisions from Bayesian posteriors: bandits over gRPC")]
+#[command(
+    name = "posterior",
+    version,
+    about = "Decisions from Bayesian posteriors: bandits over gRPC"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,7 +68,11 @@ struct ServeArgs {
 #[derive(Args, Clone)]
 struct Conn {
     /// The posterior server to talk to.
-    #[arg(long, env = "POSTERIOR_SERVER", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "POSTERIOR_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
     server: String,
 }
 
@@ -132,7 +140,10 @@ enum ExperimentCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -152,7 +163,11 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Experiment(cmd) => experiment(cmd).await,
-        Command::Choose { experiment, eligible, conn } => {
+        Command::Choose {
+            experiment,
+            eligible,
+            conn,
+        } => {
             let r = client(&conn)
                 .await?
                 .choose(pb::ChooseRequest {
@@ -188,7 +203,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(status)?
                 .into_inner();
             if r.duplicate {
-                println!("{}: duplicate decision, already counted (not applied again)", r.arm);
+                println!(
+                    "{}: duplicate decision, already counted (not applied again)",
+                    r.arm
+                );
             } else {
                 println!("{}: reward {value} applied", r.arm);
             }
@@ -269,10 +287,12 @@ async fn experiment(cmd: ExperimentCmd) -> Result<(), String> {
         } => {
             let prior = match (model, alpha, beta) {
                 (_, None, None) => None,
-                (ModelArg::Bernoulli, a, b) => Some(pb::create_experiment_request::Prior::BetaPrior(pb::BetaPrior {
-                    alpha: a.unwrap_or(1.0),
-                    beta: b.unwrap_or(1.0),
-                })),
+                (ModelArg::Bernoulli, a, b) => Some(
+                    pb::create_experiment_request::Prior::BetaPrior(pb::BetaPrior {
+                        alpha: a.unwrap_or(1.0),
+                        beta: b.unwrap_or(1.0),
+                    }),
+                ),
                 (ModelArg::Gaussian, _, _) => {
                     return Err("--alpha/--beta set a BERNOULLI Beta prior; GAUSSIAN uses the default prior from the CLI".into());
                 }
@@ -293,11 +313,19 @@ async fn experiment(cmd: ExperimentCmd) -> Result<(), String> {
                 .map_err(status)?
                 .into_inner();
             let e = r.experiment.unwrap_or_default();
-            let verb = if r.created { "created" } else { "already exists (identical)" };
+            let verb = if r.created {
+                "created"
+            } else {
+                "already exists (identical)"
+            };
             println!("experiment {} {verb}: {} arms", e.name, e.arms.len());
             Ok(())
         }
-        ExperimentCmd::Show { name, threshold, conn } => {
+        ExperimentCmd::Show {
+            name,
+            threshold,
+            conn,
+        } => {
             let r = client(&conn)
                 .await?
                 .get_experiment(pb::GetExperimentRequest { name, threshold })
@@ -328,7 +356,11 @@ async fn experiment(cmd: ExperimentCmd) -> Result<(), String> {
             println!("experiment {name} deleted");
             Ok(())
         }
-        ExperimentCmd::AddArm { experiment, arm, conn } => {
+        ExperimentCmd::AddArm {
+            experiment,
+            arm,
+            conn,
+        } => {
             let r = client(&conn)
                 .await?
                 .add_arm(pb::AddArmRequest {
@@ -338,10 +370,17 @@ async fn experiment(cmd: ExperimentCmd) -> Result<(), String> {
                 .await
                 .map_err(status)?
                 .into_inner();
-            println!("arm {arm} {}", if r.created { "added" } else { "already active" });
+            println!(
+                "arm {arm} {}",
+                if r.created { "added" } else { "already active" }
+            );
             Ok(())
         }
-        ExperimentCmd::RetireArm { experiment, arm, conn } => {
+        ExperimentCmd::RetireArm {
+            experiment,
+            arm,
+            conn,
+        } => {
             client(&conn)
                 .await?
                 .retire_arm(pb::RetireArmRequest {
@@ -360,21 +399,37 @@ fn render_experiment(r: &pb::GetExperimentResponse, threshold: Option<f64>) -> S
     use std::fmt::Write;
     let mut out = String::new();
     if let Some(e) = &r.experiment {
-        let model = pb::RewardModel::try_from(e.model).map(|m| m.as_str_name()).unwrap_or("?");
+        let model = pb::RewardModel::try_from(e.model)
+            .map(|m| m.as_str_name())
+            .unwrap_or("?");
         let _ = write!(out, "experiment {}  model {model}", e.name);
         if e.half_life_seconds > 0.0 {
             let _ = write!(out, "  half-life {}s", e.half_life_seconds);
         }
         let _ = writeln!(out);
     }
-    let w = r.arms.iter().map(|a| a.name.len()).max().unwrap_or(3).max(3);
-    let _ = write!(out, "{:<w$}  {:>8}  {:>10}  {:>23}  {:>7}", "arm", "rewards", "mean", "95% interval", "P(best)");
+    let w = r
+        .arms
+        .iter()
+        .map(|a| a.name.len())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    let _ = write!(
+        out,
+        "{:<w$}  {:>8}  {:>10}  {:>23}  {:>7}",
+        "arm", "rewards", "mean", "95% interval", "P(best)"
+    );
     if let Some(t) = threshold {
         let _ = write!(out, "  {:>10}", format!("P(>{t})"));
     }
     let _ = writeln!(out);
     for a in &r.arms {
-        let name = if a.retired { format!("{} (retired)", a.name) } else { a.name.clone() };
+        let name = if a.retired {
+            format!("{} (retired)", a.name)
+        } else {
+            a.name.clone()
+        };
         let _ = write!(
             out,
             "{name:<w$}  {:>8}  {:>10.4}  [{:>10.4}, {:>10.4}]  {:>7.3}",
@@ -385,6 +440,10 @@ fn render_experiment(r: &pb::GetExperimentResponse, threshold: Option<f64>) -> S
         }
         let _ = writeln!(out);
     }
-    let _ = writeln!(out, "P(best) from {} joint posterior draws", r.prob_best_draws);
+    let _ = writeln!(
+        out,
+        "P(best) from {} joint posterior draws",
+        r.prob_best_draws
+    );
     out
 }

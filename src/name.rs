@@ -38,7 +38,15 @@ mod tests {
     #[test]
     fn accepts_and_rejects() {
         assert!(validate("name", "checkout-v2.b:1_x").is_ok());
-        for bad in ["", "-x", "a b", "a/b", "é", "{tag}", &"x".repeat(MAX_NAME_LEN + 1)] {
+        for bad in [
+            "",
+            "-x",
+            "a b",
+            "a/b",
+            "é",
+            "{tag}",
+            &"x".repeat(MAX_NAME_LEN + 1),
+        ] {
             let e = validate("arms[3]", bad).unwrap_err();
             assert!(e.starts_with("arms[3]: "), "{e}");
         }

@@ -70,7 +70,10 @@ async fn open_store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<u8>), String> {
         .await
         .map_err(|e| format!("store.redis_url: {e}"))?;
     let secret = if cfg.decisions.secret.is_empty() {
-        store.shared_secret(&proposed).await.map_err(|e| e.to_string())?
+        store
+            .shared_secret(&proposed)
+            .await
+            .map_err(|e| e.to_string())?
     } else {
         proposed
     };

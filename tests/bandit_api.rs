@@ -32,8 +32,18 @@ fn by_arm(exp: &str, arm: &str, value: f64) -> pb::RewardRequest {
     }
 }
 
-async fn get(c: &mut pb::bandits_client::BanditsClient<tonic::transport::Channel>, name: &str, threshold: Option<f64>) -> pb::GetExperimentResponse {
-    c.get_experiment(pb::GetExperimentRequest { name: name.into(), threshold }).await.unwrap().into_inner()
+async fn get(
+    c: &mut pb::bandits_client::BanditsClient<tonic::transport::Channel>,
+    name: &str,
+    threshold: Option<f64>,
+) -> pb::GetExperimentResponse {
+    c.get_experiment(pb::GetExperimentRequest {
+        name: name.into(),
+        threshold,
+    })
+    .await
+    .unwrap()
+    .into_inner()
 }
 
 #[tokio::test]
@@ -42,16 +52,35 @@ async fn create_choose_reward_gives_the_exact_posterior() {
         let s = TestServer::start(backend).await;
         let mut c = s.client().await;
         let mut req = bernoulli("exact", &["a", "b"]);
-        req.prior = Some(pb::create_experiment_request::Prior::BetaPrior(pb::BetaPrior { alpha: 2.0, beta: 3.0 }));
+        req.prior = Some(pb::create_experiment_request::Prior::BetaPrior(
+            pb::BetaPrior {
+                alpha: 2.0,
+                beta: 3.0,
+            },
+        ));
         assert!(c.create_experiment(req).await.unwrap().into_inner().created);
 
         // Reward every decision with a known value and track the expected
         // Beta parameters per arm independently.
         let values = [1.0, 0.0, 0.25, 1.0, 1.0, 0.0, 0.5, 1.0, 0.0, 0.75];
-        let mut expect = std::collections::HashMap::from([("a".to_string(), (2.0, 3.0, 0u64)), ("b".to_string(), (2.0, 3.0, 0u64))]);
+        let mut expect = std::collections::HashMap::from([
+            ("a".to_string(), (2.0, 3.0, 0u64)),
+            ("b".to_string(), (2.0, 3.0, 0u64)),
+        ]);
         for v in values {
-            let d = c.choose(pb::ChooseRequest { experiment: "exact".into(), eligible_arms: vec![] }).await.unwrap().into_inner();
-            let r = c.reward(by_decision("exact", &d.decision_id, v)).await.unwrap().into_inner();
+            let d = c
+                .choose(pb::ChooseRequest {
+                    experiment: "exact".into(),
+                    eligible_arms: vec![],
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let r = c
+                .reward(by_decision("exact", &d.decision_id, v))
+                .await
+                .unwrap()
+                .into_inner();
             assert_eq!(r.arm, d.arm);
             assert!(!r.duplicate);
             let e = expect.get_mut(&d.arm).unwrap();
@@ -63,12 +92,19 @@ async fn create_choose_reward_gives_the_exact_posterior() {
         let mut total_p = 0.0;
         for arm in &g.arms {
             let (a, b, n) = expect[&arm.name];
-            assert_eq!((arm.alpha, arm.beta, arm.rewards), (a, b, n), "{backend:?} {}", arm.name);
+            assert_eq!(
+                (arm.alpha, arm.beta, arm.rewards),
+                (a, b, n),
+                "{backend:?} {}",
+                arm.name
+            );
             assert!((arm.mean - a / (a + b)).abs() < 1e-12);
             // Independent check of the interval and tail with statrs.
             use statrs::distribution::{Beta, ContinuousCDF};
             let d = Beta::new(a, b).unwrap();
-            assert!((d.cdf(arm.lower) - 0.025).abs() < 1e-6 && (d.cdf(arm.upper) - 0.975).abs() < 1e-6);
+            assert!(
+                (d.cdf(arm.lower) - 0.025).abs() < 1e-6 && (d.cdf(arm.upper) - 0.975).abs() < 1e-6
+            );
             assert!((arm.prob_above_threshold.unwrap() - d.sf(0.5)).abs() < 1e-9);
             total_p += arm.prob_best;
         }
@@ -96,7 +132,10 @@ async fn gaussian_posterior_is_exact() {
         let ss: f64 = xs.iter().map(|x| (x - xbar).powi(2)).sum();
         let (k0, m0, a0, b0) = (0.01, 0.0, 1.0, 1.0);
         let kn = k0 + n;
-        assert!((arm.mu - (k0 * m0 + n * xbar) / kn).abs() < 1e-9, "{backend:?}");
+        assert!(
+            (arm.mu - (k0 * m0 + n * xbar) / kn).abs() < 1e-9,
+            "{backend:?}"
+        );
         assert!((arm.kappa - kn).abs() < 1e-12);
         assert!((arm.alpha - (a0 + n / 2.0)).abs() < 1e-12);
         let bn = b0 + ss / 2.0 + k0 * n * (xbar - m0).powi(2) / (2.0 * kn);
@@ -111,15 +150,34 @@ async fn a_duplicated_reward_is_applied_once() {
         let s = TestServer::start(backend).await;
         let mut c = s.client().await;
         c.create_experiment(bernoulli("dup", &["a"])).await.unwrap();
-        let d = c.choose(pb::ChooseRequest { experiment: "dup".into(), eligible_arms: vec![] }).await.unwrap().into_inner();
-        let first = c.reward(by_decision("dup", &d.decision_id, 1.0)).await.unwrap().into_inner();
+        let d = c
+            .choose(pb::ChooseRequest {
+                experiment: "dup".into(),
+                eligible_arms: vec![],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let first = c
+            .reward(by_decision("dup", &d.decision_id, 1.0))
+            .await
+            .unwrap()
+            .into_inner();
         assert!(!first.duplicate);
         for _ in 0..5 {
-            let again = c.reward(by_decision("dup", &d.decision_id, 1.0)).await.unwrap().into_inner();
+            let again = c
+                .reward(by_decision("dup", &d.decision_id, 1.0))
+                .await
+                .unwrap()
+                .into_inner();
             assert!(again.duplicate, "{backend:?}");
         }
         let arm = &get(&mut c, "dup", None).await.arms[0];
-        assert_eq!((arm.rewards, arm.alpha, arm.beta), (1, 2.0, 1.0), "{backend:?}");
+        assert_eq!(
+            (arm.rewards, arm.alpha, arm.beta),
+            (1, 2.0, 1.0),
+            "{backend:?}"
+        );
     }
 }
 
@@ -128,19 +186,62 @@ async fn create_is_idempotent_and_conflicts_are_already_exists() {
     for backend in BACKENDS {
         let s = TestServer::start(backend).await;
         let mut c = s.client().await;
-        assert!(c.create_experiment(bernoulli("e", &["a", "b"])).await.unwrap().into_inner().created);
-        assert!(!c.create_experiment(bernoulli("e", &["a", "b"])).await.unwrap().into_inner().created);
-        let e = c.create_experiment(bernoulli("e", &["a", "c"])).await.unwrap_err();
+        assert!(
+            c.create_experiment(bernoulli("e", &["a", "b"]))
+                .await
+                .unwrap()
+                .into_inner()
+                .created
+        );
+        assert!(
+            !c.create_experiment(bernoulli("e", &["a", "b"]))
+                .await
+                .unwrap()
+                .into_inner()
+                .created
+        );
+        let e = c
+            .create_experiment(bernoulli("e", &["a", "c"]))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::AlreadyExists, "{backend:?}");
         assert!(e.message().contains("name"));
         // Still idempotent after an arm was added.
-        c.add_arm(pb::AddArmRequest { experiment: "e".into(), arm: "c".into() }).await.unwrap();
-        assert!(!c.create_experiment(bernoulli("e", &["a", "b"])).await.unwrap().into_inner().created);
-        let names = c.list_experiments(pb::ListExperimentsRequest {}).await.unwrap().into_inner().names;
+        c.add_arm(pb::AddArmRequest {
+            experiment: "e".into(),
+            arm: "c".into(),
+        })
+        .await
+        .unwrap();
+        assert!(
+            !c.create_experiment(bernoulli("e", &["a", "b"]))
+                .await
+                .unwrap()
+                .into_inner()
+                .created
+        );
+        let names = c
+            .list_experiments(pb::ListExperimentsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .names;
         assert_eq!(names, vec!["e".to_string()]);
-        c.delete_experiment(pb::DeleteExperimentRequest { name: "e".into() }).await.unwrap();
-        assert!(c.list_experiments(pb::ListExperimentsRequest {}).await.unwrap().into_inner().names.is_empty());
-        let e = c.delete_experiment(pb::DeleteExperimentRequest { name: "e".into() }).await.unwrap_err();
+        c.delete_experiment(pb::DeleteExperimentRequest { name: "e".into() })
+            .await
+            .unwrap();
+        assert!(
+            c.list_experiments(pb::ListExperimentsRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .names
+                .is_empty()
+        );
+        let e = c
+            .delete_experiment(pb::DeleteExperimentRequest { name: "e".into() })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::NotFound);
     }
 }
@@ -150,33 +251,74 @@ async fn retired_arms_are_never_chosen_and_keep_their_evidence() {
     for backend in BACKENDS {
         let s = TestServer::start(backend).await;
         let mut c = s.client().await;
-        c.create_experiment(bernoulli("r", &["a", "b"])).await.unwrap();
+        c.create_experiment(bernoulli("r", &["a", "b"]))
+            .await
+            .unwrap();
         for _ in 0..3 {
             c.reward(by_arm("r", "a", 1.0)).await.unwrap();
         }
         // A decision issued before retirement can still be rewarded.
         let mut pending = None;
         for _ in 0..50 {
-            let d = c.choose(pb::ChooseRequest { experiment: "r".into(), eligible_arms: vec![] }).await.unwrap().into_inner();
+            let d = c
+                .choose(pb::ChooseRequest {
+                    experiment: "r".into(),
+                    eligible_arms: vec![],
+                })
+                .await
+                .unwrap()
+                .into_inner();
             if d.arm == "a" {
                 pending = Some(d.decision_id);
                 break;
             }
         }
         let pending = pending.expect("arm a chosen at least once in 50 tries");
-        c.retire_arm(pb::RetireArmRequest { experiment: "r".into(), arm: "a".into() }).await.unwrap();
-        let added = c.add_arm(pb::AddArmRequest { experiment: "r".into(), arm: "c".into() }).await.unwrap().into_inner();
+        c.retire_arm(pb::RetireArmRequest {
+            experiment: "r".into(),
+            arm: "a".into(),
+        })
+        .await
+        .unwrap();
+        let added = c
+            .add_arm(pb::AddArmRequest {
+                experiment: "r".into(),
+                arm: "c".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
         assert!(added.created);
         for _ in 0..200 {
-            let d = c.choose(pb::ChooseRequest { experiment: "r".into(), eligible_arms: vec![] }).await.unwrap().into_inner();
+            let d = c
+                .choose(pb::ChooseRequest {
+                    experiment: "r".into(),
+                    eligible_arms: vec![],
+                })
+                .await
+                .unwrap()
+                .into_inner();
             assert_ne!(d.arm, "a", "{backend:?}");
         }
         // Eligible list naming only the retired arm: nothing to choose.
-        let e = c.choose(pb::ChooseRequest { experiment: "r".into(), eligible_arms: vec!["a".into()] }).await.unwrap_err();
+        let e = c
+            .choose(pb::ChooseRequest {
+                experiment: "r".into(),
+                eligible_arms: vec!["a".into()],
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::FailedPrecondition);
         // A subset narrows the choice.
         for _ in 0..50 {
-            let d = c.choose(pb::ChooseRequest { experiment: "r".into(), eligible_arms: vec!["a".into(), "c".into()] }).await.unwrap().into_inner();
+            let d = c
+                .choose(pb::ChooseRequest {
+                    experiment: "r".into(),
+                    eligible_arms: vec!["a".into(), "c".into()],
+                })
+                .await
+                .unwrap()
+                .into_inner();
             assert_eq!(d.arm, "c");
         }
         c.reward(by_decision("r", &pending, 1.0)).await.unwrap();
@@ -187,10 +329,27 @@ async fn retired_arms_are_never_chosen_and_keep_their_evidence() {
         assert_eq!(a.prob_best, 0.0);
         assert_eq!(g.experiment.unwrap().retired_arms, vec!["a".to_string()]);
         // Re-adding a retired name is refused; retiring the last arm too.
-        let e = c.add_arm(pb::AddArmRequest { experiment: "r".into(), arm: "a".into() }).await.unwrap_err();
+        let e = c
+            .add_arm(pb::AddArmRequest {
+                experiment: "r".into(),
+                arm: "a".into(),
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::FailedPrecondition);
-        c.retire_arm(pb::RetireArmRequest { experiment: "r".into(), arm: "b".into() }).await.unwrap();
-        let e = c.retire_arm(pb::RetireArmRequest { experiment: "r".into(), arm: "c".into() }).await.unwrap_err();
+        c.retire_arm(pb::RetireArmRequest {
+            experiment: "r".into(),
+            arm: "b".into(),
+        })
+        .await
+        .unwrap();
+        let e = c
+            .retire_arm(pb::RetireArmRequest {
+                experiment: "r".into(),
+                arm: "c".into(),
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::FailedPrecondition);
     }
 }
@@ -202,20 +361,38 @@ async fn decision_ids_are_bound_to_their_experiment_and_incarnation() {
         let mut c = s.client().await;
         c.create_experiment(bernoulli("one", &["a"])).await.unwrap();
         c.create_experiment(bernoulli("two", &["a"])).await.unwrap();
-        let d = c.choose(pb::ChooseRequest { experiment: "one".into(), eligible_arms: vec![] }).await.unwrap().into_inner();
+        let d = c
+            .choose(pb::ChooseRequest {
+                experiment: "one".into(),
+                eligible_arms: vec![],
+            })
+            .await
+            .unwrap()
+            .into_inner();
         // Another experiment's id: rejected.
-        let e = c.reward(by_decision("two", &d.decision_id, 1.0)).await.unwrap_err();
+        let e = c
+            .reward(by_decision("two", &d.decision_id, 1.0))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
         assert!(e.message().contains("decision_id"), "{}", e.message());
         // Altered: rejected.
         let mut forged = d.decision_id.clone().into_bytes();
         forged[10] = if forged[10] == b'A' { b'B' } else { b'A' };
-        let e = c.reward(by_decision("one", &String::from_utf8(forged).unwrap(), 1.0)).await.unwrap_err();
+        let e = c
+            .reward(by_decision("one", &String::from_utf8(forged).unwrap(), 1.0))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
         // Deleted and re-created: the old id is not valid for the new experiment.
-        c.delete_experiment(pb::DeleteExperimentRequest { name: "one".into() }).await.unwrap();
+        c.delete_experiment(pb::DeleteExperimentRequest { name: "one".into() })
+            .await
+            .unwrap();
         c.create_experiment(bernoulli("one", &["a"])).await.unwrap();
-        let e = c.reward(by_decision("one", &d.decision_id, 1.0)).await.unwrap_err();
+        let e = c
+            .reward(by_decision("one", &d.decision_id, 1.0))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{backend:?}");
         assert_eq!(get(&mut c, "one", None).await.arms[0].rewards, 0);
     }
@@ -226,20 +403,36 @@ async fn bad_input_gets_its_code_and_names_the_field() {
     for backend in BACKENDS {
         let s = TestServer::start(backend).await;
         let mut c = s.client().await;
-        c.create_experiment(bernoulli("ok", &["a", "b"])).await.unwrap();
+        c.create_experiment(bernoulli("ok", &["a", "b"]))
+            .await
+            .unwrap();
         let mut g = bernoulli("gauss", &["a"]);
         g.model = pb::RewardModel::Gaussian as i32;
         c.create_experiment(g).await.unwrap();
 
-        let many: Vec<String> = (0..=posterior::bandit::MAX_ARMS).map(|i| format!("arm{i}")).collect();
+        let many: Vec<String> = (0..=posterior::bandit::MAX_ARMS)
+            .map(|i| format!("arm{i}"))
+            .collect();
         let mut too_many = bernoulli("big", &[]);
         too_many.arms = many.clone();
         let mut max_ok = bernoulli("big", &[]);
         max_ok.arms = many[..posterior::bandit::MAX_ARMS].to_vec();
         let mut bad_prior = bernoulli("p", &["a"]);
-        bad_prior.prior = Some(pb::create_experiment_request::Prior::BetaPrior(pb::BetaPrior { alpha: 0.0, beta: 1.0 }));
+        bad_prior.prior = Some(pb::create_experiment_request::Prior::BetaPrior(
+            pb::BetaPrior {
+                alpha: 0.0,
+                beta: 1.0,
+            },
+        ));
         let mut wrong_prior = bernoulli("p", &["a"]);
-        wrong_prior.prior = Some(pb::create_experiment_request::Prior::NormalPrior(pb::NormalInverseGammaPrior { mean: 0.0, kappa: 1.0, alpha: 1.0, beta: 1.0 }));
+        wrong_prior.prior = Some(pb::create_experiment_request::Prior::NormalPrior(
+            pb::NormalInverseGammaPrior {
+                mean: 0.0,
+                kappa: 1.0,
+                alpha: 1.0,
+                beta: 1.0,
+            },
+        ));
         let mut bad_model = bernoulli("m", &["a"]);
         bad_model.model = 7;
         let mut bad_hl = bernoulli("h", &["a"]);
@@ -260,49 +453,137 @@ async fn bad_input_gets_its_code_and_names_the_field() {
         ];
         for (req, field) in creates {
             let e = c.create_experiment(req).await.unwrap_err();
-            assert_eq!(e.code(), Code::InvalidArgument, "{backend:?} {field}: {}", e.message());
+            assert_eq!(
+                e.code(),
+                Code::InvalidArgument,
+                "{backend:?} {field}: {}",
+                e.message()
+            );
             assert!(e.message().contains(field), "{field}: {}", e.message());
         }
         // 2,000 arms is within the limit.
-        assert!(c.create_experiment(max_ok).await.unwrap().into_inner().created);
-        let d = c.choose(pb::ChooseRequest { experiment: "big".into(), eligible_arms: vec![] }).await.unwrap().into_inner();
+        assert!(
+            c.create_experiment(max_ok)
+                .await
+                .unwrap()
+                .into_inner()
+                .created
+        );
+        let d = c
+            .choose(pb::ChooseRequest {
+                experiment: "big".into(),
+                eligible_arms: vec![],
+            })
+            .await
+            .unwrap()
+            .into_inner();
         assert!(d.arm.starts_with("arm"));
 
         let rewards = [
             (by_arm("ok", "a", 1.5), Code::InvalidArgument, "value"),
             (by_arm("ok", "a", -0.1), Code::InvalidArgument, "value"),
             (by_arm("ok", "a", f64::NAN), Code::InvalidArgument, "value"),
-            (by_arm("gauss", "a", f64::NAN), Code::InvalidArgument, "value"),
-            (by_arm("gauss", "a", f64::INFINITY), Code::InvalidArgument, "value"),
-            (by_arm("gauss", "a", f64::NEG_INFINITY), Code::InvalidArgument, "value"),
+            (
+                by_arm("gauss", "a", f64::NAN),
+                Code::InvalidArgument,
+                "value",
+            ),
+            (
+                by_arm("gauss", "a", f64::INFINITY),
+                Code::InvalidArgument,
+                "value",
+            ),
+            (
+                by_arm("gauss", "a", f64::NEG_INFINITY),
+                Code::InvalidArgument,
+                "value",
+            ),
             (by_arm("ok", "zzz", 1.0), Code::NotFound, "arm"),
             (by_arm("nope", "a", 1.0), Code::NotFound, "experiment"),
-            (by_decision("ok", "garbage", 1.0), Code::InvalidArgument, "decision_id"),
-            (pb::RewardRequest { experiment: "ok".into(), target: None, value: 1.0 }, Code::InvalidArgument, "decision_id"),
+            (
+                by_decision("ok", "garbage", 1.0),
+                Code::InvalidArgument,
+                "decision_id",
+            ),
+            (
+                pb::RewardRequest {
+                    experiment: "ok".into(),
+                    target: None,
+                    value: 1.0,
+                },
+                Code::InvalidArgument,
+                "decision_id",
+            ),
         ];
         for (req, code, field) in rewards {
             let e = c.reward(req).await.unwrap_err();
             assert_eq!(e.code(), code, "{backend:?} {field}: {}", e.message());
             assert!(e.message().contains(field), "{field}: {}", e.message());
         }
-        let e = c.choose(pb::ChooseRequest { experiment: "nope".into(), eligible_arms: vec![] }).await.unwrap_err();
+        let e = c
+            .choose(pb::ChooseRequest {
+                experiment: "nope".into(),
+                eligible_arms: vec![],
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::NotFound);
-        let e = c.choose(pb::ChooseRequest { experiment: "ok".into(), eligible_arms: vec!["zz".into()] }).await.unwrap_err();
+        let e = c
+            .choose(pb::ChooseRequest {
+                experiment: "ok".into(),
+                eligible_arms: vec!["zz".into()],
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::NotFound);
         assert!(e.message().contains("eligible_arms[0]"));
-        let e = c.choose(pb::ChooseRequest { experiment: "{bad}".into(), eligible_arms: vec![] }).await.unwrap_err();
+        let e = c
+            .choose(pb::ChooseRequest {
+                experiment: "{bad}".into(),
+                eligible_arms: vec![],
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
-        let e = c.get_experiment(pb::GetExperimentRequest { name: "ok".into(), threshold: Some(f64::INFINITY) }).await.unwrap_err();
+        let e = c
+            .get_experiment(pb::GetExperimentRequest {
+                name: "ok".into(),
+                threshold: Some(f64::INFINITY),
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
         assert!(e.message().contains("threshold"));
-        let e = c.get_experiment(pb::GetExperimentRequest { name: "missing".into(), threshold: None }).await.unwrap_err();
+        let e = c
+            .get_experiment(pb::GetExperimentRequest {
+                name: "missing".into(),
+                threshold: None,
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::NotFound);
-        let e = c.add_arm(pb::AddArmRequest { experiment: "missing".into(), arm: "a".into() }).await.unwrap_err();
+        let e = c
+            .add_arm(pb::AddArmRequest {
+                experiment: "missing".into(),
+                arm: "a".into(),
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::NotFound);
-        let e = c.retire_arm(pb::RetireArmRequest { experiment: "ok".into(), arm: "zz".into() }).await.unwrap_err();
+        let e = c
+            .retire_arm(pb::RetireArmRequest {
+                experiment: "ok".into(),
+                arm: "zz".into(),
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::NotFound);
         // The server is still healthy after all of that.
-        assert!(c.list_experiments(pb::ListExperimentsRequest {}).await.is_ok());
+        assert!(
+            c.list_experiments(pb::ListExperimentsRequest {})
+                .await
+                .is_ok()
+        );
     }
 }
 
@@ -311,13 +592,32 @@ async fn store_outage_is_unavailable() {
     let mut s = TestServer::start(Backend::Redis).await;
     let mut c = s.client().await;
     c.create_experiment(bernoulli("o", &["a"])).await.unwrap();
-    let d = c.choose(pb::ChooseRequest { experiment: "o".into(), eligible_arms: vec![] }).await.unwrap().into_inner();
+    let d = c
+        .choose(pb::ChooseRequest {
+            experiment: "o".into(),
+            eligible_arms: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
     s.redis.as_mut().unwrap().kill();
-    let e = c.choose(pb::ChooseRequest { experiment: "o".into(), eligible_arms: vec![] }).await.unwrap_err();
+    let e = c
+        .choose(pb::ChooseRequest {
+            experiment: "o".into(),
+            eligible_arms: vec![],
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
-    let e = c.reward(by_decision("o", &d.decision_id, 1.0)).await.unwrap_err();
+    let e = c
+        .reward(by_decision("o", &d.decision_id, 1.0))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
-    let e = c.list_experiments(pb::ListExperimentsRequest {}).await.unwrap_err();
+    let e = c
+        .list_experiments(pb::ListExperimentsRequest {})
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable);
 }
 
@@ -338,7 +638,11 @@ async fn decay_halves_evidence_per_half_life() {
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         let arm = &get(&mut c, "drift", None).await.arms[0];
         assert_eq!(arm.rewards, 10);
-        assert!(arm.evidence < 10.0 * 0.5_f64.powf(1.0) && arm.evidence > 10.0 * 0.5_f64.powi(3), "{backend:?} {}", arm.evidence);
+        assert!(
+            arm.evidence < 10.0 * 0.5_f64.powf(1.0) && arm.evidence > 10.0 * 0.5_f64.powi(3),
+            "{backend:?} {}",
+            arm.evidence
+        );
         assert!((arm.alpha - 1.0 - arm.evidence).abs() < 1e-9);
     }
 }

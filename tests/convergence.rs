@@ -41,12 +41,19 @@ async fn the_best_arm_gets_most_choices_by_the_last_quarter() {
         let mut best_late = 0usize;
         for round in 0..ROUNDS {
             let d = c
-                .choose(pb::ChooseRequest { experiment: "conv".into(), eligible_arms: vec![] })
+                .choose(pb::ChooseRequest {
+                    experiment: "conv".into(),
+                    eligible_arms: vec![],
+                })
                 .await
                 .unwrap()
                 .into_inner();
             let rate = rates.iter().find(|(n, _)| *n == d.arm).unwrap().1;
-            let outcome = if world.random::<f64>() < rate { 1.0 } else { 0.0 };
+            let outcome = if world.random::<f64>() < rate {
+                1.0
+            } else {
+                0.0
+            };
             c.reward(pb::RewardRequest {
                 experiment: "conv".into(),
                 target: Some(Target::DecisionId(d.decision_id)),

@@ -6,7 +6,10 @@ use common::{RedisServer, start_on_redis};
 use posterior::api::pb::{self, bandits_client::BanditsClient, reward_request::Target};
 
 fn used_memory(r: &RedisServer) -> i64 {
-    let info: String = redis::cmd("INFO").arg("memory").query(&mut r.connection()).unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(&mut r.connection())
+        .unwrap();
     info.lines()
         .find_map(|l| l.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
@@ -18,7 +21,9 @@ async fn each_rewarded_decision_costs_under_100_bytes_of_redis_memory() {
     const N: usize = 10_000;
     let redis = RedisServer::start();
     let s = start_on_redis(&redis.url()).await;
-    let mut c = BanditsClient::connect(format!("http://{}", s.addr)).await.unwrap();
+    let mut c = BanditsClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
     c.create_experiment(pb::CreateExperimentRequest {
         name: "checkout-button".into(),
         arms: vec!["a".into(), "b".into()],
@@ -28,11 +33,26 @@ async fn each_rewarded_decision_costs_under_100_bytes_of_redis_memory() {
     .unwrap();
     let mut ids = Vec::with_capacity(N);
     for _ in 0..N {
-        ids.push(c.choose(pb::ChooseRequest { experiment: "checkout-button".into(), eligible_arms: vec![] }).await.unwrap().into_inner().decision_id);
+        ids.push(
+            c.choose(pb::ChooseRequest {
+                experiment: "checkout-button".into(),
+                eligible_arms: vec![],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .decision_id,
+        );
     }
     let before = used_memory(&redis);
     for id in ids {
-        c.reward(pb::RewardRequest { experiment: "checkout-button".into(), target: Some(Target::DecisionId(id)), value: 1.0 }).await.unwrap();
+        c.reward(pb::RewardRequest {
+            experiment: "checkout-button".into(),
+            target: Some(Target::DecisionId(id)),
+            value: 1.0,
+        })
+        .await
+        .unwrap();
     }
     let per_reward = (used_memory(&redis) - before) as f64 / N as f64;
     eprintln!("redis memory per rewarded decision: {per_reward:.1} bytes");

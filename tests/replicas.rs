@@ -37,12 +37,17 @@ async fn two_instances_count_20000_concurrent_rewards_exactly() {
         let urls = urls.clone();
         handles.push(tokio::spawn(async move {
             let mut mine = BanditsClient::connect(urls[t % 2].clone()).await.unwrap();
-            let mut other = BanditsClient::connect(urls[(t + 1) % 2].clone()).await.unwrap();
+            let mut other = BanditsClient::connect(urls[(t + 1) % 2].clone())
+                .await
+                .unwrap();
             let n = REWARDS / TASKS;
             let (mut applied, mut dups) = (0usize, 0usize);
             for i in 0..n {
                 let d = mine
-                    .choose(pb::ChooseRequest { experiment: "load".into(), eligible_arms: vec![] })
+                    .choose(pb::ChooseRequest {
+                        experiment: "load".into(),
+                        eligible_arms: vec![],
+                    })
                     .await
                     .unwrap()
                     .into_inner();
@@ -78,7 +83,10 @@ async fn two_instances_count_20000_concurrent_rewards_exactly() {
     for url in &urls {
         let mut c = BanditsClient::connect(url.clone()).await.unwrap();
         let g = c
-            .get_experiment(pb::GetExperimentRequest { name: "load".into(), threshold: None })
+            .get_experiment(pb::GetExperimentRequest {
+                name: "load".into(),
+                threshold: None,
+            })
             .await
             .unwrap()
             .into_inner();

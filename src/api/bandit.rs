@@ -11,11 +11,13 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use tonic::{Request, Response, Status};
 
+use super::now_ms;
 use super::pb;
 use super::pb::bandits_server::Bandits;
 use super::status::ApiError;
-use super::now_ms;
-use crate::bandit::{self, thompson, Decision, DecisionSigner, ExperimentDef, Model, NewExperiment, Posterior, Prior};
+use crate::bandit::{
+    self, Decision, DecisionSigner, ExperimentDef, Model, NewExperiment, Posterior, Prior, thompson,
+};
 use crate::name;
 use crate::store::{Created, Dedupe, ExperimentState, RewardOutcome, RewardUpdate, Store};
 
@@ -46,7 +48,11 @@ thread_local! {
 
 impl BanditService {
     pub fn new(store: Arc<dyn Store>, signer: DecisionSigner, settings: BanditSettings) -> Self {
-        BanditService { store, signer, settings }
+        BanditService {
+            store,
+            signer,
+            settings,
+        }
     }
 
     async fn load(&self, field: &str, name: &str) -> Result<ExperimentState, ApiError> {
@@ -76,7 +82,11 @@ impl BanditService {
         Err(crate::store::StoreError::Conflict(format!("experiment {experiment:?}")).into())
     }
 
-    fn choose(&self, state: &ExperimentState, eligible: &[String]) -> Result<pb::ChooseResponse, ApiError> {
+    fn choose(
+        &self,
+        state: &ExperimentState,
+        eligible: &[String],
+    ) -> Result<pb::ChooseResponse, ApiError> {
         let def = &state.def;
         let candidates = def.eligible_arms(eligible)?;
         let now = now_ms();
@@ -91,7 +101,8 @@ impl BanditService {
             let arm = thompson::choose(&posteriors, &candidates, &mut *rng);
             (arm, rng.random::<u64>())
         });
-        let arm = arm.ok_or_else(|| ApiError::Internal("no candidate arm after eligibility check".into()))?;
+        let arm = arm
+            .ok_or_else(|| ApiError::Internal("no candidate arm after eligibility check".into()))?;
         let decision = Decision {
             arm: arm as u32,
             issued_ms: now.max(0) as u64,
@@ -104,7 +115,12 @@ impl BanditService {
     }
 
     /// Turn a decision id into (arm, dedupe) after checking its signature and age.
-    fn verify_decision(&self, def: &ExperimentDef, token: &str, now: i64) -> Result<(usize, Dedupe), ApiError> {
+    fn verify_decision(
+        &self,
+        def: &ExperimentDef,
+        token: &str,
+        now: i64,
+    ) -> Result<(usize, Dedupe), ApiError> {
         let d = self.signer.verify(&def.name, def.id, token)?;
         let now = now.max(0) as u64;
         let s = &self.settings;
@@ -125,7 +141,9 @@ impl BanditService {
         }
         let arm = d.arm as usize;
         if arm >= def.arms.len() {
-            return Err(ApiError::Internal("validly signed decision names an arm that does not exist".into()));
+            return Err(ApiError::Internal(
+                "validly signed decision names an arm that does not exist".into(),
+            ));
         }
         Ok((
             arm,
@@ -140,15 +158,25 @@ impl BanditService {
         ))
     }
 
-    fn summarize(&self, state: &ExperimentState, threshold: Option<f64>) -> pb::GetExperimentResponse {
+    fn summarize(
+        &self,
+        state: &ExperimentState,
+        threshold: Option<f64>,
+    ) -> pb::GetExperimentResponse {
         let def = &state.def;
         let now = now_ms();
         let hl = def.half_life_ms();
         let decayed: Vec<_> = state.evidence.iter().map(|e| e.at(now, hl)).collect();
-        let posteriors: Vec<Posterior> = decayed.iter().map(|e| Posterior::new(&def.prior, e)).collect();
-        let active: Vec<usize> = (0..def.arms.len()).filter(|&i| !def.arms[i].retired).collect();
+        let posteriors: Vec<Posterior> = decayed
+            .iter()
+            .map(|e| Posterior::new(&def.prior, e))
+            .collect();
+        let active: Vec<usize> = (0..def.arms.len())
+            .filter(|&i| !def.arms[i].retired)
+            .collect();
         let draws = thompson::prob_best_draws(active.len()).min(self.settings.prob_best_draws);
-        let prob_best = RNG.with(|r| thompson::prob_best(&posteriors, &active, draws, &mut *r.borrow_mut()));
+        let prob_best =
+            RNG.with(|r| thompson::prob_best(&posteriors, &active, draws, &mut *r.borrow_mut()));
         let arms = def
             .arms
             .iter()
@@ -158,7 +186,12 @@ impl BanditService {
                 let (lower, upper) = p.credible_interval(0.95);
                 let (alpha, beta, mu, kappa) = match *p {
                     Posterior::Beta { alpha, beta } => (alpha, beta, 0.0, 0.0),
-                    Posterior::NormalInverseGamma { mu, kappa, alpha, beta } => (alpha, beta, mu, kappa),
+                    Posterior::NormalInverseGamma {
+                        mu,
+                        kappa,
+                        alpha,
+                        beta,
+                    } => (alpha, beta, mu, kappa),
                 };
                 pb::ArmSummary {
                     name: arm.name.clone(),
@@ -193,13 +226,28 @@ fn to_pb(def: &ExperimentDef) -> pb::Experiment {
             Model::Gaussian => pb::RewardModel::Gaussian,
         } as i32,
         arms: def.arms.iter().map(|a| a.name.clone()).collect(),
-        retired_arms: def.arms.iter().filter(|a| a.retired).map(|a| a.name.clone()).collect(),
+        retired_arms: def
+            .arms
+            .iter()
+            .filter(|a| a.retired)
+            .map(|a| a.name.clone())
+            .collect(),
         half_life_seconds: def.half_life_seconds,
         prior: Some(match def.prior {
-            Prior::Beta { alpha, beta } => pb::experiment::Prior::BetaPrior(pb::BetaPrior { alpha, beta }),
-            Prior::NormalInverseGamma { mean, kappa, alpha, beta } => {
-                pb::experiment::Prior::NormalPrior(pb::NormalInverseGammaPrior { mean, kappa, alpha, beta })
+            Prior::Beta { alpha, beta } => {
+                pb::experiment::Prior::BetaPrior(pb::BetaPrior { alpha, beta })
             }
+            Prior::NormalInverseGamma {
+                mean,
+                kappa,
+                alpha,
+                beta,
+            } => pb::experiment::Prior::NormalPrior(pb::NormalInverseGammaPrior {
+                mean,
+                kappa,
+                alpha,
+                beta,
+            }),
         }),
     }
 }
@@ -208,10 +256,18 @@ fn new_experiment(r: pb::CreateExperimentRequest) -> Result<NewExperiment, ApiEr
     let model = match pb::RewardModel::try_from(r.model) {
         Ok(pb::RewardModel::Bernoulli) => Model::Bernoulli,
         Ok(pb::RewardModel::Gaussian) => Model::Gaussian,
-        Err(_) => return Err(ApiError::Invalid(format!("model: must be BERNOULLI or GAUSSIAN, got {}", r.model))),
+        Err(_) => {
+            return Err(ApiError::Invalid(format!(
+                "model: must be BERNOULLI or GAUSSIAN, got {}",
+                r.model
+            )));
+        }
     };
     let prior = r.prior.map(|p| match p {
-        pb::create_experiment_request::Prior::BetaPrior(b) => Prior::Beta { alpha: b.alpha, beta: b.beta },
+        pb::create_experiment_request::Prior::BetaPrior(b) => Prior::Beta {
+            alpha: b.alpha,
+            beta: b.beta,
+        },
         pb::create_experiment_request::Prior::NormalPrior(n) => Prior::NormalInverseGamma {
             mean: n.mean,
             kappa: n.kappa,
@@ -235,8 +291,15 @@ impl Bandits for BanditService {
         req: Request<pb::CreateExperimentRequest>,
     ) -> Result<Response<pb::CreateExperimentResponse>, Status> {
         let id = RNG.with(|r| r.borrow_mut().random::<u64>());
-        let def = new_experiment(req.into_inner())?.into_def(id).map_err(ApiError::from)?;
-        let created = match self.store.create_experiment(&def).await.map_err(ApiError::from)? {
+        let def = new_experiment(req.into_inner())?
+            .into_def(id)
+            .map_err(ApiError::from)?;
+        let created = match self
+            .store
+            .create_experiment(&def)
+            .await
+            .map_err(ApiError::from)?
+        {
             Created::Created => true,
             Created::Exists(existing) if existing.same_definition(&def) => {
                 return Ok(Response::new(pb::CreateExperimentResponse {
@@ -267,7 +330,9 @@ impl Bandits for BanditService {
         if let Some(t) = r.threshold
             && !t.is_finite()
         {
-            return Err(ApiError::Invalid(format!("threshold: must be a finite number, got {t}")).into());
+            return Err(
+                ApiError::Invalid(format!("threshold: must be a finite number, got {t}")).into(),
+            );
         }
         let state = self.load("name", &r.name).await?;
         Ok(Response::new(self.summarize(&state, r.threshold)))
@@ -277,7 +342,11 @@ impl Bandits for BanditService {
         &self,
         _req: Request<pb::ListExperimentsRequest>,
     ) -> Result<Response<pb::ListExperimentsResponse>, Status> {
-        let names = self.store.list_experiments().await.map_err(ApiError::from)?;
+        let names = self
+            .store
+            .list_experiments()
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(pb::ListExperimentsResponse { names }))
     }
 
@@ -287,17 +356,29 @@ impl Bandits for BanditService {
     ) -> Result<Response<pb::DeleteExperimentResponse>, Status> {
         let r = req.into_inner();
         name::validate("name", &r.name).map_err(ApiError::Invalid)?;
-        if !self.store.delete_experiment(&r.name).await.map_err(ApiError::from)? {
-            return Err(ApiError::NotFound(format!("name: experiment {:?} not found", r.name)).into());
+        if !self
+            .store
+            .delete_experiment(&r.name)
+            .await
+            .map_err(ApiError::from)?
+        {
+            return Err(
+                ApiError::NotFound(format!("name: experiment {:?} not found", r.name)).into(),
+            );
         }
         tracing::info!(experiment = %r.name, "experiment deleted");
         Ok(Response::new(pb::DeleteExperimentResponse {}))
     }
 
-    async fn add_arm(&self, req: Request<pb::AddArmRequest>) -> Result<Response<pb::AddArmResponse>, Status> {
+    async fn add_arm(
+        &self,
+        req: Request<pb::AddArmRequest>,
+    ) -> Result<Response<pb::AddArmResponse>, Status> {
         let r = req.into_inner();
         name::validate("arm", &r.arm).map_err(ApiError::Invalid)?;
-        let (def, created) = self.update_def(&r.experiment, |d| d.with_arm(&r.arm)).await?;
+        let (def, created) = self
+            .update_def(&r.experiment, |d| d.with_arm(&r.arm))
+            .await?;
         Ok(Response::new(pb::AddArmResponse {
             experiment: Some(to_pb(&def)),
             created,
@@ -310,19 +391,27 @@ impl Bandits for BanditService {
     ) -> Result<Response<pb::RetireArmResponse>, Status> {
         let r = req.into_inner();
         name::validate("arm", &r.arm).map_err(ApiError::Invalid)?;
-        let (def, _) = self.update_def(&r.experiment, |d| d.with_arm_retired(&r.arm)).await?;
+        let (def, _) = self
+            .update_def(&r.experiment, |d| d.with_arm_retired(&r.arm))
+            .await?;
         Ok(Response::new(pb::RetireArmResponse {
             experiment: Some(to_pb(&def)),
         }))
     }
 
-    async fn choose(&self, req: Request<pb::ChooseRequest>) -> Result<Response<pb::ChooseResponse>, Status> {
+    async fn choose(
+        &self,
+        req: Request<pb::ChooseRequest>,
+    ) -> Result<Response<pb::ChooseResponse>, Status> {
         let r = req.into_inner();
         let state = self.load("experiment", &r.experiment).await?;
         Ok(Response::new(self.choose(&state, &r.eligible_arms)?))
     }
 
-    async fn reward(&self, req: Request<pb::RewardRequest>) -> Result<Response<pb::RewardResponse>, Status> {
+    async fn reward(
+        &self,
+        req: Request<pb::RewardRequest>,
+    ) -> Result<Response<pb::RewardResponse>, Status> {
         let r = req.into_inner();
         let state = self.load("experiment", &r.experiment).await?;
         let def = &state.def;
@@ -340,7 +429,11 @@ impl Bandits for BanditService {
                 (arm, None)
             }
             None => {
-                return Err(ApiError::Invalid("decision_id: required (or arm, for bulk ingestion without exactly-once)".into()).into());
+                return Err(ApiError::Invalid(
+                    "decision_id: required (or arm, for bulk ingestion without exactly-once)"
+                        .into(),
+                )
+                .into());
             }
         };
         let delta = def.model.delta(r.value).map_err(ApiError::from)?;
@@ -395,17 +488,29 @@ mod tests {
         let s = service();
         let d = def();
         let issued = 1_700_000_000_000u64;
-        let t = s.signer.sign("e", 5, &Decision { arm: 1, issued_ms: issued, nonce: 9 });
+        let t = s.signer.sign(
+            "e",
+            5,
+            &Decision {
+                arm: 1,
+                issued_ms: issued,
+                nonce: 9,
+            },
+        );
         let day = 86_400_000i64;
         let (arm, dd) = s.verify_decision(&d, &t, issued as i64 + day).unwrap();
         assert_eq!(arm, 1);
         // The dedupe record outlives the acceptance window.
         assert!(dd.expire_at_ms >= issued as i64 + day);
-        let e = s.verify_decision(&d, &t, issued as i64 + day + 1).unwrap_err();
+        let e = s
+            .verify_decision(&d, &t, issued as i64 + day + 1)
+            .unwrap_err();
         assert_eq!(e.code(), tonic::Code::FailedPrecondition);
         assert!(e.to_string().contains("dedupe window"));
         // Issued further in the future than the allowed skew: rejected.
-        let e = s.verify_decision(&d, &t, issued as i64 - 300_001).unwrap_err();
+        let e = s
+            .verify_decision(&d, &t, issued as i64 - 300_001)
+            .unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
         assert!(s.verify_decision(&d, &t, issued as i64 - 299_000).is_ok());
     }
@@ -413,7 +518,15 @@ mod tests {
     #[test]
     fn a_signed_id_with_an_impossible_arm_is_not_a_panic() {
         let s = service();
-        let t = s.signer.sign("e", 5, &Decision { arm: 99, issued_ms: 1_000, nonce: 1 });
+        let t = s.signer.sign(
+            "e",
+            5,
+            &Decision {
+                arm: 99,
+                issued_ms: 1_000,
+                nonce: 1,
+            },
+        );
         assert!(s.verify_decision(&def(), &t, 2_000).is_err());
     }
 }

@@ -10,7 +10,8 @@ pub mod pb {
 }
 
 /// The encoded descriptor set of our protos, served by gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/posterior_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/posterior_descriptor.bin"));
 
 /// Wall-clock milliseconds since the Unix epoch: decision issue times and
 /// decay are measured in it. A clock before 1970 reads as 0 rather than panic.

@@ -28,11 +28,12 @@ pub enum ApiError {
 impl ApiError {
     pub fn code(&self) -> Code {
         match self {
-            ApiError::Bandit(BanditError::Invalid(_)) | ApiError::Token(_) | ApiError::Invalid(_) => Code::InvalidArgument,
+            ApiError::Bandit(BanditError::Invalid(_))
+            | ApiError::Token(_)
+            | ApiError::Invalid(_) => Code::InvalidArgument,
             ApiError::Bandit(BanditError::NotFound(_)) | ApiError::NotFound(_) => Code::NotFound,
-            ApiError::Bandit(BanditError::FailedPrecondition(_)) | ApiError::FailedPrecondition(_) => {
-                Code::FailedPrecondition
-            }
+            ApiError::Bandit(BanditError::FailedPrecondition(_))
+            | ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
             ApiError::AlreadyExists(_) => Code::AlreadyExists,
             ApiError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
             ApiError::Store(StoreError::NotFound(_)) => Code::NotFound,

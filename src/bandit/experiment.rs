@@ -59,7 +59,10 @@ impl NewExperiment {
         if self.arms.len() > MAX_ARMS {
             return Err(BanditError::invalid(
                 "arms",
-                format!("at most {MAX_ARMS} arms per experiment, got {}", self.arms.len()),
+                format!(
+                    "at most {MAX_ARMS} arms per experiment, got {}",
+                    self.arms.len()
+                ),
             ));
         }
         let mut seen = std::collections::HashSet::new();
@@ -91,7 +94,9 @@ impl NewExperiment {
         if !hl.is_finite() || !(0.0..=MAX_HALF_LIFE_SECONDS).contains(&hl) {
             return Err(BanditError::invalid(
                 "half_life_seconds",
-                format!("must be 0 (never decay) or a positive number of seconds up to {MAX_HALF_LIFE_SECONDS}, got {hl}"),
+                format!(
+                    "must be 0 (never decay) or a positive number of seconds up to {MAX_HALF_LIFE_SECONDS}, got {hl}"
+                ),
             ));
         }
         Ok(ExperimentDef {
@@ -136,7 +141,9 @@ impl ExperimentDef {
     /// skipped (a flag system may still list them); unknown ones are errors.
     pub fn eligible_arms(&self, eligible: &[String]) -> Result<Vec<usize>, BanditError> {
         let picked: Vec<usize> = if eligible.is_empty() {
-            (0..self.arms.len()).filter(|&i| !self.arms[i].retired).collect()
+            (0..self.arms.len())
+                .filter(|&i| !self.arms[i].retired)
+                .collect()
         } else {
             if eligible.len() > MAX_ARMS {
                 return Err(BanditError::invalid(
@@ -183,7 +190,10 @@ impl ExperimentDef {
         if self.arms.len() >= MAX_ARMS {
             return Err(BanditError::invalid(
                 "arm",
-                format!("experiment {:?} already has the maximum of {MAX_ARMS} arms", self.name),
+                format!(
+                    "experiment {:?} already has the maximum of {MAX_ARMS} arms",
+                    self.name
+                ),
             ));
         }
         let mut def = self.clone();
@@ -244,10 +254,20 @@ mod tests {
         assert!(new(&refs[..MAX_ARMS]).into_def(1).is_ok());
         let mut n = new(&["a"]);
         n.prior = Some(Prior::DEFAULT_NORMAL);
-        assert!(n.into_def(1).unwrap_err().to_string().contains("beta_prior"));
+        assert!(
+            n.into_def(1)
+                .unwrap_err()
+                .to_string()
+                .contains("beta_prior")
+        );
         let mut n = new(&["a"]);
         n.half_life_seconds = -1.0;
-        assert!(n.into_def(1).unwrap_err().to_string().contains("half_life_seconds"));
+        assert!(
+            n.into_def(1)
+                .unwrap_err()
+                .to_string()
+                .contains("half_life_seconds")
+        );
     }
 
     #[test]
@@ -258,10 +278,22 @@ mod tests {
         assert!(def2.with_arm("c").unwrap().is_none());
         let def3 = def2.with_arm_retired("a").unwrap().unwrap();
         assert_eq!(def3.eligible_arms(&[]).unwrap(), vec![1, 2]);
-        assert_eq!(def3.eligible_arms(&["a".into(), "c".into()]).unwrap(), vec![2]);
-        assert!(matches!(def3.eligible_arms(&["zz".into()]), Err(BanditError::NotFound(_))));
-        assert!(matches!(def3.with_arm("a"), Err(BanditError::FailedPrecondition(_))));
+        assert_eq!(
+            def3.eligible_arms(&["a".into(), "c".into()]).unwrap(),
+            vec![2]
+        );
+        assert!(matches!(
+            def3.eligible_arms(&["zz".into()]),
+            Err(BanditError::NotFound(_))
+        ));
+        assert!(matches!(
+            def3.with_arm("a"),
+            Err(BanditError::FailedPrecondition(_))
+        ));
         let def4 = def3.with_arm_retired("b").unwrap().unwrap();
-        assert!(matches!(def4.with_arm_retired("c"), Err(BanditError::FailedPrecondition(_))));
+        assert!(matches!(
+            def4.with_arm_retired("c"),
+            Err(BanditError::FailedPrecondition(_))
+        ));
     }
 }

@@ -103,7 +103,9 @@ impl Prior {
                 if !mean.is_finite() || mean.abs() > MAX_PRIOR_PARAMETER {
                     return Err(BanditError::invalid(
                         "normal_prior.mean",
-                        format!("must be a finite number within ±{MAX_PRIOR_PARAMETER:e}, got {mean}"),
+                        format!(
+                            "must be a finite number within ±{MAX_PRIOR_PARAMETER:e}, got {mean}"
+                        ),
                     ));
                 }
                 positive("normal_prior.kappa", kappa)?;
@@ -341,7 +343,11 @@ impl Posterior {
             Posterior::Beta { alpha, beta } => {
                 let x = gamma(alpha, rng);
                 let y = gamma(beta, rng);
-                if x + y > 0.0 { x / (x + y) } else { self.mean() }
+                if x + y > 0.0 {
+                    x / (x + y)
+                } else {
+                    self.mean()
+                }
             }
             // σ² = β / G with G ~ Gamma(α, 1); mean ~ Normal(μ, σ²/κ).
             Posterior::NormalInverseGamma {
@@ -417,8 +423,17 @@ mod tests {
     #[test]
     fn normal_inverse_gamma_draws_follow_the_student_t_marginal() {
         let mut rng = SmallRng::seed_from_u64(11);
-        for (mu, kappa, alpha, beta) in [(0.0, 0.01, 1.0, 1.0), (12.0, 30.0, 15.0, 80.0), (-3.0, 2.0, 0.6, 0.2)] {
-            let p = Posterior::NormalInverseGamma { mu, kappa, alpha, beta };
+        for (mu, kappa, alpha, beta) in [
+            (0.0, 0.01, 1.0, 1.0),
+            (12.0, 30.0, 15.0, 80.0),
+            (-3.0, 2.0, 0.6, 0.2),
+        ] {
+            let p = Posterior::NormalInverseGamma {
+                mu,
+                kappa,
+                alpha,
+                beta,
+            };
             let draws: Vec<f64> = (0..KS_DRAWS).map(|_| p.sample(&mut rng)).collect();
             let d = StudentsT::new(mu, (beta / (alpha * kappa)).sqrt(), 2.0 * alpha).unwrap();
             let ks = ks_statistic(draws, |x| d.cdf(x));
@@ -433,7 +448,13 @@ mod tests {
             ev = ev.apply(Model::Bernoulli.delta(v).unwrap(), 0, 0);
         }
         // 2.25 successes, 2.75 failures over Beta(1, 1).
-        assert_eq!(Posterior::new(&Prior::DEFAULT_BETA, &ev), Posterior::Beta { alpha: 3.25, beta: 3.75 });
+        assert_eq!(
+            Posterior::new(&Prior::DEFAULT_BETA, &ev),
+            Posterior::Beta {
+                alpha: 3.25,
+                beta: 3.75
+            }
+        );
         assert_eq!(ev.count, 5);
     }
 
@@ -442,7 +463,12 @@ mod tests {
         // Murphy (2007), "Conjugate Bayesian analysis of the Gaussian", eq. 85-89.
         let xs = [2.0, 4.0, 9.0];
         let (m0, k0, a0, b0) = (1.0, 2.0, 3.0, 4.0);
-        let prior = Prior::NormalInverseGamma { mean: m0, kappa: k0, alpha: a0, beta: b0 };
+        let prior = Prior::NormalInverseGamma {
+            mean: m0,
+            kappa: k0,
+            alpha: a0,
+            beta: b0,
+        };
         let mut ev = Evidence::default();
         for x in xs {
             ev = ev.apply(Model::Gaussian.delta(x).unwrap(), 0, 0);
@@ -457,7 +483,21 @@ mod tests {
             beta: b0 + ss / 2.0 + k0 * n * (xbar - m0) * (xbar - m0) / (2.0 * (k0 + n)),
         };
         let got = Posterior::new(&prior, &ev);
-        let (Posterior::NormalInverseGamma { mu, kappa, alpha, beta }, Posterior::NormalInverseGamma { mu: m, kappa: k, alpha: a, beta: b }) = (got, want) else {
+        let (
+            Posterior::NormalInverseGamma {
+                mu,
+                kappa,
+                alpha,
+                beta,
+            },
+            Posterior::NormalInverseGamma {
+                mu: m,
+                kappa: k,
+                alpha: a,
+                beta: b,
+            },
+        ) = (got, want)
+        else {
             panic!("wrong family");
         };
         for (x, y) in [(mu, m), (kappa, k), (alpha, a), (beta, b)] {
@@ -485,7 +525,10 @@ mod tests {
 
     #[test]
     fn interval_and_tail_agree_with_statrs() {
-        let p = Posterior::Beta { alpha: 3.0, beta: 97.0 };
+        let p = Posterior::Beta {
+            alpha: 3.0,
+            beta: 97.0,
+        };
         let (lo, hi) = p.credible_interval(0.95);
         let d = BetaDist::new(3.0, 97.0).unwrap();
         assert!((d.cdf(lo) - 0.025).abs() < 1e-6 && (d.cdf(hi) - 0.975).abs() < 1e-6);

@@ -8,7 +8,11 @@ use super::posterior::Posterior;
 /// Pick among `candidates` (indices into `posteriors`) the arm whose draw is
 /// highest. `candidates` must not be empty (the caller's eligibility check
 /// guarantees it); an empty slice yields `None`.
-pub fn choose<R: Rng + ?Sized>(posteriors: &[Posterior], candidates: &[usize], rng: &mut R) -> Option<usize> {
+pub fn choose<R: Rng + ?Sized>(
+    posteriors: &[Posterior],
+    candidates: &[usize],
+    rng: &mut R,
+) -> Option<usize> {
     let mut best: Option<(usize, f64)> = None;
     for &i in candidates {
         let Some(p) = posteriors.get(i) else { continue };
@@ -39,7 +43,12 @@ pub fn prob_best_draws(arms: usize) -> usize {
 /// P(arm is best) for each index in `candidates`, estimated from `draws`
 /// joint posterior draws. Returns one probability per posterior (0 for the
 /// non-candidates).
-pub fn prob_best<R: Rng + ?Sized>(posteriors: &[Posterior], candidates: &[usize], draws: usize, rng: &mut R) -> Vec<f64> {
+pub fn prob_best<R: Rng + ?Sized>(
+    posteriors: &[Posterior],
+    candidates: &[usize],
+    draws: usize,
+    rng: &mut R,
+) -> Vec<f64> {
     let mut wins = vec![0u64; posteriors.len()];
     if draws == 0 {
         return vec![0.0; posteriors.len()];
@@ -61,9 +70,18 @@ mod tests {
     #[test]
     fn picks_only_candidates_and_prefers_the_better_arm() {
         let ps = [
-            Posterior::Beta { alpha: 10.0, beta: 990.0 },
-            Posterior::Beta { alpha: 100.0, beta: 900.0 },
-            Posterior::Beta { alpha: 500.0, beta: 500.0 },
+            Posterior::Beta {
+                alpha: 10.0,
+                beta: 990.0,
+            },
+            Posterior::Beta {
+                alpha: 100.0,
+                beta: 900.0,
+            },
+            Posterior::Beta {
+                alpha: 500.0,
+                beta: 500.0,
+            },
         ];
         let mut rng = SmallRng::seed_from_u64(3);
         for _ in 0..1000 {
@@ -79,7 +97,16 @@ mod tests {
         // Two Beta(1,1) arms vs. each other: P(best) = 1/2 each. Beta(2,1)
         // vs Beta(1,1): P(X > Y) = ∫ 2x · x dx = 2/3. With 10,000 draws the
         // s.e. is √(2/9 / 10^4) ≈ 0.0047; allow 4 s.e. (fixed seed).
-        let ps = [Posterior::Beta { alpha: 2.0, beta: 1.0 }, Posterior::Beta { alpha: 1.0, beta: 1.0 }];
+        let ps = [
+            Posterior::Beta {
+                alpha: 2.0,
+                beta: 1.0,
+            },
+            Posterior::Beta {
+                alpha: 1.0,
+                beta: 1.0,
+            },
+        ];
         let mut rng = SmallRng::seed_from_u64(5);
         let p = prob_best(&ps, &[0, 1], PROB_BEST_DRAWS, &mut rng);
         assert!((p[0] - 2.0 / 3.0).abs() < 0.019, "{p:?}");

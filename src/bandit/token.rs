@@ -46,7 +46,9 @@ impl Decision {
 pub enum TokenError {
     #[error("decision_id: not a decision id issued by this service (malformed)")]
     Malformed,
-    #[error("decision_id: signature check failed (forged, altered, or issued for another experiment or an earlier incarnation of it)")]
+    #[error(
+        "decision_id: signature check failed (forged, altered, or issued for another experiment or an earlier incarnation of it)"
+    )]
     BadSignature,
 }
 
@@ -66,7 +68,8 @@ impl std::fmt::Debug for DecisionSigner {
 impl DecisionSigner {
     pub fn new(key: &[u8]) -> Self {
         // HMAC accepts keys of any length.
-        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         DecisionSigner { mac }
     }
 
@@ -93,11 +96,18 @@ impl DecisionSigner {
         URL_SAFE_NO_PAD.encode(raw)
     }
 
-    pub fn verify(&self, experiment: &str, experiment_id: u64, token: &str) -> Result<Decision, TokenError> {
+    pub fn verify(
+        &self,
+        experiment: &str,
+        experiment_id: u64,
+        token: &str,
+    ) -> Result<Decision, TokenError> {
         if token.len() != ENCODED_LEN {
             return Err(TokenError::Malformed);
         }
-        let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| TokenError::Malformed)?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| TokenError::Malformed)?;
         if raw.len() != TOKEN_LEN || raw[0] != VERSION {
             return Err(TokenError::Malformed);
         }
@@ -107,7 +117,8 @@ impl DecisionSigner {
         mac.update(experiment.as_bytes());
         mac.update(&raw[..BODY_LEN]);
         // Constant-time comparison of the truncated tag.
-        mac.verify_truncated_left(&raw[BODY_LEN..]).map_err(|_| TokenError::BadSignature)?;
+        mac.verify_truncated_left(&raw[BODY_LEN..])
+            .map_err(|_| TokenError::BadSignature)?;
         let u32_at = |i: usize| u32::from_be_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]);
         let u64_at = |i: usize| {
             let mut b = [0u8; 8];
@@ -133,15 +144,34 @@ mod tests {
 
     #[test]
     fn round_trip_and_tamper() {
-        let d = Decision { arm: 7, issued_ms: 1_700_000_000_000, nonce: 42 };
+        let d = Decision {
+            arm: 7,
+            issued_ms: 1_700_000_000_000,
+            nonce: 42,
+        };
         let t = signer().sign("exp", 9, &d);
         assert_eq!(t.len(), ENCODED_LEN);
         assert_eq!(signer().verify("exp", 9, &t), Ok(d));
-        assert_eq!(signer().verify("exp2", 9, &t), Err(TokenError::BadSignature));
-        assert_eq!(signer().verify("exp", 10, &t), Err(TokenError::BadSignature));
-        assert_eq!(DecisionSigner::new(b"other").verify("exp", 9, &t), Err(TokenError::BadSignature));
-        assert_eq!(signer().verify("exp", 9, "short"), Err(TokenError::Malformed));
-        assert_eq!(signer().verify("exp", 9, &"!".repeat(ENCODED_LEN)), Err(TokenError::Malformed));
+        assert_eq!(
+            signer().verify("exp2", 9, &t),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            signer().verify("exp", 10, &t),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            DecisionSigner::new(b"other").verify("exp", 9, &t),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            signer().verify("exp", 9, "short"),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(
+            signer().verify("exp", 9, &"!".repeat(ENCODED_LEN)),
+            Err(TokenError::Malformed)
+        );
         // Flip each character: never accepted.
         for i in 0..t.len() {
             let mut b = t.clone().into_bytes();

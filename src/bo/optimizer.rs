@@ -30,7 +30,7 @@ const MIN_CANDIDATES: usize = 256;
 /// above it the count shrinks as 1/n (each step costs two n² mat-vecs) down to
 /// `MIN_REFINE`.
 const N_REFINE: usize = 8;
-const REFINE_FULL_N: usize = 150;
+const REFINE_FULL_N: usize = 64;
 const MIN_REFINE: usize = 3;
 /// Gradient ascent iterations per refined start; the step halves on failure and
 /// grows 1.5× on success, so 40 iterations cover basin-scale moves and ~1e-4 polish.

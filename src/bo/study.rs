@@ -300,8 +300,7 @@ fn choose_mode(n: usize, warm: Option<&FitState>) -> Option<FitMode> {
             let since = n.saturating_sub(w.n_at_full_fit);
             if since >= (w.n_at_full_fit / 4).max(5) || n < w.n_at_full_fit {
                 Some(full)
-            } else if n <= WARM_REFIT_EVERY_CALL_N || since % (n / WARM_REFIT_DIVISOR).max(1) == 0
-            {
+            } else if n <= WARM_REFIT_EVERY_CALL_N || since % (n / WARM_REFIT_DIVISOR).max(1) == 0 {
                 Some(FitMode::Warm { max_iters: 10 })
             } else {
                 None
@@ -1076,27 +1075,6 @@ mod tests {
         out
     }
 
-    #[test]
-    #[ignore]
-    fn trace_serverless() {
-        let f = testfns::serverless_toy();
-        for seed in [1000u64, 1001] {
-            let spec = StudySpec::new(f.space.clone(), Goal::Minimize, seed);
-            let mut o: Vec<Observation> = Vec::new();
-            let mut warm: Option<FitState> = None;
-            let mut line = String::new();
-            for i in 0..30 {
-                let s = suggest(&spec, &o, &[], 1, warm.as_ref(), i as u64).unwrap();
-                warm = s.fit.or(warm);
-                let c = s.configs[0].clone();
-                let v = f.eval(&c);
-                line += &format!("{:?}/{:?}:{:.1} ", c["memory_mb"], c["arch"], v - f.optimum);
-                o.push(obs(c, v));
-            }
-            println!("{line}\n{:?}", warm);
-        }
-    }
-
     /// Median [IQR] simple regret over seeds at budgets 10/20/30/50 (BENCHMARKS.md
     /// definition: noise-free value of the best *observed* point, minus f*).
     /// `cargo test --release -- --ignored --nocapture regret_report`; narrow with
@@ -1117,12 +1095,16 @@ mod tests {
             testfns::rosenbrock4(),
             testfns::serverless_toy(),
         ] {
-            if only.as_ref().is_some_and(|o| !o.split(',').any(|n| n == f.name)) {
+            if only
+                .as_ref()
+                .is_some_and(|o| !o.split(',').any(|n| n == f.name))
+            {
                 continue;
             }
             let t = std::time::Instant::now();
-            let runs: Vec<Vec<(f64, f64)>> =
-                (0..seeds).map(|s| run_loop_noisy(&f, 50, 1000 + s)).collect();
+            let runs: Vec<Vec<(f64, f64)>> = (0..seeds)
+                .map(|s| run_loop_noisy(&f, 50, 1000 + s))
+                .collect();
             let mut line = format!("{:15}", f.name);
             for &b in &budgets {
                 let mut r: Vec<f64> = runs
@@ -1141,12 +1123,7 @@ mod tests {
                     let (lo, hi) = (k.floor() as usize, k.ceil() as usize);
                     r[lo] + (r[hi] - r[lo]) * (k - lo as f64)
                 };
-                line += &format!(
-                    " | @{b}: {:.3e} [{:.2e}, {:.2e}]",
-                    q(0.5),
-                    q(0.25),
-                    q(0.75)
-                );
+                line += &format!(" | @{b}: {:.3e} [{:.2e}, {:.2e}]", q(0.5), q(0.25), q(0.75));
             }
             println!("{line}  ({:.1?})", t.elapsed());
         }

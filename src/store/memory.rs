@@ -83,7 +83,11 @@ impl Store for MemoryStore {
         Ok(map.remove(name).is_some())
     }
 
-    async fn update_definition(&self, old: &ExperimentDef, new: &ExperimentDef) -> Result<bool, StoreError> {
+    async fn update_definition(
+        &self,
+        old: &ExperimentDef,
+        new: &ExperimentDef,
+    ) -> Result<bool, StoreError> {
         let Some(e) = self.entry(&old.name)? else {
             return Ok(false);
         };
@@ -98,14 +102,22 @@ impl Store for MemoryStore {
     }
 
     async fn reward(&self, u: &RewardUpdate) -> Result<RewardOutcome, StoreError> {
-        let gone = || StoreError::NotFound(format!("experiment: {:?} not found (deleted?)", u.experiment));
+        let gone = || {
+            StoreError::NotFound(format!(
+                "experiment: {:?} not found (deleted?)",
+                u.experiment
+            ))
+        };
         let e = self.entry(&u.experiment)?.ok_or_else(gone)?;
         let mut e = e.lock().map_err(|_| poisoned())?;
         if e.state.def.id != u.experiment_id {
             return Err(gone());
         }
         if u.arm >= e.state.evidence.len() {
-            return Err(StoreError::NotFound(format!("arm: index {} not in {:?}", u.arm, u.experiment)));
+            return Err(StoreError::NotFound(format!(
+                "arm: index {} not in {:?}",
+                u.arm, u.experiment
+            )));
         }
         if let Some(d) = &u.dedupe {
             // Forget keys whose window has passed, soonest expiry first.

@@ -96,7 +96,11 @@ pub trait Store: Send + Sync + 'static {
     /// Replace the definition if it still equals `old` (compare-and-set),
     /// creating zero evidence for arms appended by `new`. `Ok(false)` when
     /// `old` no longer matches: the caller re-reads and retries.
-    async fn update_definition(&self, old: &ExperimentDef, new: &ExperimentDef) -> Result<bool, StoreError>;
+    async fn update_definition(
+        &self,
+        old: &ExperimentDef,
+        new: &ExperimentDef,
+    ) -> Result<bool, StoreError>;
     async fn reward(&self, update: &RewardUpdate) -> Result<RewardOutcome, StoreError>;
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;

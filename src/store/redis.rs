@@ -141,14 +141,18 @@ impl RedisStore {
     /// connection manager reconnects by itself, and requests made while
     /// Redis is down fail with `Unavailable` within the response timeout.
     pub async fn connect(url: &str, opts: &RedisOptions) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::Unavailable(format!("redis url {url:?}: {e}")))?;
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::Unavailable(format!("redis url {url:?}: {e}")))?;
         let cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(opts.connect_timeout))
             .set_response_timeout(Some(opts.response_timeout))
             // Reconnect attempts per failure: a few quick ones, then report.
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let conn = client.get_connection_manager_with_config(cfg).await.map_err(unavailable)?;
+        let conn = client
+            .get_connection_manager_with_config(cfg)
+            .await
+            .map_err(unavailable)?;
         Ok(RedisStore {
             conn,
             create: Script::new(CREATE_LUA),
@@ -178,11 +182,13 @@ impl RedisStore {
 }
 
 fn parse_def(json: &str) -> Result<ExperimentDef, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("experiment definition: {e}")))
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("experiment definition: {e}")))
 }
 
 fn to_json(def: &ExperimentDef) -> Result<String, StoreError> {
-    serde_json::to_string(def).map_err(|e| StoreError::Corrupt(format!("experiment definition: {e}")))
+    serde_json::to_string(def)
+        .map_err(|e| StoreError::Corrupt(format!("experiment definition: {e}")))
 }
 
 fn parse_evidence(s: &str) -> Result<Evidence, StoreError> {
@@ -194,7 +200,13 @@ fn parse_evidence(s: &str) -> Result<Evidence, StoreError> {
     let c = f()?.parse::<f64>().map_err(|_| bad())?;
     let count = f()?.parse::<u64>().map_err(|_| bad())?;
     let t_ms = f()?.parse::<i64>().map_err(|_| bad())?;
-    Ok(Evidence { a, b, c, count, t_ms })
+    Ok(Evidence {
+        a,
+        b,
+        c,
+        count,
+        t_ms,
+    })
 }
 
 #[async_trait]
@@ -252,12 +264,19 @@ impl Store for RedisStore {
         let mut c = self.conn.clone();
         // Dedupe keys are left to expire: they are unreachable once the
         // incarnation id is gone, and scanning for them would be O(keyspace).
-        let n: i64 = c.del(&[def_key(name), arms_key(name)]).await.map_err(unavailable)?;
+        let n: i64 = c
+            .del(&[def_key(name), arms_key(name)])
+            .await
+            .map_err(unavailable)?;
         let _: i64 = c.srem(INDEX_KEY, name).await.map_err(unavailable)?;
         Ok(n > 0)
     }
 
-    async fn update_definition(&self, old: &ExperimentDef, new: &ExperimentDef) -> Result<bool, StoreError> {
+    async fn update_definition(
+        &self,
+        old: &ExperimentDef,
+        new: &ExperimentDef,
+    ) -> Result<bool, StoreError> {
         let mut c = self.conn.clone();
         let done: i64 = self
             .update_def
@@ -287,20 +306,29 @@ impl Store for RedisStore {
             .arg(format!("{:?}", u.delta.c))
             .arg(u.now_ms)
             .arg(u.half_life_ms)
-            .arg(u.dedupe.as_ref().map_or(0, |d| bucket_expiry(d)))
+            .arg(u.dedupe.as_ref().map_or(0, bucket_expiry))
             .arg(u.dedupe.as_ref().map_or(&[][..], |d| &d.key[..]));
         let r: i64 = inv.invoke_async(&mut c).await.map_err(unavailable)?;
         match r {
             1 => Ok(RewardOutcome::Applied),
             0 => Ok(RewardOutcome::Duplicate),
-            -1 => Err(StoreError::NotFound(format!("experiment: {:?} not found (deleted?)", u.experiment))),
-            _ => Err(StoreError::NotFound(format!("arm: index {} not in {:?}", u.arm, u.experiment))),
+            -1 => Err(StoreError::NotFound(format!(
+                "experiment: {:?} not found (deleted?)",
+                u.experiment
+            ))),
+            _ => Err(StoreError::NotFound(format!(
+                "arm: index {} not in {:?}",
+                u.arm, u.experiment
+            ))),
         }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         let mut c = self.conn.clone();
-        redis::cmd("PING").query_async::<String>(&mut c).await.map_err(unavailable)?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut c)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }

@@ -31,7 +31,15 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", "0", "--unixsocket"])
             .arg(&socket)
-            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+            ])
             .arg(dir.path())
             .args(extra)
             .stdout(Stdio::null())
@@ -55,7 +63,10 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server did not become ready at {}", self.socket.display());
+        panic!(
+            "redis-server did not become ready at {}",
+            self.socket.display()
+        );
     }
 
     pub fn url(&self) -> String {
@@ -115,7 +126,9 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> BanditsClient<Channel> {
-        BanditsClient::connect(self.url.clone()).await.expect("connect to server")
+        BanditsClient::connect(self.url.clone())
+            .await
+            .expect("connect to server")
     }
 }
 
