@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/posterior/v1/bandit.proto"];
+    let protos = [
+        "proto/posterior/v1/bandit.proto",
+        "proto/posterior/v1/optimizer.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

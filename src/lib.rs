@@ -27,4 +27,5 @@ pub mod bo;
 pub mod config;
 pub mod name;
 pub mod server;
+pub mod space_file;
 pub mod store;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use posterior::api::pb;
 use posterior::api::pb::bandits_client::BanditsClient;
+use posterior::api::pb::optimizer_client::OptimizerClient;
 use posterior::config::Config;
 use tonic::transport::Channel;
 
@@ -34,6 +35,39 @@ enum Command {
         /// Only these arms are eligible for this decision (comma-separated).
         #[arg(long, value_delimiter = ',')]
         eligible: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Create, show, list and delete Bayesian-optimization studies.
+    #[command(subcommand)]
+    Study(StudyCmd),
+    /// Ask a study which configuration(s) to evaluate next.
+    Suggest {
+        study: String,
+        /// Trials wanted (parallel workers).
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Report a trial's outcome.
+    Observe {
+        study: String,
+        #[arg(long)]
+        trial: u64,
+        /// The objective (omit with --failed).
+        #[arg(
+            long,
+            allow_negative_numbers = true,
+            required_unless_present = "failed"
+        )]
+        value: Option<f64>,
+        /// A named metric, e.g. --metric p95_ms=183 (repeatable).
+        #[arg(long = "metric", value_parser = parse_metric)]
+        metrics: Vec<(String, f64)>,
+        /// The run failed: the configuration is infeasible.
+        #[arg(long)]
+        failed: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -138,6 +172,44 @@ enum ExperimentCmd {
     },
 }
 
+#[derive(Subcommand)]
+enum StudyCmd {
+    /// Create a study from a TOML file (see README: the study file).
+    Create {
+        name: String,
+        #[arg(long)]
+        space: PathBuf,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Trials table, best observed trial and the recommendation.
+    Show {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    Delete {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+fn parse_metric(s: &str) -> Result<(String, f64), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
+    let v: f64 = v
+        .trim()
+        .parse()
+        .map_err(|_| format!("{k}: not a number: {v:?}"))?;
+    Ok((k.trim().to_string(), v))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -163,6 +235,46 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Experiment(cmd) => experiment(cmd).await,
+        Command::Study(cmd) => study(cmd).await,
+        Command::Suggest { study, count, conn } => {
+            let r = optimizer(&conn)
+                .await?
+                .suggest(pb::SuggestRequest { study, count })
+                .await
+                .map_err(status)?
+                .into_inner();
+            for t in &r.trials {
+                println!("trial {}: {}", t.trial_id, render_params(&t.params));
+            }
+            Ok(())
+        }
+        Command::Observe {
+            study,
+            trial,
+            value,
+            metrics,
+            failed,
+            conn,
+        } => {
+            let r = optimizer(&conn)
+                .await?
+                .observe(pb::ObserveRequest {
+                    study,
+                    trial_id: trial,
+                    value: value.unwrap_or(0.0),
+                    metrics: metrics.into_iter().collect(),
+                    failed,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let t = r.trial.unwrap_or_default();
+            let state = pb::TrialState::try_from(t.state)
+                .map(|s| s.as_str_name())
+                .unwrap_or("?");
+            println!("trial {} {state}", t.trial_id);
+            Ok(())
+        }
         Command::Choose {
             experiment,
             eligible,
@@ -262,6 +374,171 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+async fn optimizer(conn: &Conn) -> Result<OptimizerClient<Channel>, String> {
+    OptimizerClient::connect(conn.server.clone())
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", conn.server))
+}
+
+async fn study(cmd: StudyCmd) -> Result<(), String> {
+    match cmd {
+        StudyCmd::Create { name, space, conn } => {
+            let text =
+                std::fs::read_to_string(&space).map_err(|e| format!("{}: {e}", space.display()))?;
+            let req = posterior::space_file::parse(&name, &text)
+                .map_err(|e| format!("{}: {e}", space.display()))?;
+            let r = optimizer(&conn)
+                .await?
+                .create_study(req)
+                .await
+                .map_err(status)?
+                .into_inner();
+            let s = r.study.unwrap_or_default();
+            let verb = if r.created {
+                "created"
+            } else {
+                "already exists (identical)"
+            };
+            println!(
+                "study {} {verb}: {} parameters, {} initial design trials",
+                s.name,
+                s.parameters.len(),
+                s.n_initial
+            );
+            Ok(())
+        }
+        StudyCmd::Show { name, conn } => {
+            let r = optimizer(&conn)
+                .await?
+                .get_study(pb::GetStudyRequest { name })
+                .await
+                .map_err(status)?
+                .into_inner();
+            print!("{}", render_study(&r));
+            Ok(())
+        }
+        StudyCmd::List { conn } => {
+            let r = optimizer(&conn)
+                .await?
+                .list_studies(pb::ListStudiesRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            for n in r.names {
+                println!("{n}");
+            }
+            Ok(())
+        }
+        StudyCmd::Delete { name, conn } => {
+            optimizer(&conn)
+                .await?
+                .delete_study(pb::DeleteStudyRequest { name: name.clone() })
+                .await
+                .map_err(status)?;
+            println!("study {name} deleted");
+            Ok(())
+        }
+    }
+}
+
+fn render_params(p: &std::collections::HashMap<String, pb::Value>) -> String {
+    let mut keys: Vec<&String> = p.keys().collect();
+    keys.sort();
+    keys.iter()
+        .map(|k| {
+            let v = match p[*k].kind.as_ref() {
+                Some(pb::value::Kind::Number(x)) => format!("{x}"),
+                Some(pb::value::Kind::Category(c)) => c.clone(),
+                None => "?".into(),
+            };
+            format!("{k}={v}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn render_study(r: &pb::GetStudyResponse) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let objective = r
+        .study
+        .as_ref()
+        .and_then(|s| s.objective.clone())
+        .unwrap_or_default();
+    if let Some(s) = &r.study {
+        let goal = pb::Goal::try_from(objective.goal)
+            .map(|g| g.as_str_name())
+            .unwrap_or("?");
+        let _ = writeln!(
+            out,
+            "study {}  {goal} {}  ({} trials)",
+            s.name,
+            objective.name,
+            r.trials.len()
+        );
+        for c in &s.constraints {
+            let _ = writeln!(out, "  constraint: {} <= {}", c.metric, c.upper_bound);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{:>6}  {:<9}  {:>14}  params / metrics",
+        "trial", "state", objective.name
+    );
+    for t in &r.trials {
+        let state = pb::TrialState::try_from(t.state)
+            .map(|s| s.as_str_name())
+            .unwrap_or("?");
+        let value = t
+            .value
+            .map(|v| format!("{v:.6}"))
+            .unwrap_or_else(|| "-".into());
+        let mut metrics: Vec<String> = t.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        metrics.sort();
+        let _ = writeln!(
+            out,
+            "{:>6}  {state:<9}  {value:>14}  {}  {}",
+            t.trial_id,
+            render_params(&t.params),
+            metrics.join(" ")
+        );
+    }
+    match &r.best {
+        Some(b) => {
+            let _ = writeln!(
+                out,
+                "best observed: trial {} {}={}  {}",
+                b.trial_id,
+                objective.name,
+                b.value.unwrap_or(f64::NAN),
+                render_params(&b.params)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "best observed: none feasible yet");
+        }
+    }
+    if let Some(rec) = &r.recommended
+        && let Some(t) = &rec.trial
+    {
+        let _ = writeln!(
+            out,
+            "recommended:   trial {} (posterior mean {:.6} ± {:.6})  {}",
+            t.trial_id,
+            rec.mean,
+            rec.std,
+            render_params(&t.params)
+        );
+    }
+    if r.exhausted {
+        let _ = writeln!(
+            out,
+            "search space exhausted: every configuration has been suggested"
+        );
+    }
+    out
 }
 
 async fn client(conn: &Conn) -> Result<BanditsClient<Channel>, String> {

@@ -3,7 +3,7 @@
 //! The stack, top-down:
 //! - gRPC health (`grpc.health.v1.Health`): SERVING once the store answered;
 //! - gRPC reflection (v1 and v1alpha), so grpcurl and friends discover the API;
-//! - `posterior.v1.Bandits`.
+//! - `posterior.v1.Bandits` and `posterior.v1.Optimizer`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +16,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::FILE_DESCRIPTOR_SET;
 use crate::api::bandit::{BanditService, BanditSettings};
+use crate::api::optimizer::OptimizerService;
 use crate::api::pb::bandits_server::BanditsServer;
+use crate::api::pb::optimizer_server::OptimizerServer;
 use crate::bandit::DecisionSigner;
 use crate::config::Config;
 use crate::store::Store;
@@ -101,8 +103,13 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         },
     );
 
+    let optimizer = OptimizerService::new(store.clone());
+
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<BanditsServer<BanditService>>().await;
+    health
+        .set_serving::<OptimizerServer<OptimizerService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -119,7 +126,8 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(BanditsServer::new(bandits));
+        .add_service(BanditsServer::new(bandits))
+        .add_service(OptimizerServer::new(optimizer));
     let incoming = TcpListenerStream::new(listener);
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = rx.await;

@@ -3,6 +3,7 @@
 use tonic::{Code, Status};
 
 use crate::bandit::{BanditError, TokenError};
+use crate::bo::{BoError, ObserveError};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +14,10 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    Bo(#[from] BoError),
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -35,6 +40,12 @@ impl ApiError {
             ApiError::Bandit(BanditError::FailedPrecondition(_))
             | ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
             ApiError::AlreadyExists(_) => Code::AlreadyExists,
+            ApiError::Bo(BoError::SpaceExhausted) => Code::FailedPrecondition,
+            ApiError::Bo(BoError::Numerical(_)) => Code::Internal,
+            ApiError::Bo(_) => Code::InvalidArgument,
+            ApiError::Observe(ObserveError::Invalid(_)) => Code::InvalidArgument,
+            ApiError::Observe(ObserveError::NotFound(_)) => Code::NotFound,
+            ApiError::Observe(ObserveError::AlreadyObserved(_)) => Code::FailedPrecondition,
             ApiError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
             ApiError::Store(StoreError::NotFound(_)) => Code::NotFound,
             // A lost compare-and-set race: the client may simply retry.

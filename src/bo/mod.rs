@@ -23,6 +23,7 @@ pub mod sobol;
 pub mod space;
 pub mod study;
 pub mod testfns;
+pub mod trials;
 pub mod warp;
 
 pub use acquisition::{Acquisition, DEFAULT_UCB_BETA};
@@ -33,3 +34,4 @@ pub use study::{
     Constraint, FitState, Goal, Observation, Recommendation, StudySpec, Suggestion,
     default_n_initial, recommend, suggest,
 };
+pub use trials::{Best, MAX_TRIALS, ObserveError, StudyDef, StudyState, Trial, TrialState};

@@ -13,10 +13,13 @@ use async_trait::async_trait;
 
 use super::{Created, ExperimentState, RewardOutcome, RewardUpdate, Store, StoreError};
 use crate::bandit::{Evidence, ExperimentDef};
+use crate::bo::StudyState;
 
 #[derive(Default)]
 pub struct MemoryStore {
     experiments: RwLock<HashMap<String, Arc<Mutex<Entry>>>>,
+    /// Studies change a few times an hour: one lock for all of them is enough.
+    studies: Mutex<HashMap<String, StudyState>>,
 }
 
 struct Entry {
@@ -46,7 +49,10 @@ fn poisoned() -> StoreError {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn create_experiment(&self, def: &ExperimentDef) -> Result<Created, StoreError> {
+    async fn create_experiment(
+        &self,
+        def: &ExperimentDef,
+    ) -> Result<Created<ExperimentDef>, StoreError> {
         let mut map = self.experiments.write().map_err(|_| poisoned())?;
         if let Some(e) = map.get(&def.name) {
             let e = e.lock().map_err(|_| poisoned())?;
@@ -136,6 +142,56 @@ impl Store for MemoryStore {
         let ev = e.state.evidence[u.arm].apply(u.delta, u.now_ms, u.half_life_ms);
         e.state.evidence[u.arm] = ev;
         Ok(RewardOutcome::Applied)
+    }
+
+    async fn create_study(&self, study: &StudyState) -> Result<Created<StudyState>, StoreError> {
+        let mut map = self.studies.lock().map_err(|_| poisoned())?;
+        if let Some(s) = map.get(&study.def.name) {
+            return Ok(Created::Exists(Box::new(s.clone())));
+        }
+        map.insert(study.def.name.clone(), study.clone());
+        Ok(Created::Created)
+    }
+
+    async fn study(&self, name: &str) -> Result<Option<StudyState>, StoreError> {
+        Ok(self
+            .studies
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(name)
+            .cloned())
+    }
+
+    async fn save_study(&self, study: &StudyState) -> Result<bool, StoreError> {
+        let mut map = self.studies.lock().map_err(|_| poisoned())?;
+        match map.get_mut(&study.def.name) {
+            Some(cur) if cur.revision + 1 == study.revision => {
+                *cur = study.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn list_studies(&self) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = self
+            .studies
+            .lock()
+            .map_err(|_| poisoned())?
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn delete_study(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .studies
+            .lock()
+            .map_err(|_| poisoned())?
+            .remove(name)
+            .is_some())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

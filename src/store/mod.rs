@@ -14,6 +14,7 @@ pub mod redis;
 use async_trait::async_trait;
 
 use crate::bandit::{Delta, Evidence, ExperimentDef};
+use crate::bo::StudyState;
 
 /// An experiment as read from the store: its definition and one evidence
 /// record per arm (same order as `def.arms`).
@@ -25,10 +26,10 @@ pub struct ExperimentState {
 
 /// Result of a create.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Created {
+pub enum Created<T> {
     Created,
-    /// An experiment of that name already exists: this is its definition.
-    Exists(Box<ExperimentDef>),
+    /// Something of that name already exists: this is it.
+    Exists(Box<T>),
 }
 
 /// One reward, computed by the domain, applied atomically by the store.
@@ -87,7 +88,10 @@ pub enum StoreError {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Create unless the name exists; then return the existing definition.
-    async fn create_experiment(&self, def: &ExperimentDef) -> Result<Created, StoreError>;
+    async fn create_experiment(
+        &self,
+        def: &ExperimentDef,
+    ) -> Result<Created<ExperimentDef>, StoreError>;
     async fn experiment(&self, name: &str) -> Result<Option<ExperimentState>, StoreError>;
     /// Names, sorted.
     async fn list_experiments(&self) -> Result<Vec<String>, StoreError>;
@@ -102,6 +106,18 @@ pub trait Store: Send + Sync + 'static {
         new: &ExperimentDef,
     ) -> Result<bool, StoreError>;
     async fn reward(&self, update: &RewardUpdate) -> Result<RewardOutcome, StoreError>;
+
+    /// Create a study unless the name exists; then return the existing one.
+    async fn create_study(&self, study: &StudyState) -> Result<Created<StudyState>, StoreError>;
+    async fn study(&self, name: &str) -> Result<Option<StudyState>, StoreError>;
+    /// Compare-and-set: store `study` (whose `revision` is one more than
+    /// before) only if the stored revision is still `study.revision - 1`.
+    /// `Ok(false)` when someone else saved first: re-read and retry.
+    async fn save_study(&self, study: &StudyState) -> Result<bool, StoreError>;
+    /// Names, sorted.
+    async fn list_studies(&self) -> Result<Vec<String>, StoreError>;
+    async fn delete_study(&self, name: &str) -> Result<bool, StoreError>;
+
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
 }

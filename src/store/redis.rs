@@ -9,6 +9,8 @@
 //! | `posterior:{name}:arms` | hash | `id` → incarnation id; `<arm index>` → `"a b c count t_ms"` |
 //! | `posterior:{name}:d:<issue hour>` | set, expires after the window | rewarded decisions issued in that hour (16-byte members) |
 //! | `posterior:experiments` | set | names, for listing |
+//! | `posterior:study:{name}` | hash | `rev` → revision; `state` → the study (JSON) |
+//! | `posterior:studies` | set | study names, for listing |
 //! | `posterior:secret` | string | the shared decision-signing key, if none is configured |
 //!
 //! Evidence of all arms is one small hash: ten arms fit Redis's compact
@@ -26,6 +28,7 @@ use redis::{AsyncCommands, Script};
 
 use super::{Created, ExperimentState, RewardOutcome, RewardUpdate, Store, StoreError};
 use crate::bandit::{Evidence, ExperimentDef};
+use crate::bo::StudyState;
 
 /// Timeouts. The redis crate's default is to wait forever; a decision
 /// service must answer UNAVAILABLE instead of hanging its callers.
@@ -49,14 +52,20 @@ pub struct RedisStore {
     create: Script,
     update_def: Script,
     reward: Script,
+    create_study: Script,
+    save_study: Script,
 }
 
 const INDEX_KEY: &str = "posterior:experiments";
+const STUDY_INDEX_KEY: &str = "posterior:studies";
 const SECRET_KEY: &str = "posterior:secret";
 const EMPTY_EVIDENCE: &str = "0 0 0 0 0";
 
 fn def_key(name: &str) -> String {
     format!("posterior:{{{name}}}:def")
+}
+fn study_key(name: &str) -> String {
+    format!("posterior:study:{{{name}}}")
 }
 fn arms_key(name: &str) -> String {
     format!("posterior:{{{name}}}:arms")
@@ -132,6 +141,31 @@ fn bucket_expiry(d: &super::Dedupe) -> i64 {
     bucket_end as i64 + member_window
 }
 
+/// KEYS: study. ARGV: revision, state JSON. Returns the existing state, or
+/// nil after creating.
+const CREATE_STUDY_LUA: &str = r#"
+local cur = redis.call('HGET', KEYS[1], 'state')
+if cur then return cur end
+redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'state', ARGV[2])
+return false
+"#;
+
+/// KEYS: study. ARGV: expected revision, new revision, new state JSON.
+/// Compare-and-set on the revision: 1 saved, 0 someone saved first.
+const SAVE_STUDY_LUA: &str = r#"
+if redis.call('HGET', KEYS[1], 'rev') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'rev', ARGV[2], 'state', ARGV[3])
+return 1
+"#;
+
+fn study_json(s: &StudyState) -> Result<String, StoreError> {
+    serde_json::to_string(s).map_err(|e| StoreError::Corrupt(format!("study: {e}")))
+}
+
+fn parse_study(json: &str) -> Result<StudyState, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("study: {e}")))
+}
+
 fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
 }
@@ -158,6 +192,8 @@ impl RedisStore {
             create: Script::new(CREATE_LUA),
             update_def: Script::new(UPDATE_DEF_LUA),
             reward: Script::new(REWARD_LUA),
+            create_study: Script::new(CREATE_STUDY_LUA),
+            save_study: Script::new(SAVE_STUDY_LUA),
         })
     }
 
@@ -211,7 +247,10 @@ fn parse_evidence(s: &str) -> Result<Evidence, StoreError> {
 
 #[async_trait]
 impl Store for RedisStore {
-    async fn create_experiment(&self, def: &ExperimentDef) -> Result<Created, StoreError> {
+    async fn create_experiment(
+        &self,
+        def: &ExperimentDef,
+    ) -> Result<Created<ExperimentDef>, StoreError> {
         let mut c = self.conn.clone();
         let existing: Option<String> = self
             .create
@@ -321,6 +360,61 @@ impl Store for RedisStore {
                 u.arm, u.experiment
             ))),
         }
+    }
+
+    async fn create_study(&self, study: &StudyState) -> Result<Created<StudyState>, StoreError> {
+        let mut c = self.conn.clone();
+        let name = &study.def.name;
+        let existing: Option<String> = self
+            .create_study
+            .key(study_key(name))
+            .arg(study.revision.to_string())
+            .arg(study_json(study)?)
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        let _: i64 = c.sadd(STUDY_INDEX_KEY, name).await.map_err(unavailable)?;
+        match existing {
+            None => Ok(Created::Created),
+            Some(json) => Ok(Created::Exists(Box::new(parse_study(&json)?))),
+        }
+    }
+
+    async fn study(&self, name: &str) -> Result<Option<StudyState>, StoreError> {
+        let mut c = self.conn.clone();
+        let json: Option<String> = c
+            .hget(study_key(name), "state")
+            .await
+            .map_err(unavailable)?;
+        json.map(|j| parse_study(&j)).transpose()
+    }
+
+    async fn save_study(&self, study: &StudyState) -> Result<bool, StoreError> {
+        let mut c = self.conn.clone();
+        let saved: i64 = self
+            .save_study
+            .key(study_key(&study.def.name))
+            .arg(study.revision.saturating_sub(1).to_string())
+            .arg(study.revision.to_string())
+            .arg(study_json(study)?)
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(saved == 1)
+    }
+
+    async fn list_studies(&self) -> Result<Vec<String>, StoreError> {
+        let mut c = self.conn.clone();
+        let mut names: Vec<String> = c.smembers(STUDY_INDEX_KEY).await.map_err(unavailable)?;
+        names.sort();
+        Ok(names)
+    }
+
+    async fn delete_study(&self, name: &str) -> Result<bool, StoreError> {
+        let mut c = self.conn.clone();
+        let n: i64 = c.del(study_key(name)).await.map_err(unavailable)?;
+        let _: i64 = c.srem(STUDY_INDEX_KEY, name).await.map_err(unavailable)?;
+        Ok(n > 0)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
