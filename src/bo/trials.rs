@@ -365,6 +365,18 @@ mod tests {
     }
 
     #[test]
+    fn json_round_trip_is_exact() {
+        // The Redis store keeps studies as JSON; a pending configuration that
+        // came back one ulp off would no longer match its own key, and the
+        // same configuration could be suggested twice (serde_json needs its
+        // float_roundtrip feature for this).
+        let mut s = StudyState::new(def());
+        s.suggest(8, 1).unwrap();
+        let back: StudyState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
     fn definition_rules_name_the_field() {
         let mut d = def();
         d.metrics = vec!["latency".into()];
