@@ -25,6 +25,11 @@ pub struct ServerConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// "embedded" (durable file, the default), "memory" (volatile) or
+    /// "redis" (implied by a non-empty `redis_url`).
+    pub backend: String,
+    /// The embedded store's file.
+    pub path: String,
     pub redis_url: String,
     pub redis_connect_timeout_ms: u64,
     pub redis_response_timeout_ms: u64,
@@ -61,6 +66,8 @@ impl Default for ServerConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
+            backend: "embedded".into(),
+            path: "posterior.redb".into(),
             redis_url: String::new(),
             redis_connect_timeout_ms: 2000,
             redis_response_timeout_ms: 1000,
@@ -98,6 +105,8 @@ impl Default for LogConfig {
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("POSTERIOR_LISTEN", "server.listen"),
     ("POSTERIOR_REDIS", "store.redis_url"),
+    ("POSTERIOR_STORE", "store.backend"),
+    ("POSTERIOR_DATA", "store.path"),
     ("POSTERIOR_DECISION_SECRET", "decisions.secret"),
     (
         "POSTERIOR_DEDUPE_WINDOW_SECONDS",
@@ -131,6 +140,12 @@ impl Config {
         if let Some(v) = get("POSTERIOR_REDIS") {
             self.store.redis_url = v;
         }
+        if let Some(v) = get("POSTERIOR_STORE") {
+            self.store.backend = v;
+        }
+        if let Some(v) = get("POSTERIOR_DATA") {
+            self.store.path = v;
+        }
         if let Some(v) = get("POSTERIOR_DECISION_SECRET") {
             self.decisions.secret = v;
         }
@@ -148,6 +163,20 @@ impl Config {
     /// Every rule on every key; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         self.listen_addr()?;
+        match self.store.backend.as_str() {
+            "embedded" | "memory" | "redis" => {}
+            other => {
+                return Err(format!(
+                    "store.backend: must be \"embedded\", \"memory\" or \"redis\", got {other:?}"
+                ));
+            }
+        }
+        if self.store.backend == "redis" && self.store.redis_url.is_empty() {
+            return Err("store.redis_url: required when store.backend = \"redis\"".into());
+        }
+        if self.store.backend == "embedded" && self.store.redis_url.is_empty() && self.store.path.is_empty() {
+            return Err("store.path: required for the embedded store".into());
+        }
         if self.store.redis_connect_timeout_ms == 0 || self.store.redis_response_timeout_ms == 0 {
             return Err("store.redis_connect_timeout_ms / store.redis_response_timeout_ms: must be > 0 (0 would wait forever)".into());
         }

@@ -22,6 +22,7 @@ use crate::api::pb::optimizer_server::OptimizerServer;
 use crate::bandit::DecisionSigner;
 use crate::config::Config;
 use crate::store::Store;
+use crate::store::embedded::EmbeddedStore;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisStore};
 
@@ -62,7 +63,20 @@ async fn open_store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<u8>), String> {
         cfg.decisions.secret.as_bytes().to_vec()
     };
     if cfg.store.redis_url.is_empty() {
-        return Ok((Arc::new(MemoryStore::new()), proposed));
+        return match cfg.store.backend.as_str() {
+            "memory" => Ok((Arc::new(MemoryStore::new()), proposed)),
+            _ => {
+                let store = EmbeddedStore::open(std::path::Path::new(&cfg.store.path))
+                    .map_err(|e| format!("store.path: {e}"))?;
+                // Keep decision ids valid across restarts: the key lives in the file.
+                let secret = if cfg.decisions.secret.is_empty() {
+                    store.shared_secret(&proposed).await.map_err(|e| e.to_string())?
+                } else {
+                    proposed
+                };
+                Ok((Arc::new(store), secret))
+            }
+        };
     }
     let opts = RedisOptions {
         connect_timeout: Duration::from_millis(cfg.store.redis_connect_timeout_ms),
@@ -132,7 +146,8 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = rx.await;
     }));
-    tracing::info!(%addr, store = if cfg.store.redis_url.is_empty() { "memory" } else { "redis" }, "posterior listening");
+    let backend = if cfg.store.redis_url.is_empty() { cfg.store.backend.as_str() } else { "redis" };
+    tracing::info!(%addr, store = backend, "posterior listening");
     Ok(Running {
         addr,
         shutdown: Some(tx),

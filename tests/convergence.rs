@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{BACKENDS, TestServer};
+use common::{Backend, TestServer};
 use posterior::api::pb::{self, reward_request::Target};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -25,7 +25,9 @@ const ROUNDS: usize = 20_000;
 #[tokio::test]
 async fn the_best_arm_gets_most_choices_by_the_last_quarter() {
     let rates = [("p02", 0.02), ("p05", 0.05), ("p10", 0.10)];
-    for backend in BACKENDS {
+    // The embedded store fsyncs every sequential reward: its correctness is
+    // covered by the other tests; here it would only add minutes.
+    for backend in [Backend::Memory, Backend::Redis] {
         let s = TestServer::start(backend).await;
         let mut c = s.client().await;
         c.create_experiment(pb::CreateExperimentRequest {

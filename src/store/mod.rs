@@ -1,6 +1,7 @@
 //! Where posterior state lives: one trait, several backends.
 //!
-//! - [`memory`]: in-process, the default for `posterior serve` and tests.
+//! - [`embedded`]: a redb file, the durable default of `posterior serve`.
+//! - [`memory`]: in-process and volatile, for tests and demos.
 //! - [`redis`]: Redis (production). Every update is one atomic server-side
 //!   script, so any number of service replicas can share one Redis.
 //!
@@ -8,6 +9,7 @@
 //! decide policy (what is a valid reward, what is idempotent): it applies
 //! what the API layer computed with the domain, atomically.
 
+pub mod embedded;
 pub mod memory;
 pub mod redis;
 

@@ -97,24 +97,32 @@ impl Drop for RedisServer {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Memory,
+    Embedded,
     Redis,
 }
 
-pub const BACKENDS: [Backend; 2] = [Backend::Memory, Backend::Redis];
+pub const BACKENDS: [Backend; 3] = [Backend::Memory, Backend::Embedded, Backend::Redis];
 
 /// A running server and, for the Redis backend, the Redis it uses.
 pub struct TestServer {
     pub running: Option<Running>,
     pub redis: Option<RedisServer>,
     pub url: String,
+    /// Holds the embedded store's file for the test's lifetime.
+    pub dir: tempfile::TempDir,
 }
 
 impl TestServer {
     pub async fn start(backend: Backend) -> TestServer {
         let redis = (backend == Backend::Redis).then(RedisServer::start);
+        let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = test_config();
         if let Some(r) = &redis {
             cfg.store.redis_url = r.url();
+        }
+        if backend == Backend::Embedded {
+            cfg.store.backend = "embedded".into();
+            cfg.store.path = dir.path().join("posterior.redb").display().to_string();
         }
         let running = posterior::server::start(cfg).await.expect("server starts");
         let url = format!("http://{}", running.addr);
@@ -122,6 +130,7 @@ impl TestServer {
             running: Some(running),
             redis,
             url,
+            dir,
         }
     }
 
@@ -132,10 +141,12 @@ impl TestServer {
     }
 }
 
-/// Defaults, bound to a free loopback port.
+/// Defaults, bound to a free loopback port, on the in-memory store (tests
+/// that want the embedded file set `store.backend` and `store.path`).
 pub fn test_config() -> Config {
     let mut cfg = Config::default();
     cfg.server.listen = "127.0.0.1:0".into();
+    cfg.store.backend = "memory".into();
     cfg
 }
 
