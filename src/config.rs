@@ -174,7 +174,10 @@ impl Config {
         if self.store.backend == "redis" && self.store.redis_url.is_empty() {
             return Err("store.redis_url: required when store.backend = \"redis\"".into());
         }
-        if self.store.backend == "embedded" && self.store.redis_url.is_empty() && self.store.path.is_empty() {
+        if self.store.backend == "embedded"
+            && self.store.redis_url.is_empty()
+            && self.store.path.is_empty()
+        {
             return Err("store.path: required for the embedded store".into());
         }
         if self.store.redis_connect_timeout_ms == 0 || self.store.redis_response_timeout_ms == 0 {

@@ -70,7 +70,10 @@ async fn open_store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<u8>), String> {
                     .map_err(|e| format!("store.path: {e}"))?;
                 // Keep decision ids valid across restarts: the key lives in the file.
                 let secret = if cfg.decisions.secret.is_empty() {
-                    store.shared_secret(&proposed).await.map_err(|e| e.to_string())?
+                    store
+                        .shared_secret(&proposed)
+                        .await
+                        .map_err(|e| e.to_string())?
                 } else {
                     proposed
                 };
@@ -146,7 +149,11 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = rx.await;
     }));
-    let backend = if cfg.store.redis_url.is_empty() { cfg.store.backend.as_str() } else { "redis" };
+    let backend = if cfg.store.redis_url.is_empty() {
+        cfg.store.backend.as_str()
+    } else {
+        "redis"
+    };
     tracing::info!(%addr, store = backend, "posterior listening");
     Ok(Running {
         addr,

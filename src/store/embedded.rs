@@ -29,9 +29,11 @@ use crate::bo::StudyState;
 
 const EXPERIMENTS: TableDefinition<&str, &str> = TableDefinition::new("experiments");
 const INCARNATIONS: TableDefinition<&str, (u64, u32)> = TableDefinition::new("incarnations");
-const EVIDENCE: TableDefinition<(&str, u32), (f64, f64, f64, u64, i64)> = TableDefinition::new("evidence");
+const EVIDENCE: TableDefinition<(&str, u32), (f64, f64, f64, u64, i64)> =
+    TableDefinition::new("evidence");
 const DEDUPE: TableDefinition<(&str, &[u8; 16]), i64> = TableDefinition::new("dedupe");
-const DEDUPE_EXPIRY: TableDefinition<(i64, &str, &[u8; 16]), ()> = TableDefinition::new("dedupe_expiry");
+const DEDUPE_EXPIRY: TableDefinition<(i64, &str, &[u8; 16]), ()> =
+    TableDefinition::new("dedupe_expiry");
 const STUDIES: TableDefinition<&str, &str> = TableDefinition::new("studies");
 /// Settings the service keeps in the file: the decision-signing key.
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
@@ -171,7 +173,10 @@ fn prune_dedupe(tx: &WriteTransaction, now: i64) -> Result<(), redb::Error> {
     let mut idx = tx.open_table(DEDUPE_EXPIRY)?;
     let mut dedupe = tx.open_table(DEDUPE)?;
     let mut expired: Vec<(i64, String, [u8; 16])> = Vec::new();
-    for entry in idx.range::<(i64, &str, &[u8; 16])>(..(now, "", &[0u8; 16]))?.take(PRUNE_PER_COMMIT) {
+    for entry in idx
+        .range::<(i64, &str, &[u8; 16])>(..(now, "", &[0u8; 16]))?
+        .take(PRUNE_PER_COMMIT)
+    {
         let (k, _) = entry?;
         let (exp, name, key) = k.value();
         expired.push((exp, name.to_string(), *key));
@@ -199,7 +204,10 @@ fn from_tuple(t: (f64, f64, f64, u64, i64)) -> Evidence {
 
 #[async_trait]
 impl Store for EmbeddedStore {
-    async fn create_experiment(&self, def: &ExperimentDef) -> Result<Created<ExperimentDef>, StoreError> {
+    async fn create_experiment(
+        &self,
+        def: &ExperimentDef,
+    ) -> Result<Created<ExperimentDef>, StoreError> {
         let json = serde_json::to_string(def).map_err(corrupt)?;
         let def = def.clone();
         let existing = self
@@ -213,14 +221,19 @@ impl Store for EmbeddedStore {
                     .insert(def.name.as_str(), (def.id, def.arms.len() as u32))?;
                 let mut ev = tx.open_table(EVIDENCE)?;
                 for i in 0..def.arms.len() {
-                    ev.insert((def.name.as_str(), i as u32), to_tuple(&Evidence::default()))?;
+                    ev.insert(
+                        (def.name.as_str(), i as u32),
+                        to_tuple(&Evidence::default()),
+                    )?;
                 }
                 Ok(None)
             })
             .await?;
         match existing {
             None => Ok(Created::Created),
-            Some(j) => Ok(Created::Exists(Box::new(serde_json::from_str(&j).map_err(corrupt)?))),
+            Some(j) => Ok(Created::Exists(Box::new(
+                serde_json::from_str(&j).map_err(corrupt)?,
+            ))),
         }
     }
 
@@ -259,20 +272,28 @@ impl Store for EmbeddedStore {
             let existed = tx.open_table(EXPERIMENTS)?.remove(name.as_str())?.is_some();
             tx.open_table(INCARNATIONS)?.remove(name.as_str())?;
             tx.open_table(EVIDENCE)?
-                .retain_in((name.as_str(), 0u32)..=(name.as_str(), u32::MAX), |_, _| false)?;
+                .retain_in((name.as_str(), 0u32)..=(name.as_str(), u32::MAX), |_, _| {
+                    false
+                })?;
             Ok(existed)
         })
         .await
     }
 
-    async fn update_definition(&self, old: &ExperimentDef, new: &ExperimentDef) -> Result<bool, StoreError> {
+    async fn update_definition(
+        &self,
+        old: &ExperimentDef,
+        new: &ExperimentDef,
+    ) -> Result<bool, StoreError> {
         let old_json = serde_json::to_string(old).map_err(corrupt)?;
         let new_json = serde_json::to_string(new).map_err(corrupt)?;
         let new = new.clone();
         let old_arms = old.arms.len();
         self.write(move |tx, _| {
             let mut t = tx.open_table(EXPERIMENTS)?;
-            let same = t.get(new.name.as_str())?.is_some_and(|cur| cur.value() == old_json);
+            let same = t
+                .get(new.name.as_str())?
+                .is_some_and(|cur| cur.value() == old_json);
             if !same {
                 return Ok(false);
             }
@@ -281,7 +302,10 @@ impl Store for EmbeddedStore {
                 .insert(new.name.as_str(), (new.id, new.arms.len() as u32))?;
             let mut ev = tx.open_table(EVIDENCE)?;
             for i in old_arms..new.arms.len() {
-                ev.insert((new.name.as_str(), i as u32), to_tuple(&Evidence::default()))?;
+                ev.insert(
+                    (new.name.as_str(), i as u32),
+                    to_tuple(&Evidence::default()),
+                )?;
             }
             Ok(true)
         })
@@ -295,7 +319,9 @@ impl Store for EmbeddedStore {
             .write(move |tx, _| {
                 let name = u.experiment.as_str();
                 let inc = tx.open_table(INCARNATIONS)?.get(name)?.map(|g| g.value());
-                let Some((id, arms)) = inc else { return Ok(Err(-1)) };
+                let Some((id, arms)) = inc else {
+                    return Ok(Err(-1));
+                };
                 if id != u.experiment_id {
                     return Ok(Err(-1));
                 }
@@ -308,11 +334,15 @@ impl Store for EmbeddedStore {
                         return Ok(Ok(RewardOutcome::Duplicate));
                     }
                     dd.insert((name, &d.key), d.expire_at_ms)?;
-                    tx.open_table(DEDUPE_EXPIRY)?.insert((d.expire_at_ms, name, &d.key), ())?;
+                    tx.open_table(DEDUPE_EXPIRY)?
+                        .insert((d.expire_at_ms, name, &d.key), ())?;
                 }
                 let mut ev = tx.open_table(EVIDENCE)?;
                 let key = (name, u.arm as u32);
-                let cur = ev.get(key)?.map(|g| from_tuple(g.value())).unwrap_or_default();
+                let cur = ev
+                    .get(key)?
+                    .map(|g| from_tuple(g.value()))
+                    .unwrap_or_default();
                 let next = cur.apply(u.delta, u.now_ms, u.half_life_ms);
                 ev.insert(key, to_tuple(&next))?;
                 Ok(Ok(RewardOutcome::Applied))
@@ -342,7 +372,9 @@ impl Store for EmbeddedStore {
             .await?;
         match existing {
             None => Ok(Created::Created),
-            Some(j) => Ok(Created::Exists(Box::new(serde_json::from_str(&j).map_err(corrupt)?))),
+            Some(j) => Ok(Created::Exists(Box::new(
+                serde_json::from_str(&j).map_err(corrupt)?,
+            ))),
         }
     }
 
@@ -362,7 +394,9 @@ impl Store for EmbeddedStore {
         let saved = self
             .write(move |tx, _| {
                 let mut t = tx.open_table(STUDIES)?;
-                let cur: Option<StudyState> = t.get(name.as_str())?.and_then(|g| serde_json::from_str(g.value()).ok());
+                let cur: Option<StudyState> = t
+                    .get(name.as_str())?
+                    .and_then(|g| serde_json::from_str(g.value()).ok());
                 if cur.is_none_or(|c| c.revision != expected) {
                     return Ok(false);
                 }

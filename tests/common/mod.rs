@@ -17,6 +17,7 @@ pub struct RedisServer {
     child: Child,
     dir: tempfile::TempDir,
     pub socket: PathBuf,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -28,9 +29,22 @@ impl RedisServer {
     pub fn start_with(extra: &[&str]) -> RedisServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("redis.sock");
-        let child = Command::new("redis-server")
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = Self::spawn(dir.path(), &socket, &extra);
+        let r = RedisServer {
+            child,
+            dir,
+            socket,
+            extra,
+        };
+        r.wait_ready();
+        r
+    }
+
+    fn spawn(dir: &std::path::Path, socket: &std::path::Path, extra: &[String]) -> Child {
+        Command::new("redis-server")
             .args(["--port", "0", "--unixsocket"])
-            .arg(&socket)
+            .arg(socket)
             .args([
                 "--unixsocketperm",
                 "700",
@@ -40,15 +54,29 @@ impl RedisServer {
                 "no",
                 "--dir",
             ])
-            .arg(dir.path())
+            .arg(dir)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server must be installed (.ci/run installs it)");
-        let r = RedisServer { child, dir, socket };
-        r.wait_ready();
-        r
+            .expect("redis-server must be installed (.ci/run installs it)")
+    }
+
+    /// Start again in the same directory (after a kill): same socket, and
+    /// whatever persistence files the previous run left.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(self.dir.path(), &self.socket, &self.extra);
+        self.wait_ready();
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
     }
 
     fn wait_ready(&self) {
@@ -148,6 +176,61 @@ pub fn test_config() -> Config {
     cfg.server.listen = "127.0.0.1:0".into();
     cfg.store.backend = "memory".into();
     cfg
+}
+
+/// The `posterior` binary as a child process (`serve` with `args` and
+/// `env`), its address read from the line it prints at start-up.
+pub struct ServiceProcess {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl ServiceProcess {
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> ServiceProcess {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_posterior"));
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .env("POSTERIOR_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn posterior serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read start-up line");
+        let addr = line
+            .trim()
+            .strip_prefix("posterior listening on ")
+            .unwrap_or_else(|| panic!("unexpected start-up line {line:?}"))
+            .to_string();
+        ServiceProcess { child, addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A second service instance on the same Redis.
