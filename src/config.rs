@@ -13,13 +13,25 @@ pub struct Config {
     pub store: StoreConfig,
     pub decisions: DecisionConfig,
     pub bandit: BanditConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `KEY:scope[,scope]` entries (scopes: decide, report, admin).
+    pub keys: Vec<String>,
+    /// Serve a non-loopback address with no keys configured.
+    pub allow_unauthenticated_remote: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub listen: String,
+    pub max_concurrent_requests: usize,
+    pub max_message_bytes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -59,6 +71,8 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: "127.0.0.1:50051".into(),
+            max_concurrent_requests: 1024,
+            max_message_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -113,6 +127,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "decisions.dedupe_window_seconds",
     ),
     ("POSTERIOR_LOG", "log.filter"),
+    ("POSTERIOR_API_KEYS", "auth.keys (entries separated by ';')"),
 ];
 
 /// Longest dedupe window: a year of keys is already more memory than anyone
@@ -154,6 +169,14 @@ impl Config {
                 format!("POSTERIOR_DEDUPE_WINDOW_SECONDS: not a whole number of seconds: {v:?}")
             })?;
         }
+        if let Some(v) = get("POSTERIOR_API_KEYS") {
+            self.auth.keys = v
+                .split(';')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(String::from)
+                .collect();
+        }
         if let Some(v) = get("POSTERIOR_LOG") {
             self.log.filter = v;
         }
@@ -194,6 +217,20 @@ impl Config {
         }
         if !self.decisions.secret.is_empty() && self.decisions.secret.len() < 16 {
             return Err("decisions.secret: must be empty (generated) or at least 16 bytes".into());
+        }
+        if !(1..=1_000_000).contains(&self.server.max_concurrent_requests) {
+            return Err("server.max_concurrent_requests: must be between 1 and 1000000".into());
+        }
+        if !(64 * 1024..=256 * 1024 * 1024).contains(&self.server.max_message_bytes) {
+            return Err("server.max_message_bytes: must be between 64 KiB and 256 MiB".into());
+        }
+        let keys = crate::api::auth::ApiKeys::parse("auth.keys", &self.auth.keys)?;
+        let addr = self.listen_addr()?;
+        if keys.is_empty() && !addr.ip().is_loopback() && !self.auth.allow_unauthenticated_remote {
+            return Err(format!(
+                "server.listen: {addr} is not a loopback address and no API keys are configured (auth.keys); \
+                 configure keys, or set auth.allow_unauthenticated_remote = true to serve without authentication"
+            ));
         }
         if !(100..=1_000_000).contains(&self.bandit.prob_best_draws) {
             return Err("bandit.prob_best_draws: must be between 100 and 1000000".into());

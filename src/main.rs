@@ -108,6 +108,40 @@ struct Conn {
         default_value = "http://127.0.0.1:50051"
     )]
     server: String,
+    /// API key, when the server requires one.
+    #[arg(long, env = "POSTERIOR_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+/// Adds the API key to every request.
+#[derive(Clone)]
+struct ApiKey(Option<tonic::metadata::AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for ApiKey {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(k) = &self.0 {
+            req.metadata_mut().insert("x-api-key", k.clone());
+        }
+        Ok(req)
+    }
+}
+
+type Authed = tonic::service::interceptor::InterceptedService<Channel, ApiKey>;
+
+async fn connect(conn: &Conn) -> Result<(Channel, ApiKey), String> {
+    let key = match &conn.api_key {
+        Some(k) => Some(
+            k.parse()
+                .map_err(|_| "--api-key: must be printable ASCII".to_string())?,
+        ),
+        None => None,
+    };
+    let channel = Channel::from_shared(conn.server.clone())
+        .map_err(|e| format!("--server {}: {e}", conn.server))?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", conn.server))?;
+    Ok((channel, ApiKey(key)))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -343,7 +377,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log.filter))
         .map_err(|e| format!("log.filter: {e}"))?;
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Logs on stderr: stdout carries only the "listening on" line scripts read.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
     let running = posterior::server::start(cfg).await?;
     // Also print the address: with port 0, scripts learn the port this way.
@@ -376,10 +414,9 @@ async fn shutdown_signal() {
     }
 }
 
-async fn optimizer(conn: &Conn) -> Result<OptimizerClient<Channel>, String> {
-    OptimizerClient::connect(conn.server.clone())
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", conn.server))
+async fn optimizer(conn: &Conn) -> Result<OptimizerClient<Authed>, String> {
+    let (ch, key) = connect(conn).await?;
+    Ok(OptimizerClient::with_interceptor(ch, key))
 }
 
 async fn study(cmd: StudyCmd) -> Result<(), String> {
@@ -541,10 +578,9 @@ fn render_study(r: &pb::GetStudyResponse) -> String {
     out
 }
 
-async fn client(conn: &Conn) -> Result<BanditsClient<Channel>, String> {
-    BanditsClient::connect(conn.server.clone())
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", conn.server))
+async fn client(conn: &Conn) -> Result<BanditsClient<Authed>, String> {
+    let (ch, key) = connect(conn).await?;
+    Ok(BanditsClient::with_interceptor(ch, key))
 }
 
 fn status(s: tonic::Status) -> String {

@@ -1,6 +1,7 @@
 //! Wiring: configuration → store → services → a listening gRPC server.
 //!
 //! The stack, top-down:
+//! - admission (`api::admission`): load shedding, then API keys and scopes;
 //! - gRPC health (`grpc.health.v1.Health`): SERVING once the store answered;
 //! - gRPC reflection (v1 and v1alpha), so grpcurl and friends discover the API;
 //! - `posterior.v1.Bandits` and `posterior.v1.Optimizer`.
@@ -15,6 +16,8 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::FILE_DESCRIPTOR_SET;
+use crate::api::admission::AdmissionLayer;
+use crate::api::auth::ApiKeys;
 use crate::api::bandit::{BanditService, BanditSettings};
 use crate::api::optimizer::OptimizerService;
 use crate::api::pb::bandits_server::BanditsServer;
@@ -138,13 +141,30 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         .build_v1alpha()
         .map_err(|e| format!("reflection: {e}"))?;
 
+    let keys = ApiKeys::parse("auth.keys", &cfg.auth.keys)?;
+    if keys.is_empty() {
+        tracing::warn!("no API keys configured (auth.keys): authentication is off");
+    }
+    let max_msg = cfg.server.max_message_bytes;
     let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
+        .layer(AdmissionLayer::new(
+            keys,
+            cfg.server.max_concurrent_requests,
+        ))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(BanditsServer::new(bandits))
-        .add_service(OptimizerServer::new(optimizer));
+        .add_service(
+            BanditsServer::new(bandits)
+                .max_decoding_message_size(max_msg)
+                .max_encoding_message_size(max_msg),
+        )
+        .add_service(
+            OptimizerServer::new(optimizer)
+                .max_decoding_message_size(max_msg)
+                .max_encoding_message_size(max_msg),
+        );
     let incoming = TcpListenerStream::new(listener);
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = rx.await;

@@ -1,6 +1,8 @@
 //! The gRPC surface: thin handlers (validate, call the domain and the store,
 //! convert), the generated protobuf types, and the one error mapping.
 
+pub mod admission;
+pub mod auth;
 pub mod bandit;
 pub mod optimizer;
 pub mod status;

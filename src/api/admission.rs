@@ -1,0 +1,101 @@
+//! Admission: what every request passes before a handler runs, as one
+//! tower layer (top-down):
+//! 1. load shedding: at most `server.max_concurrent_requests` requests in
+//!    flight; beyond that, RESOURCE_EXHAUSTED at once, never an unbounded
+//!    queue (a decision service that queues turns overload into latency for
+//!    every caller);
+//! 2. authentication and scope (`api::auth`), when API keys are configured.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::Semaphore;
+use tonic::Status;
+
+use super::auth::{ApiKeys, scope_for};
+
+fn presented_key<B>(req: &http::Request<B>) -> Option<&str> {
+    let h = req.headers();
+    if let Some(v) = h.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(v.trim());
+    }
+    h.get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+#[derive(Clone)]
+pub struct AdmissionLayer {
+    keys: Arc<ApiKeys>,
+    in_flight: Arc<Semaphore>,
+}
+
+impl AdmissionLayer {
+    pub fn new(keys: ApiKeys, max_concurrent_requests: usize) -> Self {
+        AdmissionLayer {
+            keys: Arc::new(keys),
+            in_flight: Arc::new(Semaphore::new(max_concurrent_requests)),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for AdmissionLayer {
+    type Service = Admission<S>;
+    fn layer(&self, inner: S) -> Admission<S> {
+        Admission {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Admission<S> {
+    inner: S,
+    layer: AdmissionLayer,
+}
+
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, B, RB> tower::Service<http::Request<B>> for Admission<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    RB: Default + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let reject = |s: Status| -> Self::Future { Box::pin(async move { Ok(s.into_http()) }) };
+        let Ok(permit) = self.layer.in_flight.clone().try_acquire_owned() else {
+            return reject(Status::resource_exhausted(
+                "server overloaded: too many requests in flight (server.max_concurrent_requests); retry with backoff",
+            ));
+        };
+        let keys = &self.layer.keys;
+        if !keys.is_empty()
+            && let Some(scope) = scope_for(req.uri().path())
+            && let Err(status) = keys.authorize(presented_key(&req), scope)
+        {
+            return reject(status);
+        }
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let out = fut.await;
+            drop(permit);
+            out
+        })
+    }
+}

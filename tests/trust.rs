@@ -1,0 +1,224 @@
+//! Trust: API keys and scopes, loopback-only without keys, load shedding,
+//! message size limits, graceful shutdown.
+
+mod common;
+
+use common::{ServiceProcess, test_config};
+use posterior::api::pb::{self, bandits_client::BanditsClient, reward_request::Target};
+use tonic::Code;
+use tonic::transport::Channel;
+
+const ADMIN: &str = "admin-key-0123456789abcdef";
+const DECIDER: &str = "decide-key-0123456789abcde";
+const REPORTER: &str = "report-key-0123456789abcde";
+
+fn with_key<T>(mut req: tonic::Request<T>, key: &str) -> tonic::Request<T> {
+    req.metadata_mut().insert("x-api-key", key.parse().unwrap());
+    req
+}
+
+#[tokio::test]
+async fn api_keys_and_scopes() {
+    let mut cfg = test_config();
+    cfg.auth.keys = vec![
+        format!("{ADMIN}:admin,decide,report"),
+        format!("{DECIDER}:decide"),
+        format!("{REPORTER}:report"),
+    ];
+    let s = posterior::server::start(cfg).await.unwrap();
+    let mut c = BanditsClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    let create = || pb::CreateExperimentRequest {
+        name: "a".into(),
+        arms: vec!["x".into(), "y".into()],
+        ..Default::default()
+    };
+
+    let e = c.create_experiment(create()).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{}", e.message());
+    let e = c
+        .create_experiment(with_key(
+            tonic::Request::new(create()),
+            "wrong-key-0123456789abcdef",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let e = c
+        .create_experiment(with_key(tonic::Request::new(create()), DECIDER))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    c.create_experiment(with_key(tonic::Request::new(create()), ADMIN))
+        .await
+        .unwrap();
+
+    // Bearer form works too.
+    let mut req = tonic::Request::new(pb::ChooseRequest {
+        experiment: "a".into(),
+        eligible_arms: vec![],
+    });
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {DECIDER}").parse().unwrap(),
+    );
+    let d = c.choose(req).await.unwrap().into_inner();
+    let reward = || pb::RewardRequest {
+        experiment: "a".into(),
+        target: Some(Target::DecisionId(d.decision_id.clone())),
+        value: 1.0,
+    };
+    let e = c
+        .reward(with_key(tonic::Request::new(reward()), DECIDER))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    c.reward(with_key(tonic::Request::new(reward()), REPORTER))
+        .await
+        .unwrap();
+    let e = c
+        .choose(with_key(
+            tonic::Request::new(pb::ChooseRequest {
+                experiment: "a".into(),
+                eligible_arms: vec![],
+            }),
+            REPORTER,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+
+    // Health stays open for load balancers.
+    let ch = Channel::from_shared(format!("http://{}", s.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
+    let r = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_keys_only_loopback_is_served() {
+    let mut cfg = test_config();
+    cfg.server.listen = "0.0.0.0:0".into();
+    let e = posterior::server::start(cfg.clone())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        e.contains("server.listen") && e.contains("auth.keys"),
+        "{e}"
+    );
+    cfg.auth.allow_unauthenticated_remote = true;
+    let s = posterior::server::start(cfg).await.unwrap();
+    s.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_shed_with_resource_exhausted() {
+    let mut cfg = test_config();
+    cfg.server.max_concurrent_requests = 2;
+    let s = posterior::server::start(cfg).await.unwrap();
+    let url = format!("http://{}", s.addr);
+    let mut c = BanditsClient::connect(url.clone()).await.unwrap();
+    // A 2,000-arm experiment: each GetExperiment runs ~2 M posterior draws,
+    // so 40 concurrent ones overlap far beyond 2 in flight.
+    c.create_experiment(pb::CreateExperimentRequest {
+        name: "big".into(),
+        arms: (0..2000).map(|i| format!("a{i}")).collect(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let mut c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.get_experiment(pb::GetExperimentRequest {
+                name: "big".into(),
+                threshold: None,
+            })
+            .await
+            .map(|_| ())
+        }));
+    }
+    let (mut ok, mut shed) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(e) if e.code() == Code::ResourceExhausted => shed += 1,
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert!(ok >= 2 && shed >= 1, "ok {ok}, shed {shed}");
+    // After the burst the server answers normally again.
+    c.get_experiment(pb::GetExperimentRequest {
+        name: "big".into(),
+        threshold: None,
+    })
+    .await
+    .unwrap();
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused() {
+    let mut cfg = test_config();
+    cfg.server.max_message_bytes = 64 * 1024;
+    let s = posterior::server::start(cfg).await.unwrap();
+    let mut c = BanditsClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    // 2,000 names of 100 bytes: ~200 KB > 64 KiB.
+    let arms: Vec<String> = (0..2000).map(|i| format!("{i:0>100}")).collect();
+    let e = c
+        .create_experiment(pb::CreateExperimentRequest {
+            name: "huge".into(),
+            arms,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.code(), Code::ResourceExhausted | Code::OutOfRange),
+        "{e:?}"
+    );
+    c.list_experiments(pb::ListExperimentsRequest {})
+        .await
+        .unwrap();
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.redb");
+    let mut svc = ServiceProcess::start(&[], &[("POSTERIOR_DATA", path.to_str().unwrap())]);
+    let mut c = BanditsClient::connect(svc.url()).await.unwrap();
+    c.list_experiments(pb::ListExperimentsRequest {})
+        .await
+        .unwrap();
+    let pid = svc.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = svc.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
