@@ -26,8 +26,8 @@ use std::time::Instant;
 use clap::Parser;
 use posterior::bo::testfns::{self, TestFn};
 use posterior::bo::{
-    Config, FitState, Goal, Observation, ParamKind, ParamValue, Parameter, SearchSpace,
-    StudySpec, default_n_initial, suggest,
+    Config, FitState, Goal, Observation, ParamKind, ParamValue, Parameter, SearchSpace, StudySpec,
+    default_n_initial, suggest,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -151,7 +151,12 @@ fn serverless() -> Problem {
     assert_eq!(*mems.last().unwrap(), 10240.0);
     let optimum = mems
         .iter()
-        .flat_map(|&m| [serverless_cost(m, false, 0.0), serverless_cost(m, true, 0.0)])
+        .flat_map(|&m| {
+            [
+                serverless_cost(m, false, 0.0),
+                serverless_cost(m, true, 0.0),
+            ]
+        })
         .fold(f64::INFINITY, f64::min);
     Problem {
         name: "serverless".into(),
@@ -340,7 +345,11 @@ fn main() {
     let mut step_times = Vec::new();
     let mut md = String::new();
     if !args.no_regret {
-        writeln!(md, "| function @ budget | posterior median [IQR] regret | mean suggest ms |").unwrap();
+        writeln!(
+            md,
+            "| function @ budget | posterior median [IQR] regret | mean suggest ms |"
+        )
+        .unwrap();
         writeln!(md, "| --- | --- | --- |").unwrap();
         for fname in &args.functions {
             let p = problem(fname);
