@@ -62,9 +62,14 @@ echo "== posterior" >&2
 "$ROOT/target/release/examples/bo_benchmark" --seeds "$SEEDS" --budgets "$BUDGETS" --functions "$FUNCTIONS" \
     --timing-n "$TIMING_N" --timing-reps "$TIMING_REPS" --out "$RES/bo_posterior.json" >/dev/null
 
+# Same, with the 10-point initial design the peers use (the service default is
+# clamp(d + 1, 5, 10)): regret only.
+"$ROOT/target/release/examples/bo_benchmark" --seeds "$SEEDS" --budgets "$BUDGETS" --functions "$FUNCTIONS" \
+    --n-initial 10 --label posterior-init10 --no-timing --out "$RES/bo_posterior_init10.json" >/dev/null
+
 LOADS="$LOADS; after posterior: $(load)"
 wall=$(( $(date +%s) - start ))
-"$VENV/bin/python" bench/bo_report.py "$RES/bo_posterior.json" "$RES/bo_optuna.json" \
+"$VENV/bin/python" bench/bo_report.py "$RES/bo_posterior.json" "$RES/bo_posterior_init10.json" "$RES/bo_optuna.json" \
     --out "$RES/bo.md" --wall "$wall" \
     --load-note "$LOADS" \
     --install-note "pip install ${PEER_PKGS[*]} into bench/.venv -> $INSTALLED"

@@ -10,7 +10,7 @@ import os
 import platform
 import subprocess
 
-COLUMNS = [("posterior", "posterior"), ("optuna-gp", "Optuna GP"), ("optuna-tpe", "Optuna TPE"),
+COLUMNS = [("posterior", "posterior"), ("posterior-init10", "posterior, 10 initial"), ("optuna-gp", "Optuna GP"), ("optuna-tpe", "Optuna TPE"),
            ("random", "Random")]
 
 
@@ -58,7 +58,11 @@ def main():
             timings[(t["optimizer"], t["n"])] = t
         for s in d.get("step_times", []):
             steps[(s["optimizer"], s["function"])] = s
-        metas[d["producer"]] = d["meta"]
+        opts = d["meta"].get("optimizers", [])
+        name = d["producer"] if opts != ["posterior-init10"] else d["producer"] + " --n-initial 10"
+        metas[name] = d["meta"]
+    present = {k[0] for k in results} | {k[0] for k in timings}
+    columns = [c for c in COLUMNS if c[0] in present]
 
     functions, budgets = [], []
     for (_, f, b) in results:
@@ -86,7 +90,7 @@ def main():
         extra = ""
         if "versions" in m:
             extra = "; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
-        if m.get("gp_seeds"):
+        if m.get("gp_seeds") and m["gp_seeds"] < len(m["seeds"]):
             extra += f"; GPSampler with {m['gp_seeds']} seeds only"
         L.append(f"- `{prod}`: seeds {m['seeds'][0]}..{m['seeds'][-1]} ({len(m['seeds'])}), "
                  f"initial design {m['n_initial']}, {m.get('wall_s', 0):.0f} s{extra}")
@@ -102,16 +106,16 @@ def main():
 
     L.append("## Simple regret, median [IQR] over seeds (lower is better; best median in bold)")
     L.append("")
-    L.append("| function @ budget | " + " | ".join(c for _, c in COLUMNS) + " |")
-    L.append("| --- |" + " --- |" * len(COLUMNS))
+    L.append("| function @ budget | " + " | ".join(c for _, c in columns) + " |")
+    L.append("| --- |" + " --- |" * len(columns))
     for f in functions:
         for b in budgets:
             cells, meds = [], []
-            for key, _ in COLUMNS:
+            for key, _ in columns:
                 r = results.get((key, f, b))
                 meds.append(r["median"] if r else None)
             best = min((m for m in meds if m is not None), default=None)
-            for key, _ in COLUMNS:
+            for key, _ in columns:
                 r = results.get((key, f, b))
                 if not r:
                     cells.append("-")
@@ -142,7 +146,9 @@ def main():
         r = timings.get(("random", n))
 
         def ms(x, k="median_ms"):
-            return "-" if not x or x.get(k) is None else f"{x[k]:.3g}"
+            if not x or x.get(k) is None:
+                return "-"
+            return f"{x[k]:.0f}" if x[k] >= 100 else f"{x[k]:.3g}"
 
         ratio_w = f"{g['median_ms'] / p['median_ms']:.1f}x" if p and g else "-"
         ratio_a = f"{g['median_ms'] / p['amortized_ms']:.1f}x" if p and g else "-"
@@ -154,11 +160,11 @@ def main():
         nb = max(s["budget"] for s in steps.values())
         L.append(f"## Mean optimizer time per step during the regret runs (all steps, n = 0..{nb - 1}), ms")
         L.append("")
-        L.append("| function | " + " | ".join(c for _, c in COLUMNS) + " |")
-        L.append("| --- |" + " --- |" * len(COLUMNS))
+        L.append("| function | " + " | ".join(c for _, c in columns) + " |")
+        L.append("| --- |" + " --- |" * len(columns))
         for f in functions:
             cells = []
-            for key, _ in COLUMNS:
+            for key, _ in columns:
                 s = steps.get((key, f))
                 cells.append(f"{s['mean_ms']:.3g}" if s else "-")
             L.append(f"| {f} | " + " | ".join(cells) + " |")

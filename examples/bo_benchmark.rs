@@ -71,6 +71,9 @@ struct Args {
     /// JSON output file.
     #[arg(long)]
     out: Option<String>,
+    /// Name of this configuration in the JSON ("optimizer" field).
+    #[arg(long, default_value = "posterior")]
+    label: String,
     /// Markdown output file (the table is printed to stdout either way).
     #[arg(long)]
     md: Option<String>,
@@ -277,7 +280,7 @@ fn ms(d: std::time::Duration) -> f64 {
 }
 
 /// Suggestion time at n observations in 6-D.
-fn timing(n: usize, reps: usize) -> Value {
+fn timing(label: &str, n: usize, reps: usize) -> Value {
     let f = testfns::hartmann6();
     let mut warm_ms = Vec::new();
     let mut cold_ms = Vec::new();
@@ -309,7 +312,7 @@ fn timing(n: usize, reps: usize) -> Value {
     let period = (n / 4).max(5) as f64;
     let amortized = (w * (period - 1.0) + c) / period;
     json!({
-        "optimizer": "posterior",
+        "optimizer": label,
         "function": "hartmann6",
         "dims": 6,
         "n": n,
@@ -344,6 +347,7 @@ fn main() {
     let mut results = Vec::new();
     let mut step_times = Vec::new();
     let mut md = String::new();
+    let label = args.label.as_str();
     if !args.no_regret {
         writeln!(
             md,
@@ -372,7 +376,7 @@ fn main() {
                 t.elapsed().as_secs_f64()
             );
             step_times.push(json!({
-                "optimizer": "posterior",
+                "optimizer": label,
                 "function": fname,
                 "budget": max_budget,
                 "mean_ms": mean_ms,
@@ -392,7 +396,7 @@ fn main() {
                 )
                 .unwrap();
                 results.push(json!({
-                    "optimizer": "posterior",
+                    "optimizer": label,
                     "function": fname,
                     "dims": d,
                     "noisy": p.noisy,
@@ -419,7 +423,7 @@ fn main() {
         writeln!(md, "| --- | --- | --- | --- |").unwrap();
         for &n in &args.timing_n {
             let t = Instant::now();
-            let v = timing(n, args.timing_reps);
+            let v = timing(&args.label, n, args.timing_reps);
             eprintln!("timing n={n}: {:.1} s", t.elapsed().as_secs_f64());
             writeln!(
                 md,
@@ -436,7 +440,7 @@ fn main() {
         "schema": "bo-bench/1",
         "producer": "examples/bo_benchmark.rs",
         "meta": {
-            "optimizers": ["posterior"],
+            "optimizers": [label],
             "posterior_version": env!("CARGO_PKG_VERSION"),
             "seeds": seeds,
             "budgets": args.budgets,
