@@ -53,7 +53,16 @@ cargo build --release --example bo_benchmark
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 LOADS="before Optuna: $(load)"
-echo "== Optuna peers" >&2
+# One BLAS/OpenMP thread for the peers, like posterior (single-threaded). Optuna's
+# GPSampler means to do the same (torch.set_num_threads(1), OPENBLAS_NUM_THREADS=1
+# while it optimizes), but the environment variable is read when OpenBLAS loads,
+# and on this shared 2-core machine a 2-thread BLAS made ask+tell 3-5x slower
+# under load. PEER_THREADS=default keeps the libraries' defaults.
+PEER_THREADS=${PEER_THREADS:-1}
+if [ "$PEER_THREADS" != default ]; then
+    export OMP_NUM_THREADS=$PEER_THREADS OPENBLAS_NUM_THREADS=$PEER_THREADS MKL_NUM_THREADS=$PEER_THREADS
+fi
+echo "== Optuna peers (BLAS/OpenMP threads: $PEER_THREADS)" >&2
 "$VENV/bin/python" bench/optuna_peer.py --seeds "$SEEDS" --gp-seeds "$GP_SEEDS" --budgets "$BUDGETS" \
     --functions "$FUNCTIONS" --timing-n "$TIMING_N" --timing-reps "$TIMING_REPS" --out "$RES/bo_optuna.json"
 
@@ -72,5 +81,6 @@ wall=$(( $(date +%s) - start ))
 "$VENV/bin/python" bench/bo_report.py "$RES/bo_posterior.json" "$RES/bo_posterior_init10.json" "$RES/bo_optuna.json" \
     --out "$RES/bo.md" --wall "$wall" \
     --load-note "$LOADS" \
+    --threads-note "$PEER_THREADS" \
     --install-note "pip install ${PEER_PKGS[*]} into bench/.venv -> $INSTALLED"
 echo "== wrote $RES/bo.md (${wall} s)" >&2

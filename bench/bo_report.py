@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--wall", default=None, help="total wall time of the run, seconds")
     ap.add_argument("--install-note", default="")
+    ap.add_argument("--threads-note", default="", help="OMP/OPENBLAS/MKL threads of the Python peers")
     ap.add_argument("--load-note", default="", help="1/5/15-min load averages around the phases")
     args = ap.parse_args()
 
@@ -99,9 +100,10 @@ def main():
     if args.load_note:
         L.append(f"- load average (1/5/15 min; the machine is shared, so timings carry that noise): "
                  f"{args.load_note}")
-    L.append("- The Python peers and the Rust example ran one after the other, never at the same time; "
-             "Optuna's GPSampler limits torch/OpenBLAS to one thread while it optimizes, and posterior is "
-             "single-threaded.")
+    L.append("- The Python peers and the Rust example ran one after the other, never at the same time. "
+             "posterior is single-threaded; the peers ran with OMP/OPENBLAS/MKL_NUM_THREADS="
+             + (args.threads_note or "(library defaults)") + " (Optuna's GPSampler also sets torch to one "
+             "thread while it optimizes).")
     L.append("")
 
     L.append("## Simple regret, median [IQR] over seeds (lower is better; best median in bold)")
@@ -134,7 +136,8 @@ def main():
              "for n <= 200, hyperparameter reuse above), median over calls; full fit = the cold call "
              "(multi-start fit), done again once max(n/4, 5) new points arrived; amortized = (warm x "
              "(period - 1) + full) / period. Optuna: median ask + tell after one warm-up ask + tell "
-             "(objective excluded).")
+             "(objective excluded). In parentheses: the fastest call, less sensitive to the load of the "
+             "shared machine. Ratios use the medians.")
     L.append("")
     L.append("| n | posterior (warm) | posterior full fit | posterior amortized | Optuna GP | Optuna TPE | "
              "Random | GP / posterior (warm) | GP / posterior (amortized) |")
@@ -148,7 +151,12 @@ def main():
         def ms(x, k="median_ms"):
             if not x or x.get(k) is None:
                 return "-"
-            return f"{x[k]:.0f}" if x[k] >= 100 else f"{x[k]:.3g}"
+            v = f"{x[k]:.0f}" if x[k] >= 100 else f"{x[k]:.3g}"
+            samples = x.get("samples_ms" if k == "median_ms" else "full_fit_samples_ms" if k.startswith("full") else "")
+            if samples:
+                lo = min(samples)
+                v += f" ({lo:.0f})" if lo >= 100 else f" ({lo:.3g})"
+            return v
 
         ratio_w = f"{g['median_ms'] / p['median_ms']:.1f}x" if p and g else "-"
         ratio_a = f"{g['median_ms'] / p['amortized_ms']:.1f}x" if p and g else "-"
