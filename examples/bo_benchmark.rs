@@ -1,0 +1,463 @@
+//! Bayesian-optimization benchmark of `posterior::bo` (regret and suggestion time).
+//!
+//! Problems and definitions: shared/BENCHMARKS.md (Branin, Hartmann6, Ackley-5,
+//! Rosenbrock-4, the serverless toy). The optimizer is driven exactly as the
+//! service drives it: one `suggest(spec, &observations, &[], 1, warm, step)` per
+//! step, the returned `FitState` carried as the next warm start, then the
+//! objective is evaluated and an `Observation` appended.
+//!
+//! * Simple regret after k evaluations: noise-free value of the evaluated point
+//!   with the best *observed* value, minus f*. One run per seed up to the largest
+//!   budget; the regret at each smaller budget is read off the same run.
+//! * Suggestion time at n observations (6-D, Hartmann6 on uniform random points):
+//!   the `suggest` call with the warm start of the previous step (what the
+//!   service pays between two evaluations in the steady state), the cold call
+//!   (full multi-start hyperparameter fit), and the amortized cost given how
+//!   often `suggest` decides to do a full refit.
+//!
+//! Run: `cargo run --release --example bo_benchmark -- --out bo_posterior.json`
+//! (`--help` for the flags). Writes JSON (schema shared with
+//! bench/optuna_peer.py) and prints a markdown table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use clap::Parser;
+use posterior::bo::testfns::{self, TestFn};
+use posterior::bo::{
+    Config, FitState, Goal, Observation, ParamKind, ParamValue, Parameter, SearchSpace, StudySpec,
+    default_n_initial, suggest,
+};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use serde_json::{Value, json};
+
+#[derive(Parser, Debug)]
+#[command(about = "Regret and suggestion-time benchmark of posterior::bo")]
+struct Args {
+    /// Number of seeds (independent runs) per function.
+    #[arg(long, default_value_t = 10)]
+    seeds: u64,
+    /// First seed; runs use seeds first_seed..first_seed+seeds.
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
+    /// Budgets (number of evaluations) at which regret is reported.
+    #[arg(long, value_delimiter = ',', default_value = "10,20,30,50")]
+    budgets: Vec<usize>,
+    /// Functions: branin, hartmann6, ackley5, rosenbrock4, serverless.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "branin,hartmann6,ackley5,rosenbrock4,serverless"
+    )]
+    functions: Vec<String>,
+    /// Size of the initial design; 0 = the service default `default_n_initial(d)`.
+    #[arg(long, default_value_t = 0)]
+    n_initial: usize,
+    /// Observation counts at which suggestion time is measured (6-D Hartmann6).
+    #[arg(long, value_delimiter = ',', default_value = "10,50,100,500")]
+    timing_n: Vec<usize>,
+    /// Timed calls per n (each on a fresh random data set; the median is reported).
+    #[arg(long, default_value_t = 7)]
+    timing_reps: usize,
+    /// Skip the regret runs.
+    #[arg(long)]
+    no_regret: bool,
+    /// Skip the timing runs.
+    #[arg(long)]
+    no_timing: bool,
+    /// JSON output file.
+    #[arg(long)]
+    out: Option<String>,
+    /// Name of this configuration in the JSON ("optimizer" field).
+    #[arg(long, default_value = "posterior")]
+    label: String,
+    /// Markdown output file (the table is printed to stdout either way).
+    #[arg(long)]
+    md: Option<String>,
+}
+
+/// A benchmark problem: space, noisy objective (for the optimizer), noise-free
+/// objective (for regret), optimum.
+struct Problem {
+    name: String,
+    space: SearchSpace,
+    optimum: f64,
+    noisy: bool,
+    kind: ProblemKind,
+}
+
+enum ProblemKind {
+    Test(TestFn),
+    Serverless,
+}
+
+impl Problem {
+    fn from_test(f: TestFn) -> Self {
+        Problem {
+            name: f.name.to_string(),
+            space: f.space.clone(),
+            optimum: f.optimum,
+            noisy: false,
+            kind: ProblemKind::Test(f),
+        }
+    }
+
+    /// (observed value, noise-free value).
+    fn eval(&self, c: &Config, rng: &mut StdRng) -> (f64, f64) {
+        match &self.kind {
+            ProblemKind::Test(f) => {
+                let v = f.eval(c);
+                (v, v)
+            }
+            ProblemKind::Serverless => {
+                let mem = num(c, "memory_mb");
+                let arm = matches!(c.get("arch"), Some(ParamValue::Category(s)) if s == "arm");
+                let eps = Normal::new(0.0, 0.05).unwrap().sample(rng);
+                (
+                    serverless_cost(mem, arm, eps),
+                    serverless_cost(mem, arm, 0.0),
+                )
+            }
+        }
+    }
+}
+
+fn num(c: &Config, k: &str) -> f64 {
+    match c.get(k) {
+        Some(ParamValue::Number(v)) => *v,
+        _ => f64::NAN,
+    }
+}
+
+/// The serverless toy of BENCHMARKS.md, in micro-USD per invocation.
+fn serverless_cost(mem: f64, arm: bool, eps: f64) -> f64 {
+    let (slow, price) = if arm {
+        (1.10, 1.33334e-5)
+    } else {
+        (1.00, 1.66667e-5)
+    };
+    let vcpu = mem / 1769.0;
+    let cpu_s = 1.2 * slow * (0.75 / vcpu.min(1.0) + 0.25 / vcpu);
+    let pressure = 1.0 + (400.0 / mem).powi(3);
+    let duration_s = (cpu_s * pressure + 0.25) * eps.exp();
+    let billed_ms = (1000.0 * duration_s).ceil();
+    (price * mem / 1024.0 * billed_ms / 1000.0 + 0.20e-6) * 1e6
+}
+
+/// Memory 128..=10240 step 64 as an ordinal of its 159 values (encoded by rank,
+/// i.e. exactly the int-with-step geometry), arch categorical {x86, arm}.
+fn serverless() -> Problem {
+    let mems: Vec<f64> = (0..159).map(|i| 128.0 + 64.0 * i as f64).collect();
+    assert_eq!(*mems.last().unwrap(), 10240.0);
+    let optimum = mems
+        .iter()
+        .flat_map(|&m| {
+            [
+                serverless_cost(m, false, 0.0),
+                serverless_cost(m, true, 0.0),
+            ]
+        })
+        .fold(f64::INFINITY, f64::min);
+    Problem {
+        name: "serverless".into(),
+        space: SearchSpace {
+            parameters: vec![
+                Parameter {
+                    name: "memory_mb".into(),
+                    kind: ParamKind::Ordinal { values: mems },
+                },
+                Parameter {
+                    name: "arch".into(),
+                    kind: ParamKind::Categorical {
+                        values: vec!["x86".into(), "arm".into()],
+                    },
+                },
+            ],
+        },
+        optimum,
+        noisy: true,
+        kind: ProblemKind::Serverless,
+    }
+}
+
+fn problem(name: &str) -> Problem {
+    match name {
+        "branin" => Problem::from_test(testfns::branin()),
+        "hartmann6" => Problem::from_test(testfns::hartmann6()),
+        "ackley5" => Problem::from_test(testfns::ackley5()),
+        "rosenbrock4" => Problem::from_test(testfns::rosenbrock4()),
+        "serverless" => serverless(),
+        other => panic!("unknown function {other:?}"),
+    }
+}
+
+fn observation(config: Config, value: f64) -> Observation {
+    Observation {
+        config,
+        value: Some(value),
+        metrics: BTreeMap::new(),
+        failed: false,
+    }
+}
+
+/// Quantile with linear interpolation (numpy's default), on a sorted slice.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s
+}
+
+struct RunResult {
+    /// regret_after[k-1] = simple regret after k evaluations.
+    regret_after: Vec<f64>,
+    /// Wall time of each `suggest` call, seconds.
+    suggest_s: Vec<f64>,
+}
+
+/// One optimization run, driven like the service.
+fn run(p: &Problem, n_initial: usize, budget: usize, seed: u64) -> RunResult {
+    let mut spec = StudySpec::new(p.space.clone(), Goal::Minimize, seed);
+    if n_initial > 0 {
+        spec.n_initial = n_initial;
+    }
+    let mut noise = StdRng::seed_from_u64(seed ^ 0xA5A5_5A5A_0000_0001);
+    let mut obs: Vec<Observation> = Vec::with_capacity(budget);
+    let mut warm: Option<FitState> = None;
+    let mut best_obs = f64::INFINITY;
+    let mut best_true = f64::NAN;
+    let mut regret_after = Vec::with_capacity(budget);
+    let mut suggest_s = Vec::with_capacity(budget);
+    for step in 0..budget {
+        let t = Instant::now();
+        let s = suggest(&spec, &obs, &[], 1, warm.as_ref(), step as u64)
+            .unwrap_or_else(|e| panic!("{} seed {seed} step {step}: {e}", p.name));
+        suggest_s.push(t.elapsed().as_secs_f64());
+        warm = s.fit.or(warm);
+        let c = s.configs.into_iter().next().expect("one suggestion");
+        let (v, v_true) = p.eval(&c, &mut noise);
+        if v < best_obs {
+            best_obs = v;
+            best_true = v_true;
+        }
+        regret_after.push(best_true - p.optimum);
+        obs.push(observation(c, v));
+    }
+    RunResult {
+        regret_after,
+        suggest_s,
+    }
+}
+
+fn hartmann_random(n: usize, rng: &mut StdRng, f: &TestFn) -> Vec<Observation> {
+    let names: Vec<String> = f.space.parameters.iter().map(|p| p.name.clone()).collect();
+    (0..n)
+        .map(|_| {
+            let c: Config = names
+                .iter()
+                .map(|k| (k.clone(), ParamValue::Number(rng.random::<f64>())))
+                .collect();
+            let v = f.eval(&c);
+            observation(c, v)
+        })
+        .collect()
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Suggestion time at n observations in 6-D.
+fn timing(label: &str, n: usize, reps: usize) -> Value {
+    let f = testfns::hartmann6();
+    let mut warm_ms = Vec::new();
+    let mut cold_ms = Vec::new();
+    for r in 0..reps {
+        let mut rng = StdRng::seed_from_u64(0x7153 + 1000 * n as u64 + r as u64);
+        let spec = StudySpec::new(f.space.clone(), Goal::Minimize, r as u64);
+        let obs = hartmann_random(n, &mut rng, &f);
+        // Warm start as the service has it at step n: the FitState returned by
+        // the call at n-1 observations (a full fit there), so the call at n does
+        // what the steady state does (a short warm refit for n <= 200, reuse of
+        // the hyperparameters above).
+        let prev = suggest(&spec, &obs[..n - 1], &[], 1, None, 2 * r as u64)
+            .expect("suggest")
+            .fit;
+        let t = Instant::now();
+        let s = suggest(&spec, &obs, &[], 1, prev.as_ref(), 2 * r as u64 + 1).expect("suggest");
+        warm_ms.push(ms(t.elapsed()));
+        std::hint::black_box(s);
+        // Cold call: full multi-start fit (what happens at the first model step
+        // and periodically, when enough new points arrived since the last full fit).
+        let t = Instant::now();
+        let s = suggest(&spec, &obs, &[], 1, None, 2 * r as u64 + 1).expect("suggest");
+        cold_ms.push(ms(t.elapsed()));
+        std::hint::black_box(s);
+    }
+    let w = quantile(&sorted(&warm_ms), 0.5);
+    let c = quantile(&sorted(&cold_ms), 0.5);
+    // suggest refits fully once max(n/4, 5) points arrived since the last full fit.
+    let period = (n / 4).max(5) as f64;
+    let amortized = (w * (period - 1.0) + c) / period;
+    json!({
+        "optimizer": label,
+        "function": "hartmann6",
+        "dims": 6,
+        "n": n,
+        "reps": reps,
+        "median_ms": w,
+        "samples_ms": warm_ms,
+        "full_fit_median_ms": c,
+        "full_fit_samples_ms": cold_ms,
+        "full_fit_period": period,
+        "amortized_ms": amortized,
+        "note": "median suggest() with the previous step's FitState (steady state); full_fit = cold call; amortized = one full fit every full_fit_period calls",
+    })
+}
+
+fn fmt_num(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 0.01 {
+        format!("{}", (v * 1000.0).round() / 1000.0)
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let started = Instant::now();
+    let max_budget = *args.budgets.iter().max().expect("at least one budget");
+    let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
+    let mut results = Vec::new();
+    let mut step_times = Vec::new();
+    let mut md = String::new();
+    let label = args.label.as_str();
+    if !args.no_regret {
+        writeln!(
+            md,
+            "| function @ budget | posterior median [IQR] regret | mean suggest ms |"
+        )
+        .unwrap();
+        writeln!(md, "| --- | --- | --- |").unwrap();
+        for fname in &args.functions {
+            let p = problem(fname);
+            let d = p.space.parameters.len();
+            let n_init = if args.n_initial > 0 {
+                args.n_initial
+            } else {
+                default_n_initial(d)
+            };
+            let t = Instant::now();
+            let runs: Vec<RunResult> = seeds
+                .iter()
+                .map(|&s| run(&p, args.n_initial, max_budget, s))
+                .collect();
+            let all_s: Vec<f64> = runs.iter().flat_map(|r| r.suggest_s.clone()).collect();
+            let mean_ms = 1e3 * all_s.iter().sum::<f64>() / all_s.len() as f64;
+            eprintln!(
+                "{fname}: {} runs x {max_budget} steps in {:.1} s",
+                runs.len(),
+                t.elapsed().as_secs_f64()
+            );
+            step_times.push(json!({
+                "optimizer": label,
+                "function": fname,
+                "budget": max_budget,
+                "mean_ms": mean_ms,
+                "median_ms": quantile(&sorted(&all_s), 0.5) * 1e3,
+            }));
+            for &b in &args.budgets {
+                let regrets: Vec<f64> = runs.iter().map(|r| r.regret_after[b - 1]).collect();
+                let s = sorted(&regrets);
+                let (q25, med, q75) = (quantile(&s, 0.25), quantile(&s, 0.5), quantile(&s, 0.75));
+                writeln!(
+                    md,
+                    "| {fname} @{b} | {} [{}, {}] | {:.1} |",
+                    fmt_num(med),
+                    fmt_num(q25),
+                    fmt_num(q75),
+                    mean_ms
+                )
+                .unwrap();
+                results.push(json!({
+                    "optimizer": label,
+                    "function": fname,
+                    "dims": d,
+                    "noisy": p.noisy,
+                    "optimum": p.optimum,
+                    "budget": b,
+                    "n_initial": n_init,
+                    "seeds": seeds,
+                    "regrets": regrets,
+                    "median": med,
+                    "q25": q25,
+                    "q75": q75,
+                }));
+            }
+        }
+    }
+    let mut timings = Vec::new();
+    if !args.no_timing {
+        writeln!(md).unwrap();
+        writeln!(
+            md,
+            "| n (6-D) | suggest, warm (median ms) | full fit (ms) | amortized (ms) |"
+        )
+        .unwrap();
+        writeln!(md, "| --- | --- | --- | --- |").unwrap();
+        for &n in &args.timing_n {
+            let t = Instant::now();
+            let v = timing(&args.label, n, args.timing_reps);
+            eprintln!("timing n={n}: {:.1} s", t.elapsed().as_secs_f64());
+            writeln!(
+                md,
+                "| {n} | {:.2} | {:.2} | {:.2} |",
+                v["median_ms"].as_f64().unwrap(),
+                v["full_fit_median_ms"].as_f64().unwrap(),
+                v["amortized_ms"].as_f64().unwrap()
+            )
+            .unwrap();
+            timings.push(v);
+        }
+    }
+    let out = json!({
+        "schema": "bo-bench/1",
+        "producer": "examples/bo_benchmark.rs",
+        "meta": {
+            "optimizers": [label],
+            "posterior_version": env!("CARGO_PKG_VERSION"),
+            "seeds": seeds,
+            "budgets": args.budgets,
+            "n_initial": if args.n_initial > 0 { json!(args.n_initial) } else { json!("default_n_initial(d) = clamp(d+1, 5, 10)") },
+            "driver": "suggest(spec, &obs, &[], 1, warm, step) per step; spec.seed = run seed; FitState carried as warm start",
+            "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+            "wall_s": started.elapsed().as_secs_f64(),
+        },
+        "results": results,
+        "step_times": step_times,
+        "timing": timings,
+    });
+    if let Some(path) = &args.out {
+        std::fs::write(path, serde_json::to_string_pretty(&out).unwrap()).expect("write JSON");
+    }
+    if let Some(path) = &args.md {
+        std::fs::write(path, &md).expect("write markdown");
+    }
+    println!("{md}");
+}
