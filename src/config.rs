@@ -32,6 +32,7 @@ pub struct ServerConfig {
     pub listen: String,
     pub max_concurrent_requests: usize,
     pub max_message_bytes: usize,
+    pub shutdown_grace_seconds: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -73,6 +74,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:50051".into(),
             max_concurrent_requests: 1024,
             max_message_bytes: 4 * 1024 * 1024,
+            shutdown_grace_seconds: 10,
         }
     }
 }
@@ -220,6 +222,9 @@ impl Config {
         }
         if !(1..=1_000_000).contains(&self.server.max_concurrent_requests) {
             return Err("server.max_concurrent_requests: must be between 1 and 1000000".into());
+        }
+        if self.server.shutdown_grace_seconds > 3600 {
+            return Err("server.shutdown_grace_seconds: must be at most 3600".into());
         }
         if !(64 * 1024..=256 * 1024 * 1024).contains(&self.server.max_message_bytes) {
             return Err("server.max_message_bytes: must be between 64 KiB and 256 MiB".into());

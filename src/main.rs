@@ -383,12 +383,22 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .with_writer(std::io::stderr)
         .init();
 
+    let grace = std::time::Duration::from_secs(cfg.server.shutdown_grace_seconds);
     let running = posterior::server::start(cfg).await?;
     // Also print the address: with port 0, scripts learn the port this way.
     println!("posterior listening on {}", running.addr);
     shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
-    running.stop().await
+    match tokio::time::timeout(grace, running.stop()).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!(
+                ?grace,
+                "drain grace period over: closing the remaining idle connections"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// SIGTERM or Ctrl-C.

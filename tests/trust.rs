@@ -206,7 +206,12 @@ async fn oversized_messages_are_refused() {
 async fn sigterm_drains_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.redb");
-    let mut svc = ServiceProcess::start(&[], &[("POSTERIOR_DATA", path.to_str().unwrap())]);
+    let conf = dir.path().join("posterior.toml");
+    std::fs::write(&conf, "[server]\nshutdown_grace_seconds = 1\n").unwrap();
+    let mut svc = ServiceProcess::start(
+        &["--config", conf.to_str().unwrap()],
+        &[("POSTERIOR_DATA", path.to_str().unwrap())],
+    );
     let mut c = BanditsClient::connect(svc.url()).await.unwrap();
     c.list_experiments(pb::ListExperimentsRequest {})
         .await
@@ -219,6 +224,9 @@ async fn sigterm_drains_and_exits_zero() {
             .unwrap()
             .success()
     );
+    // The client keeps its connection open: the server still exits, after
+    // the grace period, with status 0; new connections are refused meanwhile.
     let status = svc.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+    drop(c);
 }
