@@ -23,8 +23,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 
 use super::{Created, ExperimentState, RewardOutcome, RewardUpdate, Store, StoreError};
 use crate::bandit::{Evidence, ExperimentDef};
@@ -47,8 +48,44 @@ impl Default for RedisOptions {
     }
 }
 
+/// One Redis, or a Redis Cluster: the same commands and scripts run on
+/// either (every multi-key call stays within one `{name}` hash slot).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        p: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(p, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(p, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     create: Script,
     update_def: Script,
     reward: Script,
@@ -174,19 +211,40 @@ impl RedisStore {
     /// Connect (failing fast if Redis is unreachable now); afterwards the
     /// connection manager reconnects by itself, and requests made while
     /// Redis is down fail with `Unavailable` within the response timeout.
+    ///
+    /// A comma-separated list of URLs is a Redis Cluster (its seed nodes).
     pub async fn connect(url: &str, opts: &RedisOptions) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("redis url {url:?}: {e}")))?;
-        let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(opts.connect_timeout))
-            .set_response_timeout(Some(opts.response_timeout))
-            // Reconnect attempts per failure: a few quick ones, then report.
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = client
-            .get_connection_manager_with_config(cfg)
-            .await
-            .map_err(unavailable)?;
+        let conn = if url.contains(',') {
+            let nodes: Vec<&str> = url
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .collect();
+            let client = redis::cluster::ClusterClient::builder(nodes)
+                .connection_timeout(opts.connect_timeout)
+                .response_timeout(opts.response_timeout)
+                // Redirections (MOVED/ASK during resharding or failover) and
+                // reconnects: a few, then report UNAVAILABLE.
+                .retries(3)
+                .build()
+                .map_err(|e| StoreError::Unavailable(format!("redis cluster {url:?}: {e}")))?;
+            Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
+        } else {
+            let client = redis::Client::open(url)
+                .map_err(|e| StoreError::Unavailable(format!("redis url {url:?}: {e}")))?;
+            let cfg = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(opts.connect_timeout))
+                .set_response_timeout(Some(opts.response_timeout))
+                // Reconnect attempts per failure: a few quick ones, then report.
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_millis(500));
+            Conn::Single(
+                client
+                    .get_connection_manager_with_config(cfg)
+                    .await
+                    .map_err(unavailable)?,
+            )
+        };
         Ok(RedisStore {
             conn,
             create: Script::new(CREATE_LUA),
