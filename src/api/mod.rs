@@ -2,6 +2,7 @@
 //! convert), the generated protobuf types, and the one error mapping.
 
 pub mod bandit;
+pub mod snapshot;
 pub mod status;
 
 /// Generated from `proto/posterior/v1/*.proto` by build.rs.
