@@ -122,8 +122,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("POSTERIOR_METRICS_LISTEN", "metrics.listen"),
 ];
 
-/// See config/posterior.toml: regret within 5% of always-fresh reads at
-/// this bound was measured with the load tester (README, Performance).
+/// See config/posterior.toml; the regret measured at this bound against
+/// always-fresh reads is in the README (Performance).
 pub const DEFAULT_CHOOSE_MAX_STALENESS_MS: u64 = 100;
 /// Beyond a minute a "snapshot" is a different experiment; surely a unit mistake.
 const MAX_CHOOSE_STALENESS_MS: u64 = 60_000;

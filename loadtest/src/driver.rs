@@ -126,20 +126,35 @@ where
             }
         }
         Mode::Open => {
-            let sem = Arc::new(Semaphore::new(shape.concurrency.max(1)));
+            // Pacing on an OS thread: tokio's timer has 1 ms granularity,
+            // which would send arrivals in bursts and charge up to 1 ms of
+            // our own lateness to the server. nanosleep is good to ~0.1 ms.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
             let interval = Duration::from_secs_f64(1.0 / shape.rate.max(1e-3));
-            let mut tasks = Vec::new();
-            for i in 0..shape.requests {
-                let due = start + interval.mul_f64(i as f64);
-                if due >= deadline {
-                    break;
+            let requests = shape.requests;
+            let pacer = std::thread::spawn(move || {
+                for i in 0..requests {
+                    let due = start + interval.mul_f64(i as f64);
+                    if due >= deadline {
+                        break;
+                    }
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                    if tx.send((i, due)).is_err() {
+                        break;
+                    }
                 }
-                tokio::time::sleep_until(due.into()).await;
+            });
+            let sem = Arc::new(Semaphore::new(shape.concurrency.max(1)));
+            let mut tasks = tokio::task::JoinSet::new();
+            while let Some((i, due)) = rx.recv().await {
                 let Ok(permit) = sem.clone().acquire_owned().await else {
                     break;
                 };
                 let (call, stats) = (call.clone(), stats.clone());
-                tasks.push(tokio::spawn(async move {
+                tasks.spawn(async move {
                     let r = call(i).await;
                     // From the due time, not the send time.
                     let latency = due.elapsed();
@@ -147,11 +162,11 @@ where
                     if let Ok(mut s) = stats.lock() {
                         s.record(latency, &r);
                     }
-                }));
+                });
+                while tasks.try_join_next().is_some() {}
             }
-            for t in tasks {
-                let _ = t.await;
-            }
+            let _ = pacer.join();
+            while tasks.join_next().await.is_some() {}
         }
     }
     let elapsed = start.elapsed();
