@@ -72,7 +72,7 @@ echo "== posterior" >&2
     --timing-n "$TIMING_N" --timing-reps "$TIMING_REPS" --out "$RES/bo_posterior.json" >/dev/null
 
 # Same, with the 10-point initial design the peers use (the service default is
-# clamp(d + 1, 5, 10)): regret only.
+# max(10, d + 1)): regret only.
 "$ROOT/target/release/examples/bo_benchmark" --seeds "$SEEDS" --budgets "$BUDGETS" --functions "$FUNCTIONS" \
     --n-initial 10 --label posterior-init10 --no-timing --out "$RES/bo_posterior_init10.json" >/dev/null
 

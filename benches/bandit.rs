@@ -4,6 +4,9 @@
 //! - choose/N: one Thompson decision over N Bernoulli arms (posterior
 //!   construction from evidence + one draw per arm), as the Choose handler
 //!   does it.
+//! - choose_cached/N: the same decision from a cached snapshot (posteriors
+//!   precomputed at refresh, `api::snapshot`): draws only, as the Choose
+//!   handler does it with `bandit.choose_max_staleness_ms > 0`.
 //! - reward_update: validating a reward and applying it with decay.
 //! - token sign / verify: the decision id's HMAC.
 
@@ -47,6 +50,22 @@ fn bench_choose(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_choose_cached(c: &mut Criterion) {
+    let mut g = c.benchmark_group("choose_cached");
+    for n in [2usize, 10, 100, 2_000] {
+        let posteriors: Vec<Posterior> = evidence(n)
+            .iter()
+            .map(|e| Posterior::new(&Prior::DEFAULT_BETA, e))
+            .collect();
+        let candidates: Vec<usize> = (0..n).collect();
+        let mut rng = SmallRng::seed_from_u64(1);
+        g.bench_function(format!("{n}_arms"), |b| {
+            b.iter(|| black_box(thompson::choose(&posteriors, &candidates, &mut rng)))
+        });
+    }
+    g.finish();
+}
+
 fn bench_reward(c: &mut Criterion) {
     let ev = Evidence::default();
     c.bench_function("reward_update", |b| {
@@ -79,5 +98,11 @@ fn bench_token(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_choose, bench_reward, bench_token);
+criterion_group!(
+    benches,
+    bench_choose,
+    bench_choose_cached,
+    bench_reward,
+    bench_token
+);
 criterion_main!(benches);

@@ -444,7 +444,7 @@ fn main() {
             "posterior_version": env!("CARGO_PKG_VERSION"),
             "seeds": seeds,
             "budgets": args.budgets,
-            "n_initial": if args.n_initial > 0 { json!(args.n_initial) } else { json!("default_n_initial(d) = clamp(d+1, 5, 10)") },
+            "n_initial": if args.n_initial > 0 { json!(args.n_initial) } else { json!("default_n_initial(d) = max(10, d+1)") },
             "driver": "suggest(spec, &obs, &[], 1, warm, step) per step; spec.seed = run seed; FitState carried as warm start",
             "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
             "wall_s": started.elapsed().as_secs_f64(),

@@ -17,6 +17,8 @@
 //!   Atomic updates happen here (Lua in Redis).
 //! - [`config`]: the `config/posterior.toml` schema, env overrides, validation.
 //! - [`name`]: the naming rule shared by every user-given name.
+//! - [`telemetry`]: Prometheus metrics (a tower layer on the gRPC server, a
+//!   timing wrapper around the store, per-experiment counters).
 //!
 //! Layering: `bandit` and `bo` import neither `store` nor `api`; `store` never
 //! imports `api`. The domain can be tested and benchmarked alone.
@@ -29,3 +31,4 @@ pub mod name;
 pub mod server;
 pub mod space_file;
 pub mod store;
+pub mod telemetry;

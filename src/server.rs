@@ -1,6 +1,8 @@
 //! Wiring: configuration → store → services → a listening gRPC server.
 //!
 //! The stack, top-down:
+//! - metrics layer (`telemetry::GrpcMetricsLayer`): count and time every RPC
+//!   (outermost, so shed and refused requests are counted too);
 //! - admission (`api::admission`): load shedding, then API keys and scopes;
 //! - gRPC health (`grpc.health.v1.Health`): SERVING once the store answered;
 //! - gRPC reflection (v1 and v1alpha), so grpcurl and friends discover the API;
@@ -13,6 +15,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::FILE_DESCRIPTOR_SET;
@@ -22,12 +25,14 @@ use crate::api::bandit::{BanditService, BanditSettings};
 use crate::api::optimizer::OptimizerService;
 use crate::api::pb::bandits_server::BanditsServer;
 use crate::api::pb::optimizer_server::OptimizerServer;
+use crate::api::snapshot::SnapshotCache;
 use crate::bandit::DecisionSigner;
 use crate::config::Config;
 use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisStore};
+use crate::telemetry::{self, GrpcMetricsLayer, Telemetry, TimedStore};
 
 /// A server running in the background: its bound address, and how to stop it.
 pub struct Running {
@@ -107,7 +112,16 @@ async fn open_store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<u8>), String> {
 pub async fn start(cfg: Config) -> Result<Running, String> {
     cfg.validate()?;
     let addr = cfg.listen_addr()?;
-    let (store, secret) = open_store(&cfg).await?;
+    // Metrics first: handles created before the recorder exists are no-ops.
+    let metrics_addr = cfg.metrics_addr()?;
+    if let Some(m) = metrics_addr {
+        telemetry::install_exporter(m)?;
+    }
+    let telemetry = Arc::new(Telemetry::new(metrics_addr.is_some()));
+    let (mut store, secret) = open_store(&cfg).await?;
+    if telemetry.enabled() {
+        store = TimedStore::wrap(store);
+    }
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("server.listen: cannot bind {addr}: {e}"))?;
@@ -121,7 +135,12 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
             max_clock_skew_ms: cfg.decisions.max_clock_skew_seconds * 1000,
             prob_best_draws: cfg.bandit.prob_best_draws as usize,
         },
-    );
+    )
+    .with_cache(SnapshotCache::new(
+        store.clone(),
+        telemetry.clone(),
+        Duration::from_millis(cfg.bandit.choose_max_staleness_ms),
+    ));
 
     let optimizer = OptimizerService::new(store.clone());
 
@@ -148,6 +167,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let max_msg = cfg.server.max_message_bytes;
     let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
+        .layer(GrpcMetricsLayer::new(telemetry))
         .layer(AdmissionLayer::new(
             keys,
             cfg.server.max_concurrent_requests,
@@ -165,7 +185,15 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
                 .max_decoding_message_size(max_msg)
                 .max_encoding_message_size(max_msg),
         );
-    let incoming = TcpListenerStream::new(listener);
+    // Small gRPC responses must not wait on Nagle's algorithm (a 40 ms
+    // stall against delayed ACKs); tonic sets no socket options on streams
+    // handed to serve_with_incoming.
+    let incoming = TcpListenerStream::new(listener).map(|s| {
+        if let Ok(s) = &s {
+            let _ = s.set_nodelay(true);
+        }
+        s
+    });
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = rx.await;
     }));

@@ -601,6 +601,12 @@ async fn store_outage_is_unavailable() {
         .unwrap()
         .into_inner();
     s.redis.as_mut().unwrap().kill();
+    // Within `bandit.choose_max_staleness_ms` Choose may still answer from
+    // its snapshot; past it, it must read the store and report the outage.
+    tokio::time::sleep(std::time::Duration::from_millis(
+        posterior::config::DEFAULT_CHOOSE_MAX_STALENESS_MS + 50,
+    ))
+    .await;
     let e = c
         .choose(pb::ChooseRequest {
             experiment: "o".into(),

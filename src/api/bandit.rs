@@ -4,8 +4,10 @@
 //! the domain and the store, convert the answer. Policy lives in `bandit/`,
 //! atomicity in `store/`.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -14,12 +16,16 @@ use tonic::{Request, Response, Status};
 use super::now_ms;
 use super::pb;
 use super::pb::bandits_server::Bandits;
+use super::snapshot::{Snapshot, SnapshotCache};
 use super::status::ApiError;
 use crate::bandit::{
     self, Decision, DecisionSigner, ExperimentDef, Model, NewExperiment, Posterior, Prior, thompson,
 };
 use crate::name;
-use crate::store::{Created, Dedupe, ExperimentState, RewardOutcome, RewardUpdate, Store};
+use crate::store::{
+    Created, Dedupe, ExperimentState, RewardOutcome, RewardUpdate, Store, StoreError,
+};
+use crate::telemetry::Telemetry;
 
 /// Decision-id and summary settings, from `[decisions]` and `[bandit]`.
 #[derive(Clone, Debug)]
@@ -33,6 +39,9 @@ pub struct BanditService {
     store: Arc<dyn Store>,
     signer: DecisionSigner,
     settings: BanditSettings,
+    /// Posterior snapshots for Choose (and definitions for Reward); off
+    /// unless [`BanditService::with_cache`] is given one with a bound > 0.
+    cache: SnapshotCache,
 }
 
 /// Compare-and-set retries for AddArm/RetireArm: contention on one
@@ -48,11 +57,23 @@ thread_local! {
 
 impl BanditService {
     pub fn new(store: Arc<dyn Store>, signer: DecisionSigner, settings: BanditSettings) -> Self {
+        let cache = SnapshotCache::new(
+            store.clone(),
+            Arc::new(Telemetry::disabled()),
+            Duration::ZERO,
+        );
         BanditService {
             store,
             signer,
             settings,
+            cache,
         }
+    }
+
+    /// Serve Choose from `cache` (see `api::snapshot`).
+    pub fn with_cache(mut self, cache: SnapshotCache) -> Self {
+        self.cache = cache;
+        self
     }
 
     async fn load(&self, field: &str, name: &str) -> Result<ExperimentState, ApiError> {
@@ -82,27 +103,28 @@ impl BanditService {
         Err(crate::store::StoreError::Conflict(format!("experiment {experiment:?}")).into())
     }
 
-    fn choose(
-        &self,
-        state: &ExperimentState,
-        eligible: &[String],
-    ) -> Result<pb::ChooseResponse, ApiError> {
-        let def = &state.def;
-        let candidates = def.eligible_arms(eligible)?;
+    /// Thompson draw over the snapshot's precomputed posteriors.
+    fn choose(&self, snap: &Snapshot, eligible: &[String]) -> Result<pb::ChooseResponse, ApiError> {
+        let def = &snap.def;
+        let candidates: Cow<[usize]> = if eligible.is_empty() {
+            Cow::Borrowed(&snap.active)
+        } else {
+            Cow::Owned(def.eligible_arms(eligible)?)
+        };
+        if candidates.is_empty() {
+            // Unreachable through the API (the last arm cannot be retired),
+            // but say so rather than answer nothing.
+            def.eligible_arms(&[])?;
+        }
         let now = now_ms();
-        let hl = def.half_life_ms();
-        let posteriors: Vec<Posterior> = state
-            .evidence
-            .iter()
-            .map(|e| Posterior::new(&def.prior, &e.at(now, hl)))
-            .collect();
         let (arm, nonce) = RNG.with(|r| {
             let mut rng = r.borrow_mut();
-            let arm = thompson::choose(&posteriors, &candidates, &mut *rng);
+            let arm = thompson::choose(&snap.posteriors, &candidates, &mut *rng);
             (arm, rng.random::<u64>())
         });
         let arm = arm
             .ok_or_else(|| ApiError::Internal("no candidate arm after eligibility check".into()))?;
+        snap.metrics.decisions.increment(1);
         let decision = Decision {
             arm: arm as u32,
             issued_ms: now.max(0) as u64,
@@ -315,6 +337,8 @@ impl Bandits for BanditService {
                 .into());
             }
         };
+        // A snapshot of an earlier incarnation of this name must not outlive it.
+        self.cache.invalidate(&def.name);
         tracing::info!(experiment = %def.name, arms = def.arms.len(), "experiment created");
         Ok(Response::new(pb::CreateExperimentResponse {
             experiment: Some(to_pb(&def)),
@@ -356,12 +380,14 @@ impl Bandits for BanditService {
     ) -> Result<Response<pb::DeleteExperimentResponse>, Status> {
         let r = req.into_inner();
         name::validate("name", &r.name).map_err(ApiError::Invalid)?;
-        if !self
+        let deleted = self
             .store
             .delete_experiment(&r.name)
             .await
-            .map_err(ApiError::from)?
-        {
+            .map_err(ApiError::from)?;
+        // Gone either way (by us or by another replica): drop the snapshot.
+        self.cache.invalidate(&r.name);
+        if !deleted {
             return Err(
                 ApiError::NotFound(format!("name: experiment {:?} not found", r.name)).into(),
             );
@@ -379,6 +405,7 @@ impl Bandits for BanditService {
         let (def, created) = self
             .update_def(&r.experiment, |d| d.with_arm(&r.arm))
             .await?;
+        self.cache.invalidate(&r.experiment);
         Ok(Response::new(pb::AddArmResponse {
             experiment: Some(to_pb(&def)),
             created,
@@ -394,6 +421,8 @@ impl Bandits for BanditService {
         let (def, _) = self
             .update_def(&r.experiment, |d| d.with_arm_retired(&r.arm))
             .await?;
+        // Before returning: no Choose on this replica may pick it from now on.
+        self.cache.invalidate(&r.experiment);
         Ok(Response::new(pb::RetireArmResponse {
             experiment: Some(to_pb(&def)),
         }))
@@ -404,8 +433,19 @@ impl Bandits for BanditService {
         req: Request<pb::ChooseRequest>,
     ) -> Result<Response<pb::ChooseResponse>, Status> {
         let r = req.into_inner();
-        let state = self.load("experiment", &r.experiment).await?;
-        Ok(Response::new(self.choose(&state, &r.eligible_arms)?))
+        name::validate("experiment", &r.experiment).map_err(ApiError::Invalid)?;
+        let snap = self
+            .cache
+            .get(&r.experiment)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "experiment: experiment {:?} not found",
+                    r.experiment
+                ))
+            })?;
+        Ok(Response::new(self.choose(&snap, &r.eligible_arms)?))
     }
 
     async fn reward(
@@ -413,9 +453,56 @@ impl Bandits for BanditService {
         req: Request<pb::RewardRequest>,
     ) -> Result<Response<pb::RewardResponse>, Status> {
         let r = req.into_inner();
-        let state = self.load("experiment", &r.experiment).await?;
-        let def = &state.def;
+        name::validate("experiment", &r.experiment).map_err(ApiError::Invalid)?;
         let now = now_ms();
+        // Fast path: the cached definition, no read round trip. The store's
+        // reward step re-checks the incarnation id and the arm atomically;
+        // whatever a stale definition could explain (an arm added elsewhere,
+        // a re-created experiment) is retried below on a fresh read.
+        let cached = self.cache.cached(&r.experiment);
+        if let Some(snap) = &cached
+            && let Ok(update) = self.reward_update(&snap.def, &r, now)
+        {
+            match self.store.reward(&update).await {
+                Ok(outcome) => return Ok(self.rewarded(&snap.def, &update, outcome)),
+                Err(StoreError::NotFound(_)) => self.cache.invalidate(&r.experiment),
+                Err(e) => return Err(ApiError::from(e).into()),
+            }
+        }
+        let (snap, state);
+        let def = if cached.is_none() && self.cache.enabled() {
+            // Nothing cached yet: read through the cache, so the next
+            // rewards (and Choose) find the definition there.
+            snap = self
+                .cache
+                .get(&r.experiment)
+                .await
+                .map_err(ApiError::from)?;
+            let snap = snap.as_ref().ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "experiment: experiment {:?} not found",
+                    r.experiment
+                ))
+            })?;
+            &snap.def
+        } else {
+            state = self.load("experiment", &r.experiment).await?;
+            &state.def
+        };
+        let update = self.reward_update(def, &r, now)?;
+        let outcome = self.store.reward(&update).await.map_err(ApiError::from)?;
+        Ok(self.rewarded(def, &update, outcome))
+    }
+}
+
+impl BanditService {
+    /// Check a reward against `def` and compute the store update.
+    fn reward_update(
+        &self,
+        def: &ExperimentDef,
+        r: &pb::RewardRequest,
+        now: i64,
+    ) -> Result<RewardUpdate, ApiError> {
         let (arm, dedupe) = match &r.target {
             Some(pb::reward_request::Target::DecisionId(t)) => {
                 let (arm, d) = self.verify_decision(def, t, now)?;
@@ -432,12 +519,11 @@ impl Bandits for BanditService {
                 return Err(ApiError::Invalid(
                     "decision_id: required (or arm, for bulk ingestion without exactly-once)"
                         .into(),
-                )
-                .into());
+                ));
             }
         };
         let delta = def.model.delta(r.value).map_err(ApiError::from)?;
-        let update = RewardUpdate {
+        Ok(RewardUpdate {
             experiment: def.name.clone(),
             experiment_id: def.id,
             arm,
@@ -445,12 +531,29 @@ impl Bandits for BanditService {
             now_ms: now,
             half_life_ms: def.half_life_ms(),
             dedupe,
-        };
-        let outcome = self.store.reward(&update).await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::RewardResponse {
-            arm: def.arms[arm].name.clone(),
+        })
+    }
+
+    /// The answer to an applied (or duplicate) reward; refreshes the
+    /// experiment's snapshot soon so Choose sees it.
+    fn rewarded(
+        &self,
+        def: &ExperimentDef,
+        update: &RewardUpdate,
+        outcome: RewardOutcome,
+    ) -> Response<pb::RewardResponse> {
+        if outcome == RewardOutcome::Applied {
+            self.cache.note_reward(&def.name);
+            self.cache
+                .telemetry()
+                .experiment(&def.name)
+                .rewards
+                .increment(1);
+        }
+        Response::new(pb::RewardResponse {
+            arm: def.arms[update.arm].name.clone(),
             duplicate: outcome == RewardOutcome::Duplicate,
-        }))
+        })
     }
 }
 

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod auth;
 pub mod bandit;
 pub mod optimizer;
+pub mod snapshot;
 pub mod status;
 
 /// Generated from `proto/posterior/v1/*.proto` by build.rs.

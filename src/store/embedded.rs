@@ -29,8 +29,9 @@ use crate::bo::StudyState;
 
 const EXPERIMENTS: TableDefinition<&str, &str> = TableDefinition::new("experiments");
 const INCARNATIONS: TableDefinition<&str, (u64, u32)> = TableDefinition::new("incarnations");
-const EVIDENCE: TableDefinition<(&str, u32), (f64, f64, f64, u64, i64)> =
-    TableDefinition::new("evidence");
+/// An arm's evidence as stored: (a, b, c, count, t_ms).
+type EvidenceRow = (f64, f64, f64, u64, i64);
+const EVIDENCE: TableDefinition<(&str, u32), EvidenceRow> = TableDefinition::new("evidence");
 const DEDUPE: TableDefinition<(&str, &[u8; 16]), i64> = TableDefinition::new("dedupe");
 const DEDUPE_EXPIRY: TableDefinition<(i64, &str, &[u8; 16]), ()> =
     TableDefinition::new("dedupe_expiry");
@@ -188,11 +189,11 @@ fn prune_dedupe(tx: &WriteTransaction, now: i64) -> Result<(), redb::Error> {
     Ok(())
 }
 
-fn to_tuple(e: &Evidence) -> (f64, f64, f64, u64, i64) {
+fn to_tuple(e: &Evidence) -> EvidenceRow {
     (e.a, e.b, e.c, e.count, e.t_ms)
 }
 
-fn from_tuple(t: (f64, f64, f64, u64, i64)) -> Evidence {
+fn from_tuple(t: EvidenceRow) -> Evidence {
     Evidence {
         a: t.0,
         b: t.1,

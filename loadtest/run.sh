@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Run the load tester against a fresh release server, as separate processes:
+#   loadtest/run.sh redis  [loadtest args...]   # private redis-server on a free port
+#   loadtest/run.sh memory [loadtest args...]   # embedded store
+# Server settings come from the environment (e.g.
+# POSTERIOR_CHOOSE_MAX_STALENESS_MS=0). Never touches the machine's 6379.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+store=${1:?usage: loadtest/run.sh redis|memory [loadtest args...]}
+shift
+cargo build --release -q --workspace
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+dir=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
+trap cleanup EXIT
+redis_args=()
+server_args=()
+if [ "$store" = redis ]; then
+  rport=$(free_port)
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" >"$dir/redis.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  url="redis://127.0.0.1:$rport/0"
+  redis_args=(--redis "$url")
+  server_args=(--redis "$url")
+fi
+gport=$(free_port)
+./target/release/posterior serve --listen "127.0.0.1:$gport" "${server_args[@]}" >"$dir/server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$gport") 2>/dev/null && break; sleep 0.05; done
+./target/release/loadtest --target "http://127.0.0.1:$gport" "${redis_args[@]}" "$@"

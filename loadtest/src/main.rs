@@ -1,0 +1,823 @@
+//! `loadtest`: a gRPC load generator for posterior with a simulated world.
+//!
+//! One run measures, against the same server:
+//! 1. the transport floor: `grpc.health.v1.Health/Check`, an empty unary RPC,
+//!    in the same load shape as the main phase;
+//! 2. with `--redis URL`, the store floor: PING and an EVALSHA of a small
+//!    script (two HINCRBYFLOAT) over one multiplexed connection, as the
+//!    server talks to Redis;
+//! 3. the main phase: Choose (and, after `--reward-delay-ms`, Reward) against
+//!    a simulated world, or Reward alone on pre-collected decisions;
+//!
+//! and reports throughput, latency percentiles, errors by status code, each
+//! as a ratio to its floor, plus decision quality: cumulative regret against
+//! always playing the best arm, and its ratio to an in-process Thompson
+//! sampler with always-fresh posteriors playing the same world at the same
+//! decision times.
+//!
+//! Only loopback targets are accepted: this is a benchmark tool, not a
+//! way to load someone else's service.
+
+mod driver;
+mod world;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use posterior::api::pb;
+use posterior::api::pb::bandits_client::BanditsClient;
+use rand::RngExt;
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use driver::{CallFuture, CallResult, Mode, Shape, Stats};
+use world::World;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Rpc {
+    /// Choose, then Reward each decision after the reward delay.
+    Mixed,
+    /// Choose only (no learning).
+    Choose,
+    /// Reward only, by decision id (exactly-once path), on decisions
+    /// collected by an unmeasured Choose phase first.
+    Reward,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loadtest",
+    about = "Load generator for posterior (loopback only)"
+)]
+struct Args {
+    /// posterior server (loopback only).
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    target: String,
+    /// Redis used by the server, for the store floor and memory figures
+    /// (loopback or unix socket only).
+    #[arg(long)]
+    redis: Option<String>,
+    #[arg(long, value_enum, default_value = "mixed")]
+    rpc: Rpc,
+    #[arg(long, value_enum, default_value = "closed")]
+    mode: Mode,
+    /// Open loop: requests per second.
+    #[arg(long, default_value_t = 5000.0)]
+    rate: f64,
+    /// Closed loop: concurrent callers. Open loop: most requests in flight.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// HTTP/2 connections, used round-robin.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Most requests per phase.
+    #[arg(long, default_value_t = 100_000)]
+    requests: u64,
+    /// Longest phase, seconds.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Experiment to create (deleted first, so every run starts from the prior).
+    #[arg(long, default_value = "loadtest")]
+    experiment: String,
+    /// True reward rates of the arms, comma-separated (one arm each).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.02,0.03,0.04,0.05,0.06,0.07,0.08,0.09,0.10,0.11"
+    )]
+    rates: Vec<f64>,
+    /// Rotate the rates by one arm every this many seconds (0 = static).
+    #[arg(long, default_value_t = 0.0)]
+    drift_period: f64,
+    /// Experiment half-life in seconds (0 = none); use with --drift-period.
+    #[arg(long, default_value_t = 0.0)]
+    half_life: f64,
+    /// Delay between a decision and its reward.
+    #[arg(long, default_value_t = 100)]
+    reward_delay_ms: u64,
+    /// Reference plays averaged (the in-process sampler is cheap).
+    #[arg(long, default_value_t = 20)]
+    reference_seeds: u64,
+    /// Skip the health-check floor phase.
+    #[arg(long)]
+    no_floor: bool,
+    /// Also run `redis-benchmark` (EVALSHA of the floor script, 50 clients)
+    /// against --redis, for scale.
+    #[arg(long)]
+    redis_benchmark: bool,
+    /// First create this many experiments of len(rates) arms (one reward
+    /// per arm, so each holds real evidence) and report Redis memory per arm.
+    #[arg(long, default_value_t = 0)]
+    populate: u64,
+    /// JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loadtest: tokio runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadtest: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Host part of a URL (`scheme://host:port/...`, IPv6 in brackets).
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next();
+    }
+    authority.split(':').next()
+}
+
+/// Refuse anything that is not this machine.
+fn require_loopback(what: &str, url: &str) -> Result<(), String> {
+    if url.starts_with("redis+unix://") || url.starts_with("unix://") {
+        return Ok(());
+    }
+    let host = url_host(url).ok_or_else(|| format!("{what}: cannot parse {url:?}"))?;
+    let ok = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what}: {host:?} is not a loopback address; loadtest only targets this machine"
+        ))
+    }
+}
+
+fn code(s: &tonic::Status) -> String {
+    format!("{:?}", s.code())
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    require_loopback("--target", &args.target)?;
+    if let Some(r) = &args.redis {
+        require_loopback("--redis", r)?;
+    }
+    if args.rates.is_empty() || args.rates.iter().any(|r| !(0.0..=1.0).contains(r)) {
+        return Err("--rates: one rate in [0, 1] per arm".into());
+    }
+    let mut channels = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        let ch = Endpoint::from_shared(args.target.clone())
+            .map_err(|e| format!("--target: {e}"))?
+            .tcp_nodelay(true)
+            // A benchmark against loopback: a slow connect is a broken server.
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| format!("connect {}: {e}", args.target))?;
+        channels.push(ch);
+    }
+    let clients: Arc<Vec<BanditsClient<Channel>>> =
+        Arc::new(channels.iter().cloned().map(BanditsClient::new).collect());
+    let shape = Shape {
+        mode: args.mode,
+        rate: args.rate,
+        concurrency: args.concurrency,
+        requests: args.requests,
+        duration: Duration::from_secs_f64(args.duration),
+    };
+    let mut report = Report::default();
+
+    if args.populate > 0 {
+        report.memory = Some(populate(&args, &clients).await?);
+    }
+
+    // Transport floor: the empty health check, same shape.
+    if !args.no_floor {
+        let health: Arc<Vec<_>> =
+            Arc::new(channels.iter().cloned().map(HealthClient::new).collect());
+        let s = driver::run(&shape, move |i| {
+            let mut c = health[i as usize % health.len()].clone();
+            Box::pin(async move {
+                c.check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .map(|_| ())
+                .map_err(|s| code(&s))
+            }) as CallFuture
+        })
+        .await;
+        report
+            .rows
+            .push(("Health/Check (transport floor)".into(), s));
+    }
+
+    // Store floor.
+    if let Some(url) = &args.redis {
+        let (ping, eval) = store_floor(url, &shape).await?;
+        report.rows.push(("redis PING (store floor)".into(), ping));
+        report
+            .rows
+            .push(("redis EVALSHA 2xHINCRBYFLOAT".into(), eval));
+        if args.redis_benchmark {
+            report.redis_benchmark = Some(redis_benchmark(url).await?);
+        }
+    }
+
+    // The experiment, fresh.
+    let mut admin = clients[0].clone();
+    let _ = admin
+        .delete_experiment(pb::DeleteExperimentRequest {
+            name: args.experiment.clone(),
+        })
+        .await;
+    let arms: Vec<String> = (0..args.rates.len()).map(|i| format!("a{i}")).collect();
+    admin
+        .create_experiment(pb::CreateExperimentRequest {
+            name: args.experiment.clone(),
+            arms: arms.clone(),
+            half_life_seconds: args.half_life,
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| format!("create experiment: {s}"))?;
+    let world = World {
+        rates: args.rates.clone(),
+        drift_period_s: args.drift_period,
+    };
+    match args.rpc {
+        Rpc::Mixed | Rpc::Choose => {
+            let (choose, reward, quality) = choose_phase(&args, &shape, &clients, &world).await;
+            report.rows.push(("Choose".into(), choose));
+            if let Some(r) = reward {
+                report.rows.push(("Reward (after delay)".into(), r));
+            }
+            report.quality = Some(quality);
+        }
+        Rpc::Reward => {
+            let (reward, duplicates) = reward_phase(&args, &shape, &clients).await?;
+            report.rows.push(("Reward (exactly-once)".into(), reward));
+            report.duplicates = Some(duplicates);
+        }
+    }
+    report.print(&args);
+    Ok(())
+}
+
+/// Decision quality of a run.
+struct Quality {
+    decisions: u64,
+    regret: f64,
+    reference: f64,
+}
+
+/// Choose against the world; with `--rpc mixed`, reward each decision after
+/// the delay (by decision id). Returns Choose stats, Reward stats, quality.
+async fn choose_phase(
+    args: &Args,
+    shape: &Shape,
+    clients: &Arc<Vec<BanditsClient<Channel>>>,
+    world: &World,
+) -> (Stats, Option<Stats>, Quality) {
+    let index: Arc<HashMap<String, usize>> = Arc::new(
+        (0..world.rates.len())
+            .map(|i| (format!("a{i}"), i))
+            .collect(),
+    );
+    let start = Instant::now();
+    let delay = Duration::from_millis(args.reward_delay_ms);
+    let decisions: Arc<Mutex<(f64, Vec<f64>)>> = Arc::new(Mutex::new((0.0, Vec::new())));
+    let rewarding = args.rpc == Rpc::Mixed;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, String, f64)>();
+    let reward_stats = Arc::new(Mutex::new(Stats::new()));
+    let dispatcher = tokio::spawn(dispatch_rewards(
+        rx,
+        clients.clone(),
+        args.experiment.clone(),
+        args.concurrency,
+        reward_stats.clone(),
+    ));
+    let (clients2, world2, experiment) = (clients.clone(), world.clone(), args.experiment.clone());
+    let decisions2 = decisions.clone();
+    let choose = driver::run(shape, move |i| {
+        let mut c = clients2[i as usize % clients2.len()].clone();
+        let (world, index, decisions, tx) = (
+            world2.clone(),
+            index.clone(),
+            decisions2.clone(),
+            tx.clone(),
+        );
+        let experiment = experiment.clone();
+        Box::pin(async move {
+            let r = c
+                .choose(pb::ChooseRequest {
+                    experiment: experiment.clone(),
+                    eligible_arms: vec![],
+                })
+                .await
+                .map_err(|s| code(&s))?
+                .into_inner();
+            let Some(&arm) = index.get(&r.arm) else {
+                return Err("unknown_arm".into());
+            };
+            let t = start.elapsed().as_secs_f64();
+            if let Ok(mut d) = decisions.lock() {
+                d.0 += world.regret(arm, t);
+                d.1.push(t);
+            }
+            if rewarding {
+                let v = if rand::rng().random::<f64>() < world.rate(arm, t) {
+                    1.0
+                } else {
+                    0.0
+                };
+                let _ = tx.send((Instant::now() + delay, r.decision_id, v));
+            }
+            Ok(())
+        }) as CallFuture
+    })
+    .await;
+    let mut reward = dispatcher.await.unwrap_or_else(|_| Stats::new());
+    reward.elapsed = start.elapsed();
+    let (regret, mut times) = {
+        let mut d = decisions.lock().unwrap_or_else(|p| p.into_inner());
+        (d.0, std::mem::take(&mut d.1))
+    };
+    times.sort_by(f64::total_cmp);
+    let delay_s = if rewarding {
+        delay.as_secs_f64()
+    } else {
+        f64::INFINITY
+    };
+    let reference =
+        world::reference_regret(world, &times, delay_s, args.half_life, args.reference_seeds);
+    let q = Quality {
+        decisions: times.len() as u64,
+        regret,
+        reference,
+    };
+    (choose, rewarding.then_some(reward), q)
+}
+
+/// Send each reward when due, at most `concurrency` in flight; latency from
+/// the due time (a backlog shows as latency).
+async fn dispatch_rewards(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(Instant, String, f64)>,
+    clients: Arc<Vec<BanditsClient<Channel>>>,
+    experiment: String,
+    concurrency: usize,
+    stats: Arc<Mutex<Stats>>,
+) -> Stats {
+    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut n = 0usize;
+    while let Some((due, id, v)) = rx.recv().await {
+        tokio::time::sleep_until(due.into()).await;
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            break;
+        };
+        let mut c = clients[n % clients.len()].clone();
+        n += 1;
+        let (stats, experiment) = (stats.clone(), experiment.clone());
+        tasks.spawn(async move {
+            let r: CallResult = c
+                .reward(pb::RewardRequest {
+                    experiment,
+                    target: Some(pb::reward_request::Target::DecisionId(id)),
+                    value: v,
+                })
+                .await
+                .map(|_| ())
+                .map_err(|s| code(&s));
+            drop(permit);
+            if let Ok(mut s) = stats.lock() {
+                s.record(due.elapsed(), &r);
+            }
+        });
+        // Reap finished tasks so the set stays small on long runs.
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+    std::mem::replace(&mut *s, Stats::new())
+}
+
+/// Collect decisions (unmeasured), then reward each once by decision id in
+/// the given shape. Returns the Reward stats and how many came back as
+/// duplicates (must be 0: each id is sent once).
+async fn reward_phase(
+    args: &Args,
+    shape: &Shape,
+    clients: &Arc<Vec<BanditsClient<Channel>>>,
+) -> Result<(Stats, u64), String> {
+    let ids: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let collect = Shape {
+        mode: Mode::Closed,
+        duration: Duration::from_secs(600),
+        ..shape.clone()
+    };
+    let (c2, ids2, exp) = (clients.clone(), ids.clone(), args.experiment.clone());
+    let s = driver::run(&collect, move |i| {
+        let mut c = c2[i as usize % c2.len()].clone();
+        let (ids, experiment) = (ids2.clone(), exp.clone());
+        Box::pin(async move {
+            let r = c
+                .choose(pb::ChooseRequest {
+                    experiment,
+                    eligible_arms: vec![],
+                })
+                .await
+                .map_err(|s| code(&s))?;
+            if let Ok(mut v) = ids.lock() {
+                v.push(r.into_inner().decision_id);
+            }
+            Ok(())
+        }) as CallFuture
+    })
+    .await;
+    if !s.errors.is_empty() {
+        return Err(format!("collecting decisions: errors {:?}", s.errors));
+    }
+    let ids: Arc<Vec<String>> = Arc::new(std::mem::take(
+        &mut *ids.lock().unwrap_or_else(|p| p.into_inner()),
+    ));
+    let duplicates = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (c2, exp, d2, ids2) = (
+        clients.clone(),
+        args.experiment.clone(),
+        duplicates.clone(),
+        ids.clone(),
+    );
+    let shape = Shape {
+        requests: shape.requests.min(ids.len() as u64),
+        ..shape.clone()
+    };
+    let stats = driver::run(&shape, move |i| {
+        let mut c = c2[i as usize % c2.len()].clone();
+        let (experiment, dup) = (exp.clone(), d2.clone());
+        let id = ids2[i as usize].clone();
+        Box::pin(async move {
+            let r = c
+                .reward(pb::RewardRequest {
+                    experiment,
+                    target: Some(pb::reward_request::Target::DecisionId(id)),
+                    value: (i % 2) as f64,
+                })
+                .await
+                .map_err(|s| code(&s))?;
+            if r.into_inner().duplicate {
+                dup.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(())
+        }) as CallFuture
+    })
+    .await;
+    Ok((stats, duplicates.load(std::sync::atomic::Ordering::Relaxed)))
+}
+
+/// Two HINCRBYFLOAT on one hash: BENCHMARKS.md's store-floor script, about
+/// the work of one reward (which also does HGET + SADD + PEXPIREAT).
+const FLOOR_LUA: &str = "redis.call('HINCRBYFLOAT', KEYS[1], 'a', 1) redis.call('HINCRBYFLOAT', KEYS[1], 'b', 1) return 1";
+const FLOOR_KEY: &str = "loadtest:floor";
+
+async fn store_floor(url: &str, shape: &Shape) -> Result<(Stats, Stats), String> {
+    let client = redis::Client::open(url).map_err(|e| format!("--redis: {e}"))?;
+    let conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| format!("--redis: {e}"))?;
+    let closed = Shape {
+        mode: Mode::Closed,
+        ..shape.clone()
+    };
+    let c = conn.clone();
+    let ping = driver::run(&closed, move |_| {
+        let mut c = c.clone();
+        Box::pin(async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut c)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("redis: {:?}", e.kind()))
+        }) as CallFuture
+    })
+    .await;
+    let script = Arc::new(redis::Script::new(FLOOR_LUA));
+    let c = conn.clone();
+    let eval = driver::run(&closed, move |_| {
+        let (mut c, script) = (c.clone(), script.clone());
+        Box::pin(async move {
+            script
+                .key(FLOOR_KEY)
+                .invoke_async::<i64>(&mut c)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("redis: {:?}", e.kind()))
+        }) as CallFuture
+    })
+    .await;
+    let mut c = conn;
+    let _: Result<i64, _> = redis::cmd("DEL").arg(FLOOR_KEY).query_async(&mut c).await;
+    Ok((ping, eval))
+}
+
+/// `redis-benchmark` (50 clients, no pipelining) on the floor script: the
+/// rate Redis itself reaches for about a reward's work, for scale.
+async fn redis_benchmark(url: &str) -> Result<f64, String> {
+    let client = redis::Client::open(url).map_err(|e| format!("--redis: {e}"))?;
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| format!("--redis: {e}"))?;
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(FLOOR_LUA)
+        .query_async(&mut c)
+        .await
+        .map_err(|e| format!("SCRIPT LOAD: {e}"))?;
+    let mut cmd = tokio::process::Command::new("redis-benchmark");
+    if let Some(path) = url.strip_prefix("redis+unix://") {
+        cmd.args(["-s", path]);
+    } else {
+        let host = url_host(url).unwrap_or("127.0.0.1");
+        let port = url
+            .split_once("://")
+            .and_then(|(_, r)| r.split('/').next())
+            .and_then(|a| a.rsplit_once(':'))
+            .map_or("6379", |(_, p)| p);
+        cmd.args(["-h", host, "-p", port]);
+    }
+    let out = cmd
+        .args([
+            "-c", "50", "-n", "200000", "-q", "EVALSHA", &sha, "1", FLOOR_KEY,
+        ])
+        .output()
+        .await
+        .map_err(|e| format!("redis-benchmark: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let _: Result<i64, _> = redis::cmd("DEL").arg(FLOOR_KEY).query_async(&mut c).await;
+    // "EVALSHA ...: 110000.00 requests per second, p50=0.231 msec"
+    text.split("requests per second")
+        .next()
+        .and_then(|s| s.rsplit(' ').find(|w| !w.is_empty()))
+        .and_then(|w| w.parse::<f64>().ok())
+        .ok_or_else(|| format!("redis-benchmark: unexpected output {text:?}"))
+}
+
+fn used_memory(info: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+struct Memory {
+    experiments: u64,
+    arms: u64,
+    bytes_before: u64,
+    bytes_after: u64,
+}
+
+/// Create `--populate` experiments, one reward per arm, and measure Redis.
+async fn populate(
+    args: &Args,
+    clients: &Arc<Vec<BanditsClient<Channel>>>,
+) -> Result<Memory, String> {
+    let url = args
+        .redis
+        .as_ref()
+        .ok_or("--populate: needs --redis to measure memory")?;
+    let client = redis::Client::open(url.as_str()).map_err(|e| format!("--redis: {e}"))?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| format!("--redis: {e}"))?;
+    let info = |c: &mut redis::aio::MultiplexedConnection| {
+        let mut c = c.clone();
+        async move {
+            let s: String = redis::cmd("INFO")
+                .arg("memory")
+                .query_async(&mut c)
+                .await
+                .map_err(|e| format!("INFO memory: {e}"))?;
+            used_memory(&s).ok_or_else(|| "INFO memory: no used_memory".to_string())
+        }
+    };
+    let before = info(&mut conn).await?;
+    let k = args.rates.len();
+    let shape = Shape {
+        mode: Mode::Closed,
+        rate: 0.0,
+        concurrency: args.concurrency,
+        requests: args.populate,
+        duration: Duration::from_secs(3600),
+    };
+    let (c2, prefix) = (clients.clone(), args.experiment.clone());
+    let s = driver::run(&shape, move |i| {
+        let mut c = c2[i as usize % c2.len()].clone();
+        let name = format!("{prefix}-pop-{i}");
+        Box::pin(async move {
+            let arms: Vec<String> = (0..k).map(|a| format!("arm-{a}")).collect();
+            c.create_experiment(pb::CreateExperimentRequest {
+                name: name.clone(),
+                arms: arms.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| code(&s))?;
+            for (j, arm) in arms.into_iter().enumerate() {
+                c.reward(pb::RewardRequest {
+                    experiment: name.clone(),
+                    target: Some(pb::reward_request::Target::Arm(arm)),
+                    value: (j % 2) as f64,
+                })
+                .await
+                .map_err(|s| code(&s))?;
+            }
+            Ok(())
+        }) as CallFuture
+    })
+    .await;
+    if !s.errors.is_empty() {
+        return Err(format!("--populate: errors {:?}", s.errors));
+    }
+    let after = info(&mut conn).await?;
+    Ok(Memory {
+        experiments: args.populate,
+        arms: args.populate * k as u64,
+        bytes_before: before,
+        bytes_after: after,
+    })
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<(String, Stats)>,
+    quality: Option<Quality>,
+    duplicates: Option<u64>,
+    redis_benchmark: Option<f64>,
+    memory: Option<Memory>,
+}
+
+impl Report {
+    fn floor(&self, prefix: &str) -> Option<&Stats> {
+        self.rows
+            .iter()
+            .find(|(n, _)| n.starts_with(prefix))
+            .map(|(_, s)| s)
+    }
+
+    fn print(&self, args: &Args) {
+        let transport = self.floor("Health/Check");
+        let store = self.floor("redis PING");
+        let ratio = |a: f64, b: Option<f64>| b.filter(|b| *b > 0.0).map(|b| a / b);
+        if args.json {
+            let rows: Vec<_> = self
+                .rows
+                .iter()
+                .map(|(name, s)| {
+                    json!({
+                        "rpc": name,
+                        "requests": s.hist.len(),
+                        "ok": s.ok(),
+                        "errors": s.errors,
+                        "seconds": s.elapsed.as_secs_f64(),
+                        "throughput_per_s": s.throughput(),
+                        "latency_ms": {"p50": s.ms(0.5), "p90": s.ms(0.9), "p99": s.ms(0.99), "p99_9": s.ms(0.999), "max": s.ms(1.0)},
+                        "throughput_ratio_to_transport_floor": ratio(s.throughput(), transport.map(Stats::throughput)),
+                        "p50_ratio_to_transport_floor": ratio(s.ms(0.5), transport.map(|f| f.ms(0.5))),
+                        "p50_ratio_to_store_floor": ratio(s.ms(0.5), store.map(|f| f.ms(0.5))),
+                    })
+                })
+                .collect();
+            let v = json!({
+                "target": args.target,
+                "mode": format!("{:?}", args.mode).to_lowercase(),
+                "rpc": format!("{:?}", args.rpc).to_lowercase(),
+                "rate": (args.mode == Mode::Open).then_some(args.rate),
+                "concurrency": args.concurrency,
+                "connections": args.connections,
+                "rows": rows,
+                "quality": self.quality.as_ref().map(|q| json!({
+                    "decisions": q.decisions,
+                    "regret": q.regret,
+                    "reference_regret": q.reference,
+                    "regret_ratio": ratio(q.regret, Some(q.reference)),
+                    "reference_seeds": args.reference_seeds,
+                    "reward_delay_ms": args.reward_delay_ms,
+                })),
+                "duplicates": self.duplicates,
+                "redis_benchmark_evalsha_per_s": self.redis_benchmark,
+                "memory": self.memory.as_ref().map(|m| json!({
+                    "experiments": m.experiments,
+                    "arms": m.arms,
+                    "used_memory_before": m.bytes_before,
+                    "used_memory_after": m.bytes_after,
+                    "bytes_per_arm": (m.bytes_after.saturating_sub(m.bytes_before)) as f64 / m.arms.max(1) as f64,
+                })),
+            });
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            return;
+        }
+        let shape = match args.mode {
+            Mode::Open => format!(
+                "open loop at {} req/s (max {} in flight)",
+                args.rate, args.concurrency
+            ),
+            Mode::Closed => format!("closed loop, {} callers", args.concurrency),
+        };
+        println!(
+            "target {}  {}  {} connections  rpc {:?}",
+            args.target, shape, args.connections, args.rpc
+        );
+        if let Some(m) = &self.memory {
+            let per = (m.bytes_after.saturating_sub(m.bytes_before)) as f64 / m.arms.max(1) as f64;
+            println!(
+                "populated {} experiments / {} arms: used_memory {} -> {} bytes = {:.1} bytes per arm",
+                m.experiments, m.arms, m.bytes_before, m.bytes_after, per
+            );
+        }
+        println!(
+            "{:<32} {:>9} {:>7} {:>11} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10}",
+            "rpc",
+            "requests",
+            "errors",
+            "req/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "thr/floor",
+            "p50/store"
+        );
+        for (name, s) in &self.rows {
+            let f = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}"));
+            println!(
+                "{:<32} {:>9} {:>7} {:>11.0} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>10} {:>10}",
+                name,
+                s.hist.len(),
+                s.errors.values().sum::<u64>(),
+                s.throughput(),
+                s.ms(0.5),
+                s.ms(0.9),
+                s.ms(0.99),
+                s.ms(0.999),
+                f(ratio(s.throughput(), transport.map(Stats::throughput))),
+                f(ratio(s.ms(0.5), store.map(|f| f.ms(0.5)))),
+            );
+        }
+        for (name, s) in &self.rows {
+            if !s.errors.is_empty() {
+                println!("errors {name}: {:?}", s.errors);
+            }
+        }
+        if let Some(b) = self.redis_benchmark {
+            println!("redis-benchmark EVALSHA (2xHINCRBYFLOAT, 50 clients): {b:.0} req/s");
+        }
+        if let Some(d) = self.duplicates {
+            println!("duplicates acknowledged (each id sent once, must be 0): {d}");
+        }
+        if let Some(q) = &self.quality {
+            println!(
+                "decisions {}  regret {:.1}  reference (fresh in-process Thompson, mean of {} plays) {:.1}  ratio {:.3}",
+                q.decisions,
+                q.regret,
+                args.reference_seeds,
+                q.reference,
+                ratio(q.regret, Some(q.reference)).unwrap_or(f64::NAN)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets() {
+        assert!(require_loopback("t", "http://127.0.0.1:50051").is_ok());
+        assert!(require_loopback("t", "http://localhost:1").is_ok());
+        assert!(require_loopback("t", "http://[::1]:1").is_ok());
+        assert!(require_loopback("t", "redis+unix:///tmp/r.sock").is_ok());
+        assert!(require_loopback("t", "redis://127.0.0.1:7000/0").is_ok());
+        assert!(require_loopback("t", "http://10.0.0.1:50051").is_err());
+        assert!(require_loopback("t", "http://example.com:50051").is_err());
+        assert!(require_loopback("t", "redis://user:pw@10.1.1.1:6379").is_err());
+    }
+}

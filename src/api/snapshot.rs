@@ -1,0 +1,398 @@
+//! Choose without a store round trip: a per-experiment posterior snapshot,
+//! at most `bandit.choose_max_staleness_ms` old.
+//!
+//! **The bound.** A snapshot's age is measured from the moment its store
+//! read *started*, so it reflects every write acknowledged before then. A
+//! Choose never uses a snapshot older than the bound: a reward acknowledged
+//! by any replica is seen by every Choose that starts more than `bound` later.
+//! Thompson sampling tolerates slightly stale posteriors (see the README for
+//! the regret measured against always-fresh reads). `0` turns the cache off:
+//! every Choose reads the store.
+//!
+//! **Refresh without a stampede** (single-flight per experiment):
+//! - younger than a refresh-ahead point (half the bound; an eighth once a
+//!   reward went through this replica): served as is;
+//! - past that point but within the bound: served as is, and one background
+//!   refresh is started unless one is already running;
+//! - past the bound (or none yet): the caller waits for the in-flight
+//!   refresh, or runs the one refresh itself; everyone queued behind it
+//!   then finds the fresh snapshot.
+//!
+//! **Definition changes on this replica** (AddArm, RetireArm, Delete,
+//! Create) invalidate the snapshot before their RPC returns, and a refresh
+//! that started before the change does not install its result (a generation
+//! counter): a retired arm is never chosen after RetireArm returned on this
+//! replica. Other replicas see the change within the bound.
+//!
+//! Posteriors are precomputed at refresh (with decay evaluated at read
+//! time; half-lives are hours, the bound milliseconds), so Choose only draws.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::bandit::{ExperimentDef, Posterior};
+use crate::store::{ExperimentState, Store, StoreError};
+use crate::telemetry::{ExperimentMetrics, Telemetry};
+
+/// An experiment's definition and precomputed posteriors, as read at `read_at`.
+pub struct Snapshot {
+    pub def: ExperimentDef,
+    /// One per arm, in `def.arms` order.
+    pub posteriors: Vec<Posterior>,
+    /// Indices of the active arms: the candidates when no eligible list is given.
+    pub active: Vec<usize>,
+    pub metrics: ExperimentMetrics,
+    read_at: Instant,
+}
+
+impl Snapshot {
+    pub fn build(
+        state: ExperimentState,
+        now_ms: i64,
+        read_at: Instant,
+        telemetry: &Telemetry,
+    ) -> Snapshot {
+        let def = state.def;
+        let hl = def.half_life_ms();
+        let posteriors: Vec<Posterior> = state
+            .evidence
+            .iter()
+            .map(|e| Posterior::new(&def.prior, &e.at(now_ms, hl)))
+            .collect();
+        let active = (0..def.arms.len())
+            .filter(|&i| !def.arms[i].retired)
+            .collect();
+        let metrics = telemetry.experiment(&def.name);
+        if telemetry.enabled() {
+            let widths: Vec<f64> = posteriors
+                .iter()
+                .take(crate::telemetry::MAX_ARM_LABELS)
+                .map(|p| {
+                    let (lo, hi) = p.credible_interval(0.95);
+                    hi - lo
+                })
+                .collect();
+            telemetry.record_widths(&metrics, &def, &widths);
+        }
+        Snapshot {
+            def,
+            posteriors,
+            active,
+            metrics,
+            read_at,
+        }
+    }
+
+    pub fn age(&self) -> Duration {
+        self.read_at.elapsed()
+    }
+}
+
+/// One experiment's cache entry.
+struct Slot {
+    current: RwLock<Option<Arc<Snapshot>>>,
+    /// Held by the one refresh of this experiment in flight (single-flight);
+    /// waiters queue on it. A tokio mutex: it is held across the store read.
+    refresh: Arc<tokio::sync::Mutex<()>>,
+    /// Bumped (under `current`'s write lock) by every invalidation; a refresh
+    /// installs its result only if the generation is unchanged since it began.
+    generation: AtomicU64,
+    /// When the oldest reward written through this replica and not yet in
+    /// the snapshot was acknowledged: for the reward-to-visible metric and
+    /// the earlier refresh-ahead point.
+    dirty_since: Mutex<Option<Instant>>,
+}
+
+impl Slot {
+    fn current(&self) -> Option<Arc<Snapshot>> {
+        // Poisoning only means a panic elsewhere; the Option stays valid.
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn dirty(&self) -> bool {
+        self.dirty_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    telemetry: Arc<Telemetry>,
+    max_staleness: Duration,
+    slots: RwLock<HashMap<String, Arc<Slot>>>,
+}
+
+/// The cache. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct SnapshotCache {
+    inner: Arc<Inner>,
+}
+
+impl SnapshotCache {
+    pub fn new(
+        store: Arc<dyn Store>,
+        telemetry: Arc<Telemetry>,
+        max_staleness: Duration,
+    ) -> SnapshotCache {
+        SnapshotCache {
+            inner: Arc::new(Inner {
+                store,
+                telemetry,
+                max_staleness,
+                slots: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.inner.max_staleness.is_zero()
+    }
+
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.inner.telemetry
+    }
+
+    /// A snapshot of `name` no older than the bound; `None` if the
+    /// experiment does not exist. With the cache off, a fresh read.
+    pub async fn get(&self, name: &str) -> Result<Option<Arc<Snapshot>>, StoreError> {
+        let inner = &self.inner;
+        if !self.enabled() {
+            inner.telemetry.snapshot_uncached.increment(1);
+            let read_at = Instant::now();
+            return Ok(inner.store.experiment(name).await?.map(|s| {
+                Arc::new(Snapshot::build(
+                    s,
+                    super::now_ms(),
+                    read_at,
+                    &inner.telemetry,
+                ))
+            }));
+        }
+        let slot = self.slot(name);
+        if let Some(s) = slot.current() {
+            let age = s.age();
+            if age <= inner.max_staleness {
+                inner.telemetry.snapshot_hit.increment(1);
+                if age >= self.refresh_ahead(&slot) {
+                    self.spawn_refresh(name, &slot);
+                }
+                return Ok(Some(s));
+            }
+        }
+        inner.telemetry.snapshot_miss.increment(1);
+        let guard = slot.refresh.lock().await;
+        // Whoever held the lock before us may have just refreshed.
+        if let Some(s) = slot.current()
+            && s.age() <= inner.max_staleness
+        {
+            return Ok(Some(s));
+        }
+        let r = Inner::refresh(inner, name, &slot).await;
+        drop(guard);
+        if matches!(r, Ok(None)) {
+            self.forget(name);
+        }
+        r
+    }
+
+    /// The cached snapshot of `name` whatever its age, without a store
+    /// read: for Reward, which needs only the definition (incarnation id,
+    /// model, arms), and whose store script re-checks the incarnation and
+    /// the arm atomically. `None` when nothing is cached (or the cache is off).
+    pub fn cached(&self, name: &str) -> Option<Arc<Snapshot>> {
+        if !self.enabled() {
+            return None;
+        }
+        let slots = self.inner.slots.read().unwrap_or_else(|p| p.into_inner());
+        slots.get(name).and_then(|s| s.current())
+    }
+
+    /// A definition change (or deletion) of `name` was written by this
+    /// replica: drop the snapshot, and keep any refresh already in flight
+    /// from installing what it read before the change.
+    pub fn invalidate(&self, name: &str) {
+        let slot = {
+            let slots = self.inner.slots.read().unwrap_or_else(|p| p.into_inner());
+            slots.get(name).cloned()
+        };
+        if let Some(slot) = slot {
+            let mut cur = slot.current.write().unwrap_or_else(|p| p.into_inner());
+            slot.generation.fetch_add(1, Ordering::SeqCst);
+            *cur = None;
+        }
+    }
+
+    /// A reward to `name` was applied through this replica: refresh soon
+    /// (in the background), so Choose sees it well within the bound.
+    pub fn note_reward(&self, name: &str) {
+        if !self.enabled() {
+            return;
+        }
+        let slot = {
+            let slots = self.inner.slots.read().unwrap_or_else(|p| p.into_inner());
+            slots.get(name).cloned()
+        };
+        let Some(slot) = slot else { return };
+        {
+            let mut d = slot.dirty_since.lock().unwrap_or_else(|p| p.into_inner());
+            if d.is_none() {
+                *d = Some(Instant::now());
+            }
+        }
+        if slot
+            .current()
+            .is_some_and(|s| s.age() >= self.refresh_ahead(&slot))
+        {
+            self.spawn_refresh(name, &slot);
+        }
+    }
+
+    /// Number of experiments with a cache entry (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.inner
+            .slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Age at which a snapshot still within the bound gets a background
+    /// refresh: half the bound keeps steady traffic from ever waiting; an
+    /// eighth after a local reward makes the reward visible soon without a
+    /// read per reward (single-flight coalesces the rest).
+    fn refresh_ahead(&self, slot: &Slot) -> Duration {
+        if slot.dirty() {
+            self.inner.max_staleness / 8
+        } else {
+            self.inner.max_staleness / 2
+        }
+    }
+
+    fn slot(&self, name: &str) -> Arc<Slot> {
+        if let Some(s) = self
+            .inner
+            .slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return s.clone();
+        }
+        let mut slots = self.inner.slots.write().unwrap_or_else(|p| p.into_inner());
+        slots
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    current: RwLock::new(None),
+                    refresh: Arc::new(tokio::sync::Mutex::new(())),
+                    generation: AtomicU64::new(0),
+                    dirty_since: Mutex::new(None),
+                })
+            })
+            .clone()
+    }
+
+    /// Drop the entry of an experiment that does not exist, so Choose calls
+    /// on made-up names do not grow the map.
+    fn forget(&self, name: &str) {
+        let mut slots = self.inner.slots.write().unwrap_or_else(|p| p.into_inner());
+        if slots.get(name).is_some_and(|s| s.current().is_none()) {
+            slots.remove(name);
+        }
+    }
+
+    fn spawn_refresh(&self, name: &str, slot: &Arc<Slot>) {
+        // Already refreshing (or a caller is): nothing to start.
+        let Ok(guard) = slot.refresh.clone().try_lock_owned() else {
+            return;
+        };
+        // Outside a runtime (not the case in the server) there is no
+        // background: the next Choose past the bound refreshes in line.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = self.inner.clone();
+        let slot = slot.clone();
+        let name = name.to_string();
+        rt.spawn(async move {
+            let _guard = guard;
+            if let Err(e) = Inner::refresh(&inner, &name, &slot).await {
+                // The next Choose past the bound retries in line and
+                // reports the error to its caller.
+                tracing::debug!(experiment = %name, error = %e, "background snapshot refresh failed");
+            }
+        });
+    }
+}
+
+impl Inner {
+    /// Read the store and install the snapshot. The caller holds `slot.refresh`.
+    async fn refresh(
+        inner: &Inner,
+        name: &str,
+        slot: &Slot,
+    ) -> Result<Option<Arc<Snapshot>>, StoreError> {
+        let generation = slot.generation.load(Ordering::SeqCst);
+        let dirty_since = slot
+            .dirty_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let read_at = Instant::now();
+        let state = match inner.store.experiment(name).await {
+            Ok(s) => s,
+            Err(e) => {
+                Self::restore_dirty(slot, dirty_since);
+                return Err(e);
+            }
+        };
+        let Some(state) = state else {
+            let mut cur = slot.current.write().unwrap_or_else(|p| p.into_inner());
+            if slot.generation.load(Ordering::SeqCst) == generation {
+                *cur = None;
+            }
+            return Ok(None);
+        };
+        let snap = Arc::new(Snapshot::build(
+            state,
+            super::now_ms(),
+            read_at,
+            &inner.telemetry,
+        ));
+        let mut cur = slot.current.write().unwrap_or_else(|p| p.into_inner());
+        if slot.generation.load(Ordering::SeqCst) == generation {
+            *cur = Some(snap.clone());
+            drop(cur);
+            if let Some(t) = dirty_since {
+                inner
+                    .telemetry
+                    .reward_visible
+                    .record(t.elapsed().as_secs_f64());
+            }
+        } else {
+            drop(cur);
+            Self::restore_dirty(slot, dirty_since);
+        }
+        // Even when not installed (a definition changed meanwhile), what we
+        // read is no older than the caller's bound: return it.
+        Ok(Some(snap))
+    }
+
+    fn restore_dirty(slot: &Slot, since: Option<Instant>) {
+        if let Some(t) = since {
+            let mut d = slot.dirty_since.lock().unwrap_or_else(|p| p.into_inner());
+            *d = Some(d.map_or(t, |cur| cur.min(t)));
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The Prometheus exporter, scraped over HTTP. Its own test binary: the
+//! metrics recorder is process-global.
+
+mod common;
+
+use common::test_config;
+use posterior::api::pb;
+use posterior::api::pb::bandits_client::BanditsClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A free loopback port. The exporter binds by address (it cannot report a
+/// port-0 choice back), so pick one and hand it over; the window in which
+/// another process could take it is a few microseconds.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+async fn scrape(port: u16) -> String {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect to exporter");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}
+
+/// The value of the first sample whose line starts with `series` (name and
+/// labels exactly as rendered), 0 when absent.
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn counters_move_and_are_scraped() {
+    let port = free_port();
+    let mut cfg = test_config();
+    cfg.metrics.listen = format!("127.0.0.1:{port}");
+    let running = posterior::server::start(cfg).await.expect("server starts");
+    let mut c = BanditsClient::connect(format!("http://{}", running.addr))
+        .await
+        .expect("connect");
+    c.create_experiment(pb::CreateExperimentRequest {
+        name: "m".into(),
+        arms: vec!["a".into(), "b".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("create");
+
+    let choose_ok = r#"posterior_grpc_requests_total{rpc="posterior.v1.Bandits/Choose",code="OK"}"#;
+    let decisions = r#"posterior_decisions_total{experiment="m"}"#;
+    let before = scrape(port).await;
+    for _ in 0..3 {
+        let d = c
+            .choose(pb::ChooseRequest {
+                experiment: "m".into(),
+                eligible_arms: vec![],
+            })
+            .await
+            .expect("choose")
+            .into_inner();
+        c.reward(pb::RewardRequest {
+            experiment: "m".into(),
+            target: Some(pb::reward_request::Target::DecisionId(d.decision_id)),
+            value: 1.0,
+        })
+        .await
+        .expect("reward");
+    }
+    let missing = c
+        .choose(pb::ChooseRequest {
+            experiment: "nope".into(),
+            eligible_arms: vec![],
+        })
+        .await;
+    assert!(missing.is_err());
+    let after = scrape(port).await;
+
+    assert_eq!(value(&after, choose_ok) - value(&before, choose_ok), 3.0);
+    assert_eq!(value(&after, decisions) - value(&before, decisions), 3.0);
+    assert_eq!(
+        value(&after, r#"posterior_rewards_total{experiment="m"}"#),
+        3.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            r#"posterior_grpc_requests_total{rpc="posterior.v1.Bandits/Choose",code="NOT_FOUND"}"#
+        ),
+        1.0
+    );
+    // Latency histograms with the configured buckets, store timing, cache.
+    assert!(after.contains(
+        r#"posterior_grpc_request_duration_seconds_bucket{rpc="posterior.v1.Bandits/Choose",code="OK",le="0.001"}"#
+    ));
+    assert!(after.contains(r#"posterior_store_duration_seconds_count{op="experiment"}"#));
+    assert!(value(&after, r#"posterior_choose_snapshot_total{result="hit"}"#) >= 1.0);
+    assert!(after.contains(r#"posterior_interval_width{experiment="m",arm="a"}"#));
+    running.stop().await.expect("stop");
+}
