@@ -102,6 +102,8 @@ pub struct Telemetry {
     pub snapshot_hit: Counter,
     pub snapshot_miss: Counter,
     pub snapshot_uncached: Counter,
+    /// Choose served from a snapshot past its bound because the store is down.
+    pub snapshot_stale: Counter,
     pub reward_visible: Histogram,
 }
 
@@ -122,6 +124,7 @@ impl Telemetry {
             snapshot_hit: metrics::counter!("posterior_choose_snapshot_total", "result" => "hit"),
             snapshot_miss: metrics::counter!("posterior_choose_snapshot_total", "result" => "miss"),
             snapshot_uncached: metrics::counter!("posterior_choose_snapshot_total", "result" => "uncached"),
+            snapshot_stale: metrics::counter!("posterior_choose_snapshot_total", "result" => "stale_outage"),
             reward_visible: metrics::histogram!("posterior_reward_visible_seconds"),
         }
     }

@@ -588,32 +588,32 @@ async fn bad_input_gets_its_code_and_names_the_field() {
 }
 
 #[tokio::test]
-async fn store_outage_is_unavailable() {
+async fn store_outage_is_unavailable_and_recovers_by_itself() {
     let mut s = TestServer::start(Backend::Redis).await;
     let mut c = s.client().await;
-    c.create_experiment(bernoulli("o", &["a"])).await.unwrap();
-    let d = c
-        .choose(pb::ChooseRequest {
-            experiment: "o".into(),
-            eligible_arms: vec![],
-        })
+    c.create_experiment(bernoulli("o", &["a", "b"]))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
+    c.create_experiment(bernoulli("never-chosen", &["a"]))
+        .await
+        .unwrap();
+    let choose = |name: &str| pb::ChooseRequest {
+        experiment: name.into(),
+        eligible_arms: vec![],
+    };
+    let d = c.choose(choose("o")).await.unwrap().into_inner();
     s.redis.as_mut().unwrap().kill();
-    // Within `bandit.choose_max_staleness_ms` Choose may still answer from
-    // its snapshot; past it, it must read the store and report the outage.
+    // Past the staleness bound, Choose keeps answering from the last
+    // snapshot (the store is down, not the experiment)...
     tokio::time::sleep(std::time::Duration::from_millis(
         posterior::config::DEFAULT_CHOOSE_MAX_STALENESS_MS + 50,
     ))
     .await;
-    let e = c
-        .choose(pb::ChooseRequest {
-            experiment: "o".into(),
-            eligible_arms: vec![],
-        })
-        .await
-        .unwrap_err();
+    let stale = c.choose(choose("o")).await.unwrap().into_inner();
+    assert!(["a", "b"].contains(&stale.arm.as_str()));
+    // ...but an experiment with no snapshot, rewards, reads and lists report
+    // the outage as retryable.
+    let e = c.choose(choose("never-chosen")).await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
     let e = c
         .reward(by_decision("o", &d.decision_id, 1.0))
@@ -625,6 +625,28 @@ async fn store_outage_is_unavailable() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable);
+    // Redis comes back (empty: this one keeps nothing on disk); the service
+    // reconnects by itself and answers from the new state.
+    s.redis.as_mut().unwrap().restart();
+    let mut recovered = false;
+    for _ in 0..100 {
+        if c.list_experiments(pb::ListExperimentsRequest {})
+            .await
+            .is_ok()
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(recovered, "no recovery within 5 s");
+    c.create_experiment(bernoulli("after", &["a"]))
+        .await
+        .unwrap();
+    let d = c.choose(choose("after")).await.unwrap().into_inner();
+    c.reward(by_decision("after", &d.decision_id, 1.0))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -196,8 +196,21 @@ impl SnapshotCache {
         }
         let r = Inner::refresh(inner, name, &slot).await;
         drop(guard);
-        if matches!(r, Ok(None)) {
-            self.forget(name);
+        match r {
+            Ok(None) => self.forget(name),
+            // The store is down: keep deciding from the last snapshot rather
+            // than fail the caller's request path. Thompson sampling on old
+            // posteriors is still a sound decision; rewards meanwhile answer
+            // UNAVAILABLE, so clients retry them once the store is back, and
+            // the next Choose after recovery refreshes.
+            Err(StoreError::Unavailable(ref e)) => {
+                if let Some(s) = slot.current() {
+                    inner.telemetry.snapshot_stale.increment(1);
+                    tracing::debug!(experiment = name, error = %e, age_ms = s.age().as_millis() as u64, "store down: serving a stale snapshot");
+                    return Ok(Some(s));
+                }
+            }
+            _ => {}
         }
         r
     }
