@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Run the load tester against a fresh release server, as separate processes:
 #   loadtest/run.sh redis  [loadtest args...]   # private redis-server on a free port
-#   loadtest/run.sh memory [loadtest args...]   # embedded store
+#   loadtest/run.sh memory [loadtest args...]   # in-process volatile store
+#   loadtest/run.sh embedded [loadtest args...] # durable redb file in a temp dir
 # Server settings come from the environment (e.g.
 # POSTERIOR_CHOOSE_MAX_STALENESS_MS=0). Never touches the machine's 6379.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-store=${1:?usage: loadtest/run.sh redis|memory [loadtest args...]}
+store=${1:?usage: loadtest/run.sh redis|memory|embedded [loadtest args...]}
 shift
 cargo build --release -q --workspace
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -25,6 +26,12 @@ if [ "$store" = redis ]; then
   redis_args=(--redis "$url")
   server_args=(--redis "$url")
 fi
+case "$store" in
+  memory) export POSTERIOR_STORE=memory ;;
+  embedded) export POSTERIOR_STORE=embedded POSTERIOR_DATA="$dir/posterior.redb" ;;
+  redis) ;;
+  *) echo "unknown store $store (redis, memory, embedded)" >&2; exit 2 ;;
+esac
 gport=$(free_port)
 ./target/release/posterior serve --listen "127.0.0.1:$gport" "${server_args[@]}" >"$dir/server.log" 2>&1 &
 pids+=($!)
