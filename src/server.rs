@@ -64,47 +64,33 @@ impl Running {
 
 /// The store the configuration asks for, and the key that signs decision ids.
 async fn open_store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<u8>), String> {
-    let proposed: Vec<u8> = if cfg.decisions.secret.is_empty() {
-        let bytes: [u8; 32] = rand::random();
-        bytes.to_vec()
-    } else {
-        cfg.decisions.secret.as_bytes().to_vec()
-    };
-    if cfg.store.redis_url.is_empty() {
-        return match cfg.store.backend.as_str() {
-            "memory" => Ok((Arc::new(MemoryStore::new()), proposed)),
-            _ => {
-                let store = EmbeddedStore::open(std::path::Path::new(&cfg.store.path))
-                    .map_err(|e| format!("store.path: {e}"))?;
-                // Keep decision ids valid across restarts: the key lives in the file.
-                let secret = if cfg.decisions.secret.is_empty() {
-                    store
-                        .shared_secret(&proposed)
-                        .await
-                        .map_err(|e| e.to_string())?
-                } else {
-                    proposed
-                };
-                Ok((Arc::new(store), secret))
-            }
+    let store: Arc<dyn Store> = if !cfg.store.redis_url.is_empty() {
+        let opts = RedisOptions {
+            connect_timeout: Duration::from_millis(cfg.store.redis_connect_timeout_ms),
+            response_timeout: Duration::from_millis(cfg.store.redis_response_timeout_ms),
         };
-    }
-    let opts = RedisOptions {
-        connect_timeout: Duration::from_millis(cfg.store.redis_connect_timeout_ms),
-        response_timeout: Duration::from_millis(cfg.store.redis_response_timeout_ms),
+        let store = RedisStore::connect(&cfg.store.redis_url, &opts)
+            .await
+            .map_err(|e| format!("store.redis_url: {e}"))?;
+        Arc::new(store)
+    } else if cfg.store.backend == "memory" {
+        Arc::new(MemoryStore::new())
+    } else {
+        let store = EmbeddedStore::open(std::path::Path::new(&cfg.store.path))
+            .map_err(|e| format!("store.path: {e}"))?;
+        Arc::new(store)
     };
-    let store = RedisStore::connect(&cfg.store.redis_url, &opts)
-        .await
-        .map_err(|e| format!("store.redis_url: {e}"))?;
     let secret = if cfg.decisions.secret.is_empty() {
+        // Generated once per store, then shared: see `Store::shared_secret`.
+        let proposed: [u8; 32] = rand::random();
         store
             .shared_secret(&proposed)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("decisions.secret: {e}"))?
     } else {
-        proposed
+        cfg.decisions.secret.as_bytes().to_vec()
     };
-    Ok((Arc::new(store), secret))
+    Ok((store, secret))
 }
 
 /// Validate `cfg`, open the store, bind `cfg.server.listen` (port 0 picks a

@@ -353,6 +353,9 @@ impl Store for TimedStore {
     async fn ping(&self) -> Result<(), StoreError> {
         timed(&self.h[6], self.inner.ping()).await
     }
+    async fn shared_secret(&self, proposed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.inner.shared_secret(proposed).await
+    }
     async fn create_study(&self, study: &StudyState) -> Result<Created<StudyState>, StoreError> {
         timed(&self.h[7], self.inner.create_study(study)).await
     }

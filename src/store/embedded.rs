@@ -97,7 +97,7 @@ impl EmbeddedStore {
 
     /// The decision-signing key kept in the file: the first start stores
     /// `proposed`, later starts read it back, so ids survive restarts.
-    pub async fn shared_secret(&self, proposed: &[u8]) -> Result<Vec<u8>, StoreError> {
+    async fn stored_secret(&self, proposed: &[u8]) -> Result<Vec<u8>, StoreError> {
         let proposed = proposed.to_vec();
         self.write(move |tx, _| {
             let mut t = tx.open_table(SETTINGS)?;
@@ -422,6 +422,10 @@ impl Store for EmbeddedStore {
         let name = name.to_string();
         self.write(move |tx, _| Ok(tx.open_table(STUDIES)?.remove(name.as_str())?.is_some()))
             .await
+    }
+
+    async fn shared_secret(&self, proposed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.stored_secret(proposed).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

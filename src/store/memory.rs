@@ -194,6 +194,10 @@ impl Store for MemoryStore {
             .is_some())
     }
 
+    async fn shared_secret(&self, proposed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        Ok(proposed.to_vec())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }

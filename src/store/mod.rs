@@ -120,6 +120,12 @@ pub trait Store: Send + Sync + 'static {
     async fn list_studies(&self) -> Result<Vec<String>, StoreError>;
     async fn delete_study(&self, name: &str) -> Result<bool, StoreError>;
 
+    /// The decision-signing key shared by every process on this store: the
+    /// first to ask stores `proposed`, everyone gets the stored one back, so
+    /// decision ids stay valid across replicas and restarts. The in-memory
+    /// store lives as long as the process: it returns `proposed`.
+    async fn shared_secret(&self, proposed: &[u8]) -> Result<Vec<u8>, StoreError>;
+
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
 }

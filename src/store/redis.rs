@@ -257,7 +257,7 @@ impl RedisStore {
 
     /// The decision-signing key shared by every replica on this Redis: the
     /// first replica to start stores `proposed`; all read back the winner.
-    pub async fn shared_secret(&self, proposed: &[u8]) -> Result<Vec<u8>, StoreError> {
+    async fn stored_secret(&self, proposed: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut c = self.conn.clone();
         let _: bool = redis::cmd("SET")
             .arg(SECRET_KEY)
@@ -473,6 +473,10 @@ impl Store for RedisStore {
         let n: i64 = c.del(study_key(name)).await.map_err(unavailable)?;
         let _: i64 = c.srem(STUDY_INDEX_KEY, name).await.map_err(unavailable)?;
         Ok(n > 0)
+    }
+
+    async fn shared_secret(&self, proposed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.stored_secret(proposed).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
