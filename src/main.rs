@@ -731,10 +731,17 @@ fn render_experiment(r: &pb::GetExperimentResponse, threshold: Option<f64>) -> S
         }
         let _ = writeln!(out);
     }
+    let label = |a: &pb::ArmSummary| {
+        if a.retired {
+            format!("{} (retired)", a.name)
+        } else {
+            a.name.clone()
+        }
+    };
     let w = r
         .arms
         .iter()
-        .map(|a| a.name.len())
+        .map(|a| label(a).len())
         .max()
         .unwrap_or(3)
         .max(3);
@@ -748,11 +755,7 @@ fn render_experiment(r: &pb::GetExperimentResponse, threshold: Option<f64>) -> S
     }
     let _ = writeln!(out);
     for a in &r.arms {
-        let name = if a.retired {
-            format!("{} (retired)", a.name)
-        } else {
-            a.name.clone()
-        };
+        let name = label(a);
         let _ = write!(
             out,
             "{name:<w$}  {:>8}  {:>10.4}  [{:>10.4}, {:>10.4}]  {:>7.3}",
