@@ -34,6 +34,11 @@ pub struct ServerConfig {
     pub max_concurrent_requests: usize,
     pub max_message_bytes: usize,
     pub shutdown_grace_seconds: u64,
+    /// PEM certificate chain and private key: serve gRPC over TLS when set.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// PEM CA bundle: require client certificates signed by it (mutual TLS).
+    pub tls_client_ca: String,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -85,6 +90,9 @@ impl Default for ServerConfig {
             max_concurrent_requests: 1024,
             max_message_bytes: 4 * 1024 * 1024,
             shutdown_grace_seconds: 10,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_client_ca: String::new(),
         }
     }
 }
@@ -254,6 +262,15 @@ impl Config {
         }
         if !(1..=1_000_000).contains(&self.server.max_concurrent_requests) {
             return Err("server.max_concurrent_requests: must be between 1 and 1000000".into());
+        }
+        let tls = &self.server;
+        if tls.tls_cert.is_empty() != tls.tls_key.is_empty() {
+            return Err(
+                "server.tls_cert / server.tls_key: set both (TLS) or neither (plaintext)".into(),
+            );
+        }
+        if !tls.tls_client_ca.is_empty() && tls.tls_cert.is_empty() {
+            return Err("server.tls_client_ca: client certificates need TLS: set server.tls_cert and server.tls_key".into());
         }
         if self.server.shutdown_grace_seconds > 3600 {
             return Err("server.shutdown_grace_seconds: must be at most 3600".into());

@@ -111,6 +111,14 @@ struct Conn {
     /// API key, when the server requires one.
     #[arg(long, env = "POSTERIOR_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// PEM CA that signed the server's certificate (for https:// servers).
+    #[arg(long, env = "POSTERIOR_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate and key (PEM), when the server requires mutual TLS.
+    #[arg(long, env = "POSTERIOR_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, env = "POSTERIOR_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Adds the API key to every request.
@@ -136,8 +144,21 @@ async fn connect(conn: &Conn) -> Result<(Channel, ApiKey), String> {
         ),
         None => None,
     };
-    let channel = Channel::from_shared(conn.server.clone())
-        .map_err(|e| format!("--server {}: {e}", conn.server))?
+    let mut endpoint = Channel::from_shared(conn.server.clone())
+        .map_err(|e| format!("--server {}: {e}", conn.server))?;
+    if conn.server.starts_with("https://") {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        let mut tls = ClientTlsConfig::new();
+        if let Some(ca) = &conn.tls_ca {
+            tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        if let (Some(c), Some(k)) = (&conn.tls_cert, &conn.tls_key) {
+            tls = tls.identity(Identity::from_pem(read(c)?, read(k)?));
+        }
+        endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))?;
+    }
+    let channel = endpoint
         .connect()
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", conn.server))?;

@@ -93,6 +93,29 @@ async fn open_store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<u8>), String> {
     Ok((store, secret))
 }
 
+/// The listener's TLS settings, read from the PEM files the config names.
+fn tls_config(cfg: &Config) -> Result<Option<tonic::transport::ServerTlsConfig>, String> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let s = &cfg.server;
+    if s.tls_cert.is_empty() {
+        return Ok(None);
+    }
+    let read =
+        |key: &str, path: &str| std::fs::read(path).map_err(|e| format!("{key}: {path}: {e}"));
+    let identity = Identity::from_pem(
+        read("server.tls_cert", &s.tls_cert)?,
+        read("server.tls_key", &s.tls_key)?,
+    );
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if !s.tls_client_ca.is_empty() {
+        tls = tls.client_ca_root(Certificate::from_pem(read(
+            "server.tls_client_ca",
+            &s.tls_client_ca,
+        )?));
+    }
+    Ok(Some(tls))
+}
+
 /// Validate `cfg`, open the store, bind `cfg.server.listen` (port 0 picks a
 /// free port) and serve in the background.
 pub async fn start(cfg: Config) -> Result<Running, String> {
@@ -152,7 +175,13 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     }
     let max_msg = cfg.server.max_message_bytes;
     let (tx, rx) = oneshot::channel::<()>();
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls_config(&cfg)? {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| format!("server.tls_cert: {e}"))?;
+    }
+    let router = builder
         .layer(GrpcMetricsLayer::new(telemetry))
         .layer(AdmissionLayer::new(
             keys,

@@ -230,3 +230,145 @@ async fn sigterm_drains_and_exits_zero() {
     assert!(status.success(), "{status:?}");
     drop(c);
 }
+
+/// A throwaway CA, a server certificate for localhost/127.0.0.1 and a client
+/// certificate, made with the openssl command line.
+fn make_certs(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=posterior-test-ca",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    for who in ["server", "client"] {
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
+                "-subj",
+                &format!("/CN={who}"),
+            ],
+        ]
+        .concat());
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{who}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &format!("{who}.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{who}.ext"),
+        ]);
+    }
+}
+
+#[tokio::test]
+async fn tls_and_client_certificates() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let p = |f: &str| dir.path().join(f).display().to_string();
+    let read = |f: &str| std::fs::read(dir.path().join(f)).unwrap();
+    let mut cfg = test_config();
+    cfg.server.tls_cert = p("server.pem");
+    cfg.server.tls_key = p("server.key");
+    cfg.server.tls_client_ca = p("ca.pem");
+    let s = posterior::server::start(cfg).await.unwrap();
+    let port = s.addr.port();
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read("ca.pem")))
+        .domain_name("localhost");
+
+    // With the client certificate: served.
+    let ch = Channel::from_shared(format!("https://127.0.0.1:{port}"))
+        .unwrap()
+        .tls_config(
+            tls.clone()
+                .identity(Identity::from_pem(read("client.pem"), read("client.key"))),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    BanditsClient::new(ch)
+        .list_experiments(pb::ListExperimentsRequest {})
+        .await
+        .unwrap();
+
+    // TLS without a client certificate: refused by mutual TLS.
+    let no_cert = async {
+        let ch = Channel::from_shared(format!("https://127.0.0.1:{port}"))
+            .unwrap()
+            .tls_config(tls.clone())
+            .unwrap()
+            .connect()
+            .await?;
+        BanditsClient::new(ch)
+            .list_experiments(pb::ListExperimentsRequest {})
+            .await
+            .map_err(|e| e.into())
+    };
+    let r: Result<_, Box<dyn std::error::Error>> = no_cert.await;
+    assert!(r.is_err(), "a client without a certificate was served");
+
+    // Plaintext: refused.
+    let plain = async {
+        let mut c = BanditsClient::connect(format!("http://127.0.0.1:{port}")).await?;
+        c.list_experiments(pb::ListExperimentsRequest {})
+            .await
+            .map_err(|e| e.into())
+    };
+    let r: Result<_, Box<dyn std::error::Error>> = plain.await;
+    assert!(r.is_err(), "plaintext was served on a TLS listener");
+    s.stop().await.unwrap();
+}
