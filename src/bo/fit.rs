@@ -182,6 +182,43 @@ fn lbfgs(problem: Problem<'_>, start: Vec<f64>, max_iters: u64) -> Option<Vec<f6
     state.take_best_param()
 }
 
+/// Steepest descent with Armijo backtracking, the step capped at `MAX_GD_STEP`
+/// in every log-hyperparameter. The fallback when L-BFGS cannot leave its start:
+/// on a badly fitting start (e.g. after an outlier arrived) the gradient reaches
+/// hundreds, L-BFGS's unit first step then lands at e^±300 where the line
+/// search fails, and the stale hyperparameters would be kept for good.
+fn descend(problem: &Problem<'_>, start: Vec<f64>, iters: u64) -> Option<Vec<f64>> {
+    let (mut f, mut g) = problem.eval(&start).ok()?;
+    let mut x = start;
+    let mut step = 1.0;
+    for _ in 0..iters {
+        let gmax = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        if gmax < 1e-5 || step < 1e-6 {
+            break;
+        }
+        let d: Vec<f64> = g.iter().map(|v| -v / gmax.max(1.0)).collect();
+        let slope: f64 = g.iter().zip(&d).map(|(a, b)| a * b).sum();
+        let y: Vec<f64> = x
+            .iter()
+            .zip(&d)
+            .map(|(a, b)| a + step * MAX_GD_STEP * b)
+            .collect();
+        match problem.eval(&y) {
+            Ok((fy, gy)) if fy <= f + 1e-4 * step * MAX_GD_STEP * slope => {
+                x = y;
+                f = fy;
+                g = gy;
+                step = (step * 2.0).min(1.0);
+            }
+            _ => step *= 0.5,
+        }
+    }
+    Some(x)
+}
+
+/// Largest move of one log-hyperparameter per steepest-descent step.
+const MAX_GD_STEP: f64 = 1.0;
+
 /// Fits hyperparameters. Never fails: if every start fails, returns the warm
 /// start (if valid) or the default hyperparameters.
 pub fn fit_hyper<R: Rng>(
@@ -248,8 +285,23 @@ pub fn fit_hyper<R: Rng>(
             memo: RefCell::new(None),
         };
         consider(s.clone());
-        if let Some(t) = lbfgs(problem, s, max_iters) {
-            consider(t);
+        let memo = RefCell::new(None);
+        match lbfgs(problem, s.clone(), max_iters) {
+            Some(t) if t != s => consider(t),
+            _ => {
+                let problem = Problem {
+                    x,
+                    y,
+                    n_cont,
+                    n_cat,
+                    memo,
+                };
+                if let Some(t) = descend(&problem, s, max_iters)
+                    .and_then(|t| lbfgs(problem, t.clone(), max_iters).or(Some(t)))
+                {
+                    consider(t);
+                }
+            }
         }
     }
     match best {

@@ -15,6 +15,15 @@ const LAMBDA_RANGE: (f64, f64) = (-1.0, 3.0);
 /// least this much per point over λ = 1: on roughly Gaussian outputs (Branin,
 /// Hartmann6) a mild warp only adds noise to the model.
 const MIN_GAIN_PER_POINT: f64 = 0.05;
+/// Strictly positive outputs spanning at least this ratio (max/min) are
+/// log-transformed before the power transform: costs, latencies and other
+/// positive, multiplicatively noisy objectives (lognormal noise becomes
+/// homoscedastic, a cliff of orders of magnitude becomes a few units).
+const LOG_RATIO: f64 = 10.0;
+/// ... and only when the smallest value is at least this fraction of the
+/// spread below the median: near zero (Branin, Rosenbrock, regrets) ln would
+/// blow up differences among the best points, which hurt on both benchmarks.
+const LOG_MIN_OFFSET: f64 = 0.25;
 /// Fewer points than this give no usable estimate of the shape of the marginal.
 const MIN_POINTS: usize = 8;
 
@@ -111,6 +120,8 @@ fn profile_ll(x: &[f64], lambda: f64) -> f64 {
 /// `y ↦ post(ψ_λ(pre(y)))`: standardize, Yeo-Johnson, standardize again.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct OutputWarp {
+    /// Whether `ln` is applied first (strictly positive, wide-ranging outputs).
+    log: bool,
     pre: Standardizer,
     /// `None`: the identity (no power transform).
     lambda: Option<f64>,
@@ -120,6 +131,20 @@ pub(crate) struct OutputWarp {
 impl OutputWarp {
     /// Fits the warp to `y` (internal, minimized units).
     pub fn fit(y: &[f64]) -> Self {
+        let lo = y.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let log = y.len() >= MIN_POINTS && lo > 0.0 && hi >= LOG_RATIO * lo && {
+            let mut s = y.to_vec();
+            s.sort_by(f64::total_cmp);
+            lo >= LOG_MIN_OFFSET * (s[s.len() / 2] - lo)
+        };
+        let ly: Vec<f64>;
+        let y = if log {
+            ly = y.iter().map(|v| v.ln()).collect();
+            &ly[..]
+        } else {
+            y
+        };
         let pre = Standardizer::new(y);
         let x: Vec<f64> = y.iter().map(|v| pre.fwd(*v)).collect();
         let lambda = if y.len() >= MIN_POINTS {
@@ -153,6 +178,7 @@ impl OutputWarp {
         };
         let t: Vec<f64> = x.iter().map(|v| Self::psi(lambda, *v)).collect();
         OutputWarp {
+            log,
             pre,
             lambda,
             post: Standardizer::new(&t),
@@ -164,13 +190,22 @@ impl OutputWarp {
     }
 
     pub fn fwd(&self, y: f64) -> f64 {
+        // A value below the fitted data's range maps through ln of at least the
+        // smallest positive double (still finite and monotone).
+        let y = if self.log {
+            y.max(f64::MIN_POSITIVE).ln()
+        } else {
+            y
+        };
         self.post.fwd(Self::psi(self.lambda, self.pre.fwd(y)))
     }
 
     pub fn inv(&self, z: f64) -> f64 {
         let t = self.post.inv(z);
-        self.pre
-            .inv(self.lambda.map_or(t, |l| yeo_johnson_inv(t, l)))
+        let v = self
+            .pre
+            .inv(self.lambda.map_or(t, |l| yeo_johnson_inv(t, l)));
+        if self.log { v.exp() } else { v }
     }
 
     /// d inv / dz at `z` (central difference: the inverse is smooth), used to
