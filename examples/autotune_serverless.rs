@@ -227,11 +227,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "exhaustive sweep optimum: memory_mb={} arch={}: {:.3} µUSD",
         best_true.1, best_true.2, best_true.0
     );
-    println!(
-        "regret of the recommendation: {:.3} µUSD ({:.2}%)",
-        rec_cost - best_true.0,
-        100.0 * (rec_cost / best_true.0 - 1.0)
-    );
+    if rec_p95 > SLO_P95_MS {
+        // Feasibility is judged on measured p95s, which are noisy: a
+        // configuration right at the boundary can measure under the SLO.
+        println!(
+            "the recommendation's true p95 is {:.1}% over the SLO (its measured p95 was under it): give the SLO a margin or measure more invocations near the boundary",
+            100.0 * (rec_p95 / SLO_P95_MS - 1.0)
+        );
+    } else {
+        println!(
+            "regret of the recommendation: {:.3} µUSD ({:.2}%)",
+            rec_cost - best_true.0,
+            100.0 * (rec_cost / best_true.0 - 1.0)
+        );
+    }
     match first_good {
         Some(i) => println!(
             "evaluations to reach within 1% of the optimum: {} (exhaustive sweep: {}; {:.0}x fewer)",
