@@ -12,7 +12,7 @@ use posterior::config::Config;
 use posterior::server::Running;
 use tonic::transport::Channel;
 
-/// A private redis-server for one test. Never the machine's 6379 instance.
+/// A private redis-server for one test, never the machine's shared instance.
 pub struct RedisServer {
     child: Child,
     dir: tempfile::TempDir,
