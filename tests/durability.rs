@@ -180,3 +180,80 @@ async fn redis_with_appendfsync_always_survives_kill_9_of_both() {
     retry_all(&svc.url(), &ids).await;
     assert_eq!(count(&svc.url()).await, N as u64);
 }
+
+/// Redis alone is killed under load and restarted while the service keeps
+/// running: clients see only UNAVAILABLE (and retry), the service recovers
+/// by itself, and every decision ends up counted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_killed_under_load_the_service_recovers_and_counts_once() {
+    use common::start_on_redis;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let svc = start_on_redis(&redis.url()).await;
+    let url = format!("http://{}", svc.addr);
+    let (ids, acked, tasks) = load(&url).await;
+    // `load`'s tasks stop at their first error; drive the retries here.
+    until_mid_stream(&acked).await;
+    redis.kill9();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked_before = acked.load(Ordering::SeqCst);
+    let codes: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+    // Retry every decision while Redis is down and after it returns, as
+    // clients would (decision ids make the retries safe).
+    let restart = tokio::spawn(async move {
+        // Down longer than the connection manager's reconnect attempts and
+        // the 1 s response timeout, so clients do see the outage.
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        redis.restart();
+        redis
+    });
+    let mut retries = Vec::new();
+    for chunk in ids.chunks(N / 8) {
+        let chunk = chunk.to_vec();
+        let (url, codes) = (url.clone(), codes.clone());
+        retries.push(tokio::spawn(async move {
+            let mut c = BanditsClient::connect(url).await.unwrap();
+            for id in chunk {
+                loop {
+                    let r = c
+                        .reward(pb::RewardRequest {
+                            experiment: "crash".into(),
+                            target: Some(Target::DecisionId(id.clone())),
+                            value: 1.0,
+                        })
+                        .await;
+                    match r {
+                        Ok(_) => break,
+                        Err(e) => {
+                            *codes
+                                .lock()
+                                .unwrap()
+                                .entry(format!("{:?}", e.code()))
+                                .or_default() += 1;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for r in retries {
+        r.await.unwrap();
+    }
+    let _redis = restart.await.unwrap();
+    let codes = codes.lock().unwrap().clone();
+    eprintln!(
+        "redis killed under load: {acked_before} acknowledged before the kill, errors seen while down: {codes:?}"
+    );
+    assert!(codes.keys().all(|k| k == "Unavailable"), "{codes:?}");
+    assert!(
+        codes.get("Unavailable").is_some_and(|&n| n > 0),
+        "the outage was never seen: {codes:?}"
+    );
+    assert_eq!(count(&url).await, N as u64);
+    svc.stop().await.unwrap();
+}
