@@ -110,6 +110,17 @@ impl EmbeddedStore {
         .await
     }
 
+    /// Every key of a name → JSON table, in key order (sorted).
+    fn names(&self, table: TableDefinition<&str, &str>) -> Result<Vec<String>, StoreError> {
+        let tx = self.db.begin_read().map_err(io)?;
+        let t = tx.open_table(table).map_err(io)?;
+        let mut names = Vec::new();
+        for e in t.iter().map_err(io)? {
+            names.push(e.map_err(io)?.0.value().to_string());
+        }
+        Ok(names)
+    }
+
     /// Queue a write and wait for its durable commit.
     async fn write<T: Send + 'static>(
         &self,
@@ -189,6 +200,18 @@ fn prune_dedupe(tx: &WriteTransaction, now: i64) -> Result<(), redb::Error> {
     Ok(())
 }
 
+/// What a create answers: nothing stood under the name, or what did (JSON).
+fn created<T: serde::de::DeserializeOwned>(
+    existing: Option<String>,
+) -> Result<Created<T>, StoreError> {
+    match existing {
+        None => Ok(Created::Created),
+        Some(j) => Ok(Created::Exists(Box::new(
+            serde_json::from_str(&j).map_err(corrupt)?,
+        ))),
+    }
+}
+
 fn to_tuple(e: &Evidence) -> EvidenceRow {
     (e.a, e.b, e.c, e.count, e.t_ms)
 }
@@ -230,12 +253,7 @@ impl Store for EmbeddedStore {
                 Ok(None)
             })
             .await?;
-        match existing {
-            None => Ok(Created::Created),
-            Some(j) => Ok(Created::Exists(Box::new(
-                serde_json::from_str(&j).map_err(corrupt)?,
-            ))),
-        }
+        created(existing)
     }
 
     async fn experiment(&self, name: &str) -> Result<Option<ExperimentState>, StoreError> {
@@ -258,13 +276,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn list_experiments(&self) -> Result<Vec<String>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let t = tx.open_table(EXPERIMENTS).map_err(io)?;
-        let mut names = Vec::new();
-        for e in t.iter().map_err(io)? {
-            names.push(e.map_err(io)?.0.value().to_string());
-        }
-        Ok(names)
+        self.names(EXPERIMENTS)
     }
 
     async fn delete_experiment(&self, name: &str) -> Result<bool, StoreError> {
@@ -371,12 +383,7 @@ impl Store for EmbeddedStore {
                 Ok(None)
             })
             .await?;
-        match existing {
-            None => Ok(Created::Created),
-            Some(j) => Ok(Created::Exists(Box::new(
-                serde_json::from_str(&j).map_err(corrupt)?,
-            ))),
-        }
+        created(existing)
     }
 
     async fn study(&self, name: &str) -> Result<Option<StudyState>, StoreError> {
@@ -409,13 +416,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn list_studies(&self) -> Result<Vec<String>, StoreError> {
-        let tx = self.db.begin_read().map_err(io)?;
-        let t = tx.open_table(STUDIES).map_err(io)?;
-        let mut names = Vec::new();
-        for e in t.iter().map_err(io)? {
-            names.push(e.map_err(io)?.0.value().to_string());
-        }
-        Ok(names)
+        self.names(STUDIES)
     }
 
     async fn delete_study(&self, name: &str) -> Result<bool, StoreError> {
