@@ -1,6 +1,7 @@
 //! Configuration: `config/posterior.toml` documents every key. Precedence:
 //! defaults < file (`--config`) < environment < command-line flags.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -52,6 +53,16 @@ pub struct StoreConfig {
     pub redis_url: String,
     pub redis_connect_timeout_ms: u64,
     pub redis_response_timeout_ms: u64,
+    /// Redis ACL user and password. They override any in the URL, so the
+    /// secret can come from the environment instead of a config file.
+    pub redis_username: String,
+    pub redis_password: String,
+    /// For `rediss://`: a PEM CA bundle to trust instead of the system roots
+    /// (a private CA), and a client certificate and key when Redis requires
+    /// them (`tls-auth-clients yes`).
+    pub redis_tls_ca: String,
+    pub redis_tls_cert: String,
+    pub redis_tls_key: String,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -68,6 +79,9 @@ pub struct BanditConfig {
     pub prob_best_draws: u32,
     /// Oldest posterior snapshot a Choose may use; 0 = read the store every time.
     pub choose_max_staleness_ms: u64,
+    /// Experiment name (or "*" for any) → the arm Choose answers when the
+    /// store is unreachable and this replica has no snapshot to draw from.
+    pub fallback_arms: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -105,6 +119,11 @@ impl Default for StoreConfig {
             redis_url: String::new(),
             redis_connect_timeout_ms: 2000,
             redis_response_timeout_ms: 1000,
+            redis_username: String::new(),
+            redis_password: String::new(),
+            redis_tls_ca: String::new(),
+            redis_tls_cert: String::new(),
+            redis_tls_key: String::new(),
         }
     }
 }
@@ -124,6 +143,7 @@ impl Default for BanditConfig {
         BanditConfig {
             prob_best_draws: 10_000,
             choose_max_staleness_ms: DEFAULT_CHOOSE_MAX_STALENESS_MS,
+            fallback_arms: BTreeMap::new(),
         }
     }
 }
@@ -140,6 +160,8 @@ impl Default for LogConfig {
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("POSTERIOR_LISTEN", "server.listen"),
     ("POSTERIOR_REDIS", "store.redis_url"),
+    ("POSTERIOR_REDIS_USERNAME", "store.redis_username"),
+    ("POSTERIOR_REDIS_PASSWORD", "store.redis_password"),
     ("POSTERIOR_STORE", "store.backend"),
     ("POSTERIOR_DATA", "store.path"),
     ("POSTERIOR_DECISION_SECRET", "decisions.secret"),
@@ -154,6 +176,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "bandit.choose_max_staleness_ms",
     ),
     ("POSTERIOR_METRICS_LISTEN", "metrics.listen"),
+    (
+        "POSTERIOR_FALLBACK_ARMS",
+        "bandit.fallback_arms (\"experiment=arm;*=arm\")",
+    ),
 ];
 
 /// See config/posterior.toml; the regret measured at this bound against
@@ -186,6 +212,12 @@ impl Config {
         }
         if let Some(v) = get("POSTERIOR_REDIS") {
             self.store.redis_url = v;
+        }
+        if let Some(v) = get("POSTERIOR_REDIS_USERNAME") {
+            self.store.redis_username = v;
+        }
+        if let Some(v) = get("POSTERIOR_REDIS_PASSWORD") {
+            self.store.redis_password = v;
         }
         if let Some(v) = get("POSTERIOR_STORE") {
             self.store.backend = v;
@@ -222,6 +254,46 @@ impl Config {
         if let Some(v) = get("POSTERIOR_METRICS_LISTEN") {
             self.metrics.listen = v;
         }
+        if let Some(v) = get("POSTERIOR_FALLBACK_ARMS") {
+            self.bandit.fallback_arms = v
+                .split(';')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(|e| {
+                    e.split_once('=')
+                        .map(|(k, a)| (k.trim().to_string(), a.trim().to_string()))
+                        .ok_or_else(|| {
+                            format!("POSTERIOR_FALLBACK_ARMS: expected experiment=arm, got {e:?}")
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(())
+    }
+
+    /// TLS files only make sense for `rediss://` URLs (every node of a
+    /// cluster list), and a client certificate needs its key.
+    fn validate_redis_tls(&self) -> Result<(), String> {
+        let st = &self.store;
+        if st.redis_tls_cert.is_empty() != st.redis_tls_key.is_empty() {
+            return Err(
+                "store.redis_tls_cert / store.redis_tls_key: set both (client certificate) or neither"
+                    .into(),
+            );
+        }
+        let any_tls_file = !(st.redis_tls_ca.is_empty() && st.redis_tls_cert.is_empty());
+        if any_tls_file {
+            let all_tls = !st.redis_url.is_empty()
+                && st
+                    .redis_url
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .all(|u| u.starts_with("rediss://"));
+            if !all_tls {
+                return Err("store.redis_tls_ca / store.redis_tls_cert: need TLS: every URL in store.redis_url must start with rediss://".into());
+            }
+        }
         Ok(())
     }
 
@@ -248,6 +320,7 @@ impl Config {
         if self.store.redis_connect_timeout_ms == 0 || self.store.redis_response_timeout_ms == 0 {
             return Err("store.redis_connect_timeout_ms / store.redis_response_timeout_ms: must be > 0 (0 would wait forever)".into());
         }
+        self.validate_redis_tls()?;
         let w = self.decisions.dedupe_window_seconds;
         if !(60..=MAX_DEDUPE_WINDOW_SECONDS).contains(&w) {
             return Err(format!(
@@ -294,6 +367,12 @@ impl Config {
                 "bandit.choose_max_staleness_ms: must be at most {MAX_CHOOSE_STALENESS_MS}, got {}",
                 self.bandit.choose_max_staleness_ms
             ));
+        }
+        for (experiment, arm) in &self.bandit.fallback_arms {
+            if experiment != "*" {
+                crate::name::validate("bandit.fallback_arms (experiment)", experiment)?;
+            }
+            crate::name::validate(&format!("bandit.fallback_arms.{experiment:?}"), arm)?;
         }
         self.metrics_addr()?;
         Ok(())
@@ -362,5 +441,36 @@ mod tests {
         cfg.decisions.dedupe_window_seconds = 86400;
         cfg.server.listen = "nohost".into();
         assert!(cfg.validate().unwrap_err().contains("server.listen"));
+    }
+
+    #[test]
+    fn redis_credentials_and_tls_files() {
+        let mut cfg = Config::default();
+        cfg.apply_env(|k| match k {
+            "POSTERIOR_REDIS" => Some("redis://h:6379".into()),
+            "POSTERIOR_REDIS_USERNAME" => Some("app".into()),
+            "POSTERIOR_REDIS_PASSWORD" => Some("pw".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            (
+                cfg.store.redis_username.as_str(),
+                cfg.store.redis_password.as_str()
+            ),
+            ("app", "pw")
+        );
+        cfg.validate().unwrap();
+        // A CA file with a plaintext URL is a mistake, not a silent no-op.
+        cfg.store.redis_tls_ca = "ca.pem".into();
+        assert!(cfg.validate().unwrap_err().contains("rediss://"));
+        cfg.store.redis_url = "rediss://a:1,redis://b:2".into();
+        assert!(cfg.validate().unwrap_err().contains("rediss://"));
+        cfg.store.redis_url = "rediss://a:1, rediss://b:2".into();
+        cfg.validate().unwrap();
+        cfg.store.redis_tls_cert = "client.pem".into();
+        assert!(cfg.validate().unwrap_err().contains("store.redis_tls_key"));
+        cfg.store.redis_tls_key = "client.key".into();
+        cfg.validate().unwrap();
     }
 }

@@ -345,6 +345,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(status)?
                 .into_inner();
             println!("arm:         {}\ndecision_id: {}", r.arm, r.decision_id);
+            if r.fallback {
+                println!("fallback:    true (store unreachable: the configured fallback arm)");
+            }
             Ok(())
         }
         Command::Reward {

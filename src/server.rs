@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::memory::MemoryStore;
-use crate::store::redis::{RedisOptions, RedisStore};
+use crate::store::redis::{RedisOptions, RedisStore, redact_url};
 use crate::telemetry::{self, GrpcMetricsLayer, Telemetry, TimedStore};
 
 /// A server running in the background: its bound address, and how to stop it.
@@ -62,16 +62,38 @@ impl Running {
     }
 }
 
+/// Redis connection settings from the `[store]` section; TLS files are read
+/// here so a missing file is a start-up error that names the key.
+fn redis_options(st: &crate::config::StoreConfig) -> Result<RedisOptions, String> {
+    let read = |key: &str, path: &str| -> Result<Option<Vec<u8>>, String> {
+        if path.is_empty() {
+            return Ok(None);
+        }
+        std::fs::read(path)
+            .map(Some)
+            .map_err(|e| format!("{key}: {path}: {e}"))
+    };
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let cert = read("store.redis_tls_cert", &st.redis_tls_cert)?;
+    let key = read("store.redis_tls_key", &st.redis_tls_key)?;
+    Ok(RedisOptions {
+        connect_timeout: Duration::from_millis(st.redis_connect_timeout_ms),
+        response_timeout: Duration::from_millis(st.redis_response_timeout_ms),
+        username: non_empty(&st.redis_username),
+        password: non_empty(&st.redis_password),
+        tls_ca_pem: read("store.redis_tls_ca", &st.redis_tls_ca)?,
+        tls_client_pem: cert.zip(key),
+    })
+}
+
 /// The store the configuration asks for, and the key that signs decision ids.
 async fn open_store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<u8>), String> {
     let store: Arc<dyn Store> = if !cfg.store.redis_url.is_empty() {
-        let opts = RedisOptions {
-            connect_timeout: Duration::from_millis(cfg.store.redis_connect_timeout_ms),
-            response_timeout: Duration::from_millis(cfg.store.redis_response_timeout_ms),
-        };
+        let opts = redis_options(&cfg.store)?;
         let store = RedisStore::connect(&cfg.store.redis_url, &opts)
             .await
             .map_err(|e| format!("store.redis_url: {e}"))?;
+        tracing::info!(url = %redact_url(&cfg.store.redis_url), tls = cfg.store.redis_url.starts_with("rediss://"), "connected to redis");
         Arc::new(store)
     } else if cfg.store.backend == "memory" {
         Arc::new(MemoryStore::new())
@@ -143,6 +165,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
             dedupe_window_ms: cfg.decisions.dedupe_window_seconds * 1000,
             max_clock_skew_ms: cfg.decisions.max_clock_skew_seconds * 1000,
             prob_best_draws: cfg.bandit.prob_best_draws as usize,
+            fallback_arms: cfg.bandit.fallback_arms.clone(),
         },
     )
     .with_cache(SnapshotCache::new(

@@ -104,6 +104,8 @@ pub struct Telemetry {
     pub snapshot_uncached: Counter,
     /// Choose served from a snapshot past its bound because the store is down.
     pub snapshot_stale: Counter,
+    /// Choose answered with the configured fallback arm: store down, no snapshot.
+    pub choose_fallback: Counter,
     pub reward_visible: Histogram,
 }
 
@@ -125,6 +127,7 @@ impl Telemetry {
             snapshot_miss: metrics::counter!("posterior_choose_snapshot_total", "result" => "miss"),
             snapshot_uncached: metrics::counter!("posterior_choose_snapshot_total", "result" => "uncached"),
             snapshot_stale: metrics::counter!("posterior_choose_snapshot_total", "result" => "stale_outage"),
+            choose_fallback: metrics::counter!("posterior_choose_snapshot_total", "result" => "fallback_arm"),
             reward_visible: metrics::histogram!("posterior_reward_visible_seconds"),
         }
     }

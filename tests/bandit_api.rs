@@ -649,6 +649,95 @@ async fn store_outage_is_unavailable_and_recovers_by_itself() {
         .unwrap();
 }
 
+/// A replica with no snapshot of an experiment (it restarted, or never chose
+/// it) during a store outage answers the configured fallback arm, marked as
+/// such and with no decision id; or UNAVAILABLE where the caller's eligible
+/// arms exclude it. Cached experiments keep sampling from their snapshot,
+/// and once the store is back nothing is a fallback any more.
+#[tokio::test]
+async fn fallback_arm_when_the_store_is_down_and_nothing_is_cached() {
+    // Persistent, so the state is still there after the restart below.
+    let mut redis =
+        common::RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let admin = common::start_on_redis(&redis.url()).await;
+    let mut admin = pb::bandits_client::BanditsClient::connect(format!("http://{}", admin.addr))
+        .await
+        .unwrap();
+    for name in ["checkout", "warm"] {
+        admin
+            .create_experiment(bernoulli(name, &["control", "treatment"]))
+            .await
+            .unwrap();
+    }
+    let mut cfg = common::test_config();
+    cfg.store.redis_url = redis.url();
+    cfg.bandit.fallback_arms = [("checkout", "control"), ("*", "default")]
+        .into_iter()
+        .map(|(e, a)| (e.to_string(), a.to_string()))
+        .collect();
+    let s = posterior::server::start(cfg).await.unwrap();
+    let mut c = pb::bandits_client::BanditsClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    let choose = |name: &str, eligible: &[&str]| pb::ChooseRequest {
+        experiment: name.into(),
+        eligible_arms: eligible.iter().map(|a| a.to_string()).collect(),
+    };
+    let up = c.choose(choose("warm", &[])).await.unwrap().into_inner();
+    assert!(!up.fallback && !up.decision_id.is_empty());
+
+    redis.kill();
+    let fb = c
+        .choose(choose("checkout", &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (fb.arm.as_str(), fb.fallback, fb.decision_id.as_str()),
+        ("control", true, "")
+    );
+    let fb = c
+        .choose(choose("checkout", &["control", "treatment"]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((fb.arm.as_str(), fb.fallback), ("control", true));
+    // "*" covers experiments without their own entry.
+    let fb = c.choose(choose("other", &[])).await.unwrap().into_inner();
+    assert_eq!((fb.arm.as_str(), fb.fallback), ("default", true));
+    // A fallback the caller may not show is no answer.
+    let e = c
+        .choose(choose("checkout", &["treatment"]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
+    // The cached experiment keeps Thompson sampling from its snapshot.
+    tokio::time::sleep(std::time::Duration::from_millis(
+        posterior::config::DEFAULT_CHOOSE_MAX_STALENESS_MS + 50,
+    ))
+    .await;
+    let stale = c.choose(choose("warm", &[])).await.unwrap().into_inner();
+    assert!(!stale.fallback && !stale.decision_id.is_empty());
+
+    redis.restart();
+    let mut recovered = None;
+    for _ in 0..100 {
+        // Until the reconnect, answers are still fallbacks.
+        if let Ok(d) = c.choose(choose("checkout", &[])).await
+            && !d.get_ref().fallback
+        {
+            recovered = Some(d.into_inner());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let d = recovered.expect("recovered within 5 s");
+    assert!(!d.decision_id.is_empty(), "{d:?}");
+    c.reward(by_decision("checkout", &d.decision_id, 1.0))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn decay_halves_evidence_per_half_life() {
     // Rewards by arm land at "now"; the summary decays them to read time. With

@@ -3,18 +3,10 @@
 
 mod common;
 
-use common::test_config;
+use common::{free_port, test_config};
 use posterior::api::pb;
 use posterior::api::pb::bandits_client::BanditsClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A free loopback port. The exporter binds by address (it cannot report a
-/// port-0 choice back), so pick one and hand it over; the window in which
-/// another process could take it is a few microseconds.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
 
 async fn scrape(port: u16) -> String {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))

@@ -1,9 +1,9 @@
 //! Trust: API keys and scopes, loopback-only without keys, load shedding,
-//! message size limits, graceful shutdown.
+//! message size limits, graceful shutdown, TLS (to clients and to Redis).
 
 mod common;
 
-use common::{ServiceProcess, test_config};
+use common::{RedisServer, ServiceProcess, free_port, test_config};
 use posterior::api::pb::{self, bandits_client::BanditsClient, reward_request::Target};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -371,4 +371,145 @@ async fn tls_and_client_certificates() {
     let r: Result<_, Box<dyn std::error::Error>> = plain.await;
     assert!(r.is_err(), "plaintext was served on a TLS listener");
     s.stop().await.unwrap();
+}
+
+/// Redis over TLS with client certificates and an ACL user, the default
+/// user switched off: every Bandits call works through it, and each missing
+/// piece (password, CA, client certificate, TLS itself) is refused at
+/// start-up with an error that names the setting and never shows the password.
+#[tokio::test]
+async fn redis_over_tls_with_an_acl_user() {
+    const PASSWORD: &str = "correct-horse-battery-staple";
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let p = |f: &str| dir.path().join(f).display().to_string();
+    let port = free_port().to_string();
+    let acl_user = format!(">{PASSWORD}");
+    // Least privilege: everything but the @dangerous commands (KEYS,
+    // FLUSHALL, CONFIG, ...), which the store never sends.
+    let redis = RedisServer::start_with(&[
+        "--tls-port",
+        &port,
+        "--tls-cert-file",
+        &p("server.pem"),
+        "--tls-key-file",
+        &p("server.key"),
+        "--tls-ca-cert-file",
+        &p("ca.pem"),
+        "--tls-auth-clients",
+        "yes",
+        "--user",
+        "default",
+        "off",
+        "--user",
+        "posterior",
+        "on",
+        &acl_user,
+        "~*",
+        "&*",
+        "+@all",
+        "-@dangerous",
+    ]);
+    let good = || {
+        let mut cfg = test_config();
+        cfg.store.redis_url = format!("rediss://127.0.0.1:{port}");
+        cfg.store.redis_username = "posterior".into();
+        cfg.store.redis_password = PASSWORD.into();
+        cfg.store.redis_tls_ca = p("ca.pem");
+        cfg.store.redis_tls_cert = p("client.pem");
+        cfg.store.redis_tls_key = p("client.key");
+        cfg.store.redis_connect_timeout_ms = 1000;
+        cfg
+    };
+
+    let s = posterior::server::start(good()).await.unwrap();
+    let mut c = BanditsClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    c.create_experiment(pb::CreateExperimentRequest {
+        name: "tls".into(),
+        arms: vec!["x".into(), "y".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut rewarded = 0u64;
+    for _ in 0..20 {
+        let d = c
+            .choose(pb::ChooseRequest {
+                experiment: "tls".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let r = c
+            .reward(pb::RewardRequest {
+                experiment: "tls".into(),
+                target: Some(Target::DecisionId(d.decision_id)),
+                value: 1.0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!r.duplicate);
+        rewarded += 1;
+    }
+    let got = c
+        .get_experiment(pb::GetExperimentRequest {
+            name: "tls".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let counted: u64 = got.arms.iter().map(|a| a.rewards).sum();
+    assert_eq!(counted, rewarded);
+    // The state really is in this Redis, written as the ACL user.
+    let mut raw = redis.connection();
+    let _: () = redis::cmd("AUTH")
+        .arg("posterior")
+        .arg(PASSWORD)
+        .query(&mut raw)
+        .unwrap();
+    let keys: u64 = redis::cmd("DBSIZE").query(&mut raw).unwrap();
+    assert!(keys > 0, "nothing written to the TLS redis");
+    drop(c);
+    drop(s);
+
+    let refused = |cfg: posterior::config::Config, why: &'static str| async move {
+        let err = match posterior::server::start(cfg).await {
+            Ok(_) => panic!("started with {why}"),
+            Err(e) => e,
+        };
+        assert!(err.contains("store.redis_url"), "{why}: {err}");
+        assert!(!err.contains(PASSWORD), "{why}: password leaked: {err}");
+    };
+    let mut cfg = good();
+    cfg.store.redis_password = "wrong-password".into();
+    refused(cfg, "a wrong password").await;
+    let mut cfg = good();
+    cfg.store.redis_url = format!("rediss://posterior:{PASSWORD}@127.0.0.1:{port}");
+    cfg.store.redis_password = "wrong-password".into();
+    refused(cfg, "a wrong password overriding the URL's").await;
+    let mut cfg = good();
+    cfg.store.redis_tls_ca = String::new();
+    refused(cfg, "the system roots, which do not know the test CA").await;
+    let mut cfg = good();
+    cfg.store.redis_tls_cert = String::new();
+    cfg.store.redis_tls_key = String::new();
+    refused(cfg, "no client certificate").await;
+    let mut cfg = good();
+    cfg.store.redis_tls_ca = String::new();
+    cfg.store.redis_tls_cert = String::new();
+    cfg.store.redis_tls_key = String::new();
+    cfg.store.redis_url = format!("redis://127.0.0.1:{port}");
+    refused(cfg, "plaintext to the TLS port").await;
+
+    // And the password may come in the URL alone.
+    let mut cfg = good();
+    cfg.store.redis_url = format!("rediss://posterior:{PASSWORD}@127.0.0.1:{port}");
+    cfg.store.redis_username = String::new();
+    cfg.store.redis_password = String::new();
+    posterior::server::start(cfg).await.unwrap();
 }

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,18 @@ pub struct BanditSettings {
     pub dedupe_window_ms: u64,
     pub max_clock_skew_ms: u64,
     pub prob_best_draws: usize,
+    /// bandit.fallback_arms: experiment (or "*") → arm for Choose during a
+    /// store outage when no snapshot is cached.
+    pub fallback_arms: BTreeMap<String, String>,
+}
+
+impl BanditSettings {
+    fn fallback_arm(&self, experiment: &str) -> Option<&str> {
+        self.fallback_arms
+            .get(experiment)
+            .or_else(|| self.fallback_arms.get("*"))
+            .map(String::as_str)
+    }
 }
 
 pub struct BanditService {
@@ -133,6 +146,7 @@ impl BanditService {
         Ok(pb::ChooseResponse {
             arm: def.arms[arm].name.clone(),
             decision_id: self.signer.sign(&def.name, def.id, &decision),
+            fallback: false,
         })
     }
 
@@ -180,63 +194,77 @@ impl BanditService {
         ))
     }
 
-    fn summarize(
+    /// Posterior summaries and P(best) by Monte Carlo: up to 2 M draws (tens
+    /// of milliseconds) for 2,000 arms, so it runs on the blocking pool:
+    /// inline it would stall every Choose queued on the same async thread.
+    async fn summarize(
         &self,
-        state: &ExperimentState,
+        state: ExperimentState,
         threshold: Option<f64>,
-    ) -> pb::GetExperimentResponse {
-        let def = &state.def;
-        let now = now_ms();
-        let hl = def.half_life_ms();
-        let decayed: Vec<_> = state.evidence.iter().map(|e| e.at(now, hl)).collect();
-        let posteriors: Vec<Posterior> = decayed
-            .iter()
-            .map(|e| Posterior::new(&def.prior, e))
-            .collect();
-        let active: Vec<usize> = (0..def.arms.len())
-            .filter(|&i| !def.arms[i].retired)
-            .collect();
-        let draws = thompson::prob_best_draws(active.len()).min(self.settings.prob_best_draws);
-        let prob_best =
-            RNG.with(|r| thompson::prob_best(&posteriors, &active, draws, &mut *r.borrow_mut()));
-        let arms = def
-            .arms
-            .iter()
-            .enumerate()
-            .map(|(i, arm)| {
-                let p = &posteriors[i];
-                let (lower, upper) = p.credible_interval(0.95);
-                let (alpha, beta, mu, kappa) = match *p {
-                    Posterior::Beta { alpha, beta } => (alpha, beta, 0.0, 0.0),
-                    Posterior::NormalInverseGamma {
-                        mu,
-                        kappa,
-                        alpha,
-                        beta,
-                    } => (alpha, beta, mu, kappa),
-                };
-                pb::ArmSummary {
-                    name: arm.name.clone(),
-                    retired: arm.retired,
-                    rewards: state.evidence[i].count,
-                    evidence: decayed[i].weight(def.model),
-                    mean: p.mean(),
-                    lower,
-                    upper,
-                    prob_best: prob_best[i],
-                    prob_above_threshold: threshold.map(|t| p.prob_above(t)),
-                    alpha,
-                    beta,
+    ) -> Result<pb::GetExperimentResponse, ApiError> {
+        let max_draws = self.settings.prob_best_draws;
+        tokio::task::spawn_blocking(move || summarize(&state, threshold, max_draws))
+            .await
+            .map_err(|e| ApiError::Internal(format!("summary task: {e}")))
+    }
+}
+
+fn summarize(
+    state: &ExperimentState,
+    threshold: Option<f64>,
+    max_draws: usize,
+) -> pb::GetExperimentResponse {
+    let def = &state.def;
+    let now = now_ms();
+    let hl = def.half_life_ms();
+    let decayed: Vec<_> = state.evidence.iter().map(|e| e.at(now, hl)).collect();
+    let posteriors: Vec<Posterior> = decayed
+        .iter()
+        .map(|e| Posterior::new(&def.prior, e))
+        .collect();
+    let active: Vec<usize> = (0..def.arms.len())
+        .filter(|&i| !def.arms[i].retired)
+        .collect();
+    let draws = thompson::prob_best_draws(active.len()).min(max_draws);
+    let prob_best =
+        RNG.with(|r| thompson::prob_best(&posteriors, &active, draws, &mut *r.borrow_mut()));
+    let arms = def
+        .arms
+        .iter()
+        .enumerate()
+        .map(|(i, arm)| {
+            let p = &posteriors[i];
+            let (lower, upper) = p.credible_interval(0.95);
+            let (alpha, beta, mu, kappa) = match *p {
+                Posterior::Beta { alpha, beta } => (alpha, beta, 0.0, 0.0),
+                Posterior::NormalInverseGamma {
                     mu,
                     kappa,
-                }
-            })
-            .collect();
-        pb::GetExperimentResponse {
-            experiment: Some(to_pb(def)),
-            arms,
-            prob_best_draws: draws as u32,
-        }
+                    alpha,
+                    beta,
+                } => (alpha, beta, mu, kappa),
+            };
+            pb::ArmSummary {
+                name: arm.name.clone(),
+                retired: arm.retired,
+                rewards: state.evidence[i].count,
+                evidence: decayed[i].weight(def.model),
+                mean: p.mean(),
+                lower,
+                upper,
+                prob_best: prob_best[i],
+                prob_above_threshold: threshold.map(|t| p.prob_above(t)),
+                alpha,
+                beta,
+                mu,
+                kappa,
+            }
+        })
+        .collect();
+    pb::GetExperimentResponse {
+        experiment: Some(to_pb(def)),
+        arms,
+        prob_best_draws: draws as u32,
     }
 }
 
@@ -359,7 +387,7 @@ impl Bandits for BanditService {
             );
         }
         let state = self.load("name", &r.name).await?;
-        Ok(Response::new(self.summarize(&state, r.threshold)))
+        Ok(Response::new(self.summarize(state, r.threshold).await?))
     }
 
     async fn list_experiments(
@@ -434,12 +462,31 @@ impl Bandits for BanditService {
     ) -> Result<Response<pb::ChooseResponse>, Status> {
         let r = req.into_inner();
         name::validate("experiment", &r.experiment).map_err(ApiError::Invalid)?;
-        let snap = self
-            .cache
-            .get(&r.experiment)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| {
+        let snap = match self.cache.get(&r.experiment).await {
+            Ok(snap) => snap,
+            // The store is down and there is no snapshot to draw from (the
+            // cache already served one if it had it): the configured
+            // fallback keeps the caller's product working, if it may be shown.
+            Err(StoreError::Unavailable(e)) => {
+                return match self.settings.fallback_arm(&r.experiment) {
+                    Some(arm)
+                        if r.eligible_arms.is_empty()
+                            || r.eligible_arms.iter().any(|a| a == arm) =>
+                    {
+                        self.cache.telemetry().choose_fallback.increment(1);
+                        tracing::debug!(experiment = %r.experiment, arm, error = %e, "store down: fallback arm");
+                        Ok(Response::new(pb::ChooseResponse {
+                            arm: arm.to_string(),
+                            decision_id: String::new(),
+                            fallback: true,
+                        }))
+                    }
+                    _ => Err(ApiError::from(StoreError::Unavailable(e)).into()),
+                };
+            }
+            Err(e) => return Err(ApiError::from(e).into()),
+        }
+        .ok_or_else(|| {
                 ApiError::NotFound(format!(
                     "experiment: experiment {:?} not found",
                     r.experiment
@@ -570,6 +617,7 @@ mod tests {
                 dedupe_window_ms: 86_400_000,
                 max_clock_skew_ms: 300_000,
                 prob_best_draws: 1000,
+                fallback_arms: BTreeMap::new(),
             },
         )
     }

@@ -25,18 +25,26 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
+use redis::{AsyncCommands, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Script, Value};
 
 use super::{Created, ExperimentState, RewardOutcome, RewardUpdate, Store, StoreError};
 use crate::bandit::{Evidence, ExperimentDef};
 use crate::bo::StudyState;
 
-/// Timeouts. The redis crate's default is to wait forever; a decision
-/// service must answer UNAVAILABLE instead of hanging its callers.
-#[derive(Clone, Debug)]
+/// How to reach Redis beyond its URL.
+#[derive(Clone)]
 pub struct RedisOptions {
+    /// The redis crate's default is to wait forever; a decision service must
+    /// answer UNAVAILABLE instead of hanging its callers.
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    /// ACL user and password; when set they replace any in the URL.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// For `rediss://` URLs: trust this PEM CA instead of the system roots.
+    pub tls_ca_pem: Option<Vec<u8>>,
+    /// For `rediss://` URLs: present this PEM certificate and key.
+    pub tls_client_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Default for RedisOptions {
@@ -44,7 +52,47 @@ impl Default for RedisOptions {
         RedisOptions {
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(1),
+            username: None,
+            password: None,
+            tls_ca_pem: None,
+            tls_client_pem: None,
         }
+    }
+}
+
+impl RedisOptions {
+    /// The crate's TLS settings, when any file was given (otherwise a
+    /// `rediss://` URL verifies against the system's roots).
+    fn certificates(&self) -> Option<redis::TlsCertificates> {
+        if self.tls_ca_pem.is_none() && self.tls_client_pem.is_none() {
+            return None;
+        }
+        Some(redis::TlsCertificates {
+            client_tls: self
+                .tls_client_pem
+                .clone()
+                .map(|(client_cert, client_key)| redis::ClientTlsConfig {
+                    client_cert,
+                    client_key,
+                }),
+            root_cert: self.tls_ca_pem.clone(),
+        })
+    }
+}
+
+/// A Redis URL fit for logs and error messages: any password is replaced.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    // userinfo ends at the last '@' before the first '/'.
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
+        }
+        None => url.to_string(),
     }
 }
 
@@ -214,24 +262,47 @@ impl RedisStore {
     ///
     /// A comma-separated list of URLs is a Redis Cluster (its seed nodes).
     pub async fn connect(url: &str, opts: &RedisOptions) -> Result<Self, StoreError> {
+        let shown = redact_url(url);
+        let bad_url =
+            |e: redis::RedisError| StoreError::Unavailable(format!("redis {shown:?}: {e}"));
         let conn = if url.contains(',') {
             let nodes: Vec<&str> = url
                 .split(',')
                 .map(str::trim)
                 .filter(|u| !u.is_empty())
                 .collect();
-            let client = redis::cluster::ClusterClient::builder(nodes)
+            let mut builder = redis::cluster::ClusterClient::builder(nodes)
                 .connection_timeout(opts.connect_timeout)
                 .response_timeout(opts.response_timeout)
                 // Redirections (MOVED/ASK during resharding or failover) and
                 // reconnects: a few, then report UNAVAILABLE.
-                .retries(3)
-                .build()
-                .map_err(|e| StoreError::Unavailable(format!("redis cluster {url:?}: {e}")))?;
+                .retries(3);
+            if let Some(user) = &opts.username {
+                builder = builder.username(user);
+            }
+            if let Some(password) = &opts.password {
+                builder = builder.password(password);
+            }
+            if let Some(certs) = opts.certificates() {
+                builder = builder.certs(certs);
+            }
+            let client = builder.build().map_err(bad_url)?;
             Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
         } else {
-            let client = redis::Client::open(url)
-                .map_err(|e| StoreError::Unavailable(format!("redis url {url:?}: {e}")))?;
+            let mut info = url.into_connection_info().map_err(bad_url)?;
+            let mut settings = info.redis_settings().clone();
+            if let Some(user) = &opts.username {
+                settings = settings.set_username(user);
+            }
+            if let Some(password) = &opts.password {
+                settings = settings.set_password(password);
+            }
+            info = info.set_redis_settings(settings);
+            let client = match opts.certificates() {
+                Some(certs) => redis::Client::build_with_tls(info, certs),
+                None => redis::Client::open(info),
+            }
+            .map_err(bad_url)?;
             let cfg = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(opts.connect_timeout))
                 .set_response_timeout(Some(opts.response_timeout))
@@ -486,5 +557,27 @@ impl Store for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redact_url("rediss://app:s3cret@redis.internal:6380/0"),
+            "rediss://app:***@redis.internal:6380/0"
+        );
+        assert_eq!(redact_url("redis://:s3cret@h:6379"), "redis://:***@h:6379");
+        // A password may itself contain '@'; everything up to the last '@'
+        // of the authority is credentials.
+        assert_eq!(redact_url("redis://u:p@ss@h/1"), "redis://u:***@h/1");
+        assert_eq!(redact_url("redis://h:6379/0"), "redis://h:6379/0");
+        assert_eq!(
+            redact_url("redis+unix:///tmp/r.sock"),
+            "redis+unix:///tmp/r.sock"
+        );
     }
 }

@@ -12,6 +12,14 @@ use posterior::config::Config;
 use posterior::server::Running;
 use tonic::transport::Channel;
 
+/// A free loopback port, for servers that cannot bind port 0 and report
+/// back (the metrics exporter, redis-server's TLS port). The window in
+/// which another process could take it is a few microseconds.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
 /// A private redis-server for one test, never the machine's shared instance.
 pub struct RedisServer {
     child: Child,
@@ -82,10 +90,15 @@ impl RedisServer {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
+            // Any answer means it is up, NOAUTH included: tests that lock
+            // the default user out still start through here.
             if self.socket.exists()
                 && let Ok(c) = redis::Client::open(self.url())
                 && let Ok(mut conn) = c.get_connection()
-                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+                && match redis::cmd("PING").query::<String>(&mut conn) {
+                    Ok(_) => true,
+                    Err(e) => !e.is_io_error(),
+                }
             {
                 return;
             }
