@@ -46,7 +46,11 @@ pub struct Shape {
 
 /// Latencies (µs) and errors of one RPC kind.
 pub struct Stats {
+    /// Every request, whatever its outcome.
     pub hist: Histogram<u64>,
+    /// Successful requests only: under overload, shed requests answer at
+    /// once and would flatter the percentiles of the work actually done.
+    pub accepted: Histogram<u64>,
     pub errors: BTreeMap<String, u64>,
     pub elapsed: Duration,
 }
@@ -57,6 +61,8 @@ impl Stats {
             // 3 significant digits: 0.1% resolution at any latency.
             hist: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("static histogram bounds are valid"),
+            accepted: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .expect("static histogram bounds are valid"),
             errors: BTreeMap::new(),
             elapsed: Duration::ZERO,
         }
@@ -65,8 +71,9 @@ impl Stats {
     pub fn record(&mut self, latency: Duration, r: &CallResult) {
         let us = (latency.as_micros() as u64).clamp(1, MAX_LATENCY_US);
         self.hist.saturating_record(us);
-        if let Err(code) = r {
-            *self.errors.entry(code.clone()).or_insert(0) += 1;
+        match r {
+            Ok(()) => self.accepted.saturating_record(us),
+            Err(code) => *self.errors.entry(code.clone()).or_insert(0) += 1,
         }
     }
 
@@ -75,17 +82,26 @@ impl Stats {
     }
 
     pub fn throughput(&self) -> f64 {
+        self.per_second(self.hist.len())
+    }
+
+    pub fn accepted_throughput(&self) -> f64 {
+        self.per_second(self.accepted.len())
+    }
+
+    fn per_second(&self, n: u64) -> f64 {
         let s = self.elapsed.as_secs_f64();
-        if s > 0.0 {
-            self.hist.len() as f64 / s
-        } else {
-            0.0
-        }
+        if s > 0.0 { n as f64 / s } else { 0.0 }
     }
 
     /// Percentile in milliseconds.
     pub fn ms(&self, q: f64) -> f64 {
         self.hist.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// Percentile of the successful requests, in milliseconds.
+    pub fn accepted_ms(&self, q: f64) -> f64 {
+        self.accepted.value_at_quantile(q) as f64 / 1000.0
     }
 }
 
@@ -184,6 +200,7 @@ where
 pub fn merge(into: &Mutex<Stats>, from: Stats) {
     let mut s = into.lock().unwrap_or_else(|p| p.into_inner());
     let _ = s.hist.add(&from.hist);
+    let _ = s.accepted.add(&from.accepted);
     for (k, v) in from.errors {
         *s.errors.entry(k).or_insert(0) += v;
     }

@@ -48,6 +48,10 @@ enum Rpc {
     /// Reward only, by decision id (exactly-once path), on decisions
     /// collected by an unmeasured Choose phase first.
     Reward,
+    /// GetExperiment: summaries and P(best) by Monte Carlo, an expensive
+    /// read (milliseconds on many arms) for overload runs, where rejecting
+    /// a request must cost far less than serving it.
+    Get,
 }
 
 #[derive(Parser, Debug)]
@@ -169,6 +173,13 @@ fn require_loopback(what: &str, url: &str) -> Result<(), String> {
 }
 
 fn code(s: &tonic::Status) -> String {
+    // The first UNKNOWN's message goes to stderr: it is a transport failure
+    // (reset stream, closed connection) rather than an answer, and the code
+    // alone does not say which.
+    static SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if s.code() == tonic::Code::Unknown && !SHOWN.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("first UNKNOWN: {}", s.message());
+    }
     format!("{:?}", s.code())
 }
 
@@ -274,6 +285,24 @@ async fn run(args: Args) -> Result<(), String> {
             let (reward, duplicates) = reward_phase(&args, &shape, &clients).await?;
             report.rows.push(("Reward (exactly-once)".into(), reward));
             report.duplicates = Some(duplicates);
+        }
+        Rpc::Get => {
+            let (c, experiment) = (clients.clone(), args.experiment.clone());
+            let s = driver::run(&shape, move |i| {
+                let mut c = c[i as usize % c.len()].clone();
+                let name = experiment.clone();
+                Box::pin(async move {
+                    c.get_experiment(pb::GetExperimentRequest {
+                        name,
+                        threshold: None,
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| code(&s))
+                })
+            })
+            .await;
+            report.rows.push(("GetExperiment".into(), s));
         }
     }
     report.print(&args);
@@ -699,6 +728,8 @@ impl Report {
                         "seconds": s.elapsed.as_secs_f64(),
                         "throughput_per_s": s.throughput(),
                         "latency_ms": {"p50": s.ms(0.5), "p90": s.ms(0.9), "p99": s.ms(0.99), "p99_9": s.ms(0.999), "max": s.ms(1.0)},
+                        "accepted_per_s": s.accepted_throughput(),
+                        "accepted_latency_ms": {"p50": s.accepted_ms(0.5), "p90": s.accepted_ms(0.9), "p99": s.accepted_ms(0.99), "p99_9": s.accepted_ms(0.999), "max": s.accepted_ms(1.0)},
                         "throughput_ratio_to_transport_floor": ratio(s.throughput(), transport.map(Stats::throughput)),
                         "p50_ratio_to_transport_floor": ratio(s.ms(0.5), transport.map(|f| f.ms(0.5))),
                         "p50_ratio_to_store_floor": ratio(s.ms(0.5), store.map(|f| f.ms(0.5))),
@@ -783,7 +814,15 @@ impl Report {
         }
         for (name, s) in &self.rows {
             if !s.errors.is_empty() {
-                println!("errors {name}: {:?}", s.errors);
+                println!(
+                    "errors {name}: {:?}; the {} accepted: {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms",
+                    s.errors,
+                    s.accepted.len(),
+                    s.accepted_throughput(),
+                    s.accepted_ms(0.5),
+                    s.accepted_ms(0.99),
+                    s.accepted_ms(0.999)
+                );
             }
         }
         if let Some(b) = self.redis_benchmark {
