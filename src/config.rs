@@ -283,13 +283,13 @@ impl Config {
         }
         let any_tls_file = !(st.redis_tls_ca.is_empty() && st.redis_tls_cert.is_empty());
         if any_tls_file {
-            let all_tls = !st.redis_url.is_empty()
-                && st
-                    .redis_url
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|u| !u.is_empty())
-                    .all(|u| u.starts_with("rediss://"));
+            let urls: Vec<&str> = st
+                .redis_url
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .collect();
+            let all_tls = !urls.is_empty() && urls.iter().all(|u| u.starts_with("rediss://"));
             if !all_tls {
                 return Err("store.redis_tls_ca / store.redis_tls_cert: need TLS: every URL in store.redis_url must start with rediss://".into());
             }
@@ -465,6 +465,8 @@ mod tests {
         cfg.store.redis_tls_ca = "ca.pem".into();
         assert!(cfg.validate().unwrap_err().contains("rediss://"));
         cfg.store.redis_url = "rediss://a:1,redis://b:2".into();
+        assert!(cfg.validate().unwrap_err().contains("rediss://"));
+        cfg.store.redis_url = " , ".into();
         assert!(cfg.validate().unwrap_err().contains("rediss://"));
         cfg.store.redis_url = "rediss://a:1, rediss://b:2".into();
         cfg.validate().unwrap();
