@@ -91,6 +91,13 @@ impl ApiKeys {
             let Some((key, scopes)) = e.rsplit_once(':') else {
                 return Err(format!("{field}[{i}]: expected KEY:scope[,scope...]"));
             };
+            // Keys travel in an HTTP header, which cannot carry spaces at
+            // either end or control bytes: such a key could never match.
+            if !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(format!(
+                    "{field}[{i}]: keys must be printable ASCII without spaces (they are sent in an HTTP header)"
+                ));
+            }
             if key.len() < MIN_KEY_LEN {
                 return Err(format!(
                     "{field}[{i}]: keys must be at least {MIN_KEY_LEN} characters"
@@ -188,6 +195,18 @@ mod tests {
                 .unwrap_err()
                 .contains("fly")
         );
+    }
+
+    #[test]
+    fn keys_that_no_header_could_carry_are_refused() {
+        for bad in [
+            " leading-space-0123456789:decide",
+            "inner space 0123456789ab:decide",
+            "tab\tkey-0123456789abcdef:decide",
+        ] {
+            let e = ApiKeys::parse("auth.keys", &[bad.into()]).unwrap_err();
+            assert!(e.contains("auth.keys[0]") && e.contains("printable"), "{e}");
+        }
     }
 
     #[test]
