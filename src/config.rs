@@ -33,6 +33,8 @@ pub struct AuthConfig {
 pub struct ServerConfig {
     pub listen: String,
     pub max_concurrent_requests: usize,
+    /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: open requests per connection.
+    pub max_streams_per_connection: u32,
     pub max_message_bytes: usize,
     pub shutdown_grace_seconds: u64,
     /// PEM certificate chain and private key: serve gRPC over TLS when set.
@@ -102,6 +104,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:50051".into(),
             max_concurrent_requests: 1024,
+            max_streams_per_connection: 100,
             max_message_bytes: 4 * 1024 * 1024,
             shutdown_grace_seconds: 10,
             tls_cert: String::new(),
@@ -347,6 +350,9 @@ impl Config {
         }
         if self.server.shutdown_grace_seconds > 3600 {
             return Err("server.shutdown_grace_seconds: must be at most 3600".into());
+        }
+        if !(1..=10_000).contains(&self.server.max_streams_per_connection) {
+            return Err("server.max_streams_per_connection: must be between 1 and 10000".into());
         }
         if !(64 * 1024..=256 * 1024 * 1024).contains(&self.server.max_message_bytes) {
             return Err("server.max_message_bytes: must be between 64 KiB and 256 MiB".into());

@@ -86,6 +86,15 @@ fn redis_options(st: &crate::config::StoreConfig) -> Result<RedisOptions, String
     })
 }
 
+/// HTTP/2 receive window per connection. h2 guards against floods of small
+/// DATA frames with a budget of half this window (at least 25,600 bytes of
+/// "overhead", each buffered unary request charging up to 256): at the 64 KiB
+/// default, ~130 requests waiting on an overloaded server trip it, and h2
+/// kills the connection with every request on it (GOAWAY ENHANCE_YOUR_CALM,
+/// seen by clients as UNKNOWN "transport error"). 1 MiB gives a 512 KiB
+/// budget, ~2,000 waiting requests, far above max_streams_per_connection.
+const CONNECTION_WINDOW_BYTES: u32 = 1024 * 1024;
+
 /// The store the configuration asks for, and the key that signs decision ids.
 async fn open_store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<u8>), String> {
     let store: Arc<dyn Store> = if !cfg.store.redis_url.is_empty() {
@@ -198,7 +207,9 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     }
     let max_msg = cfg.server.max_message_bytes;
     let (tx, rx) = oneshot::channel::<()>();
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(cfg.server.max_streams_per_connection)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES);
     if let Some(tls) = tls_config(&cfg)? {
         builder = builder
             .tls_config(tls)

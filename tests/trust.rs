@@ -174,6 +174,85 @@ async fn overload_is_shed_with_resource_exhausted() {
     s.stop().await.unwrap();
 }
 
+/// Sustained shedding on one HTTP/2 connection: every request gets an
+/// answer (OK or RESOURCE_EXHAUSTED), never a killed connection. Refusing
+/// without reading the request left its DATA frames charged to h2's flood
+/// budget until h2 sent GOAWAY ENHANCE_YOUR_CALM, and every request on the
+/// connection failed with UNKNOWN "transport error" (seen in the overload
+/// run before the admission layer drained refused bodies).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_shedding_never_kills_the_connection() {
+    let mut cfg = test_config();
+    cfg.server.max_concurrent_requests = 1;
+    let s = posterior::server::start(cfg).await.unwrap();
+    // One channel = one HTTP/2 connection for every request below.
+    let c = BanditsClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    c.clone()
+        .create_experiment(pb::CreateExperimentRequest {
+            name: "big".into(),
+            arms: (0..2000).map(|i| format!("a{i}")).collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Keep the single slot busy with ~2 M-draw summaries.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hog = {
+        let (mut c, stop) = (c.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = c
+                    .get_experiment(pb::GetExperimentRequest {
+                        name: "big".into(),
+                        threshold: None,
+                    })
+                    .await;
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let mut c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut codes = std::collections::BTreeMap::<String, u32>::new();
+            for _ in 0..300 {
+                let code = match c
+                    .choose(pb::ChooseRequest {
+                        experiment: "big".into(),
+                        eligible_arms: vec![],
+                    })
+                    .await
+                {
+                    Ok(_) => Code::Ok,
+                    Err(e) => e.code(),
+                };
+                *codes.entry(format!("{code:?}")).or_default() += 1;
+            }
+            codes
+        }));
+    }
+    let mut codes = std::collections::BTreeMap::<String, u32>::new();
+    for t in tasks {
+        for (k, v) in t.await.unwrap() {
+            *codes.entry(k).or_default() += v;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    hog.await.unwrap();
+    let shed = codes.get("ResourceExhausted").copied().unwrap_or(0);
+    assert!(
+        codes.keys().all(|k| k == "Ok" || k == "ResourceExhausted"),
+        "{codes:?}"
+    );
+    // 19,200 requests; the slot is free only between summaries.
+    assert!(
+        shed > 10_000,
+        "too little shedding to test anything: {codes:?}"
+    );
+}
+
 #[tokio::test]
 async fn oversized_messages_are_refused() {
     let mut cfg = test_config();

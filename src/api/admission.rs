@@ -10,6 +10,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Buf;
+use http_body::Body;
+use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
 use tonic::Status;
 
@@ -62,12 +65,41 @@ pub struct Admission<S> {
 
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
+/// A refused request's body is read (up to a bound) before the answer goes
+/// out. Answering without reading leaves its DATA frames buffered in h2,
+/// which charges them to a per-connection flood budget; under sustained
+/// shedding the budget runs out and h2 kills the connection with every
+/// request on it (GOAWAY ENHANCE_YOUR_CALM, UNKNOWN "transport error" at the
+/// clients). Unary requests are small and already buffered, so this is
+/// cheap; a client that trickles a large body is cut off by the bounds.
+const DRAIN_MAX_BYTES: usize = 64 * 1024;
+const DRAIN_MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+async fn drain<B: Body>(body: B) {
+    let read = async {
+        let mut body = std::pin::pin!(body);
+        let mut seen = 0usize;
+        while seen <= DRAIN_MAX_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    seen += frame.data_ref().map_or(0, |d| d.remaining());
+                }
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_MAX_WAIT, read).await;
+}
+
 impl<S, B, RB> tower::Service<http::Request<B>> for Admission<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send,
     S::Future: Send + 'static,
     S::Error: 'static,
     RB: Default + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Send,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -78,18 +110,26 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let reject = |s: Status| -> Self::Future { Box::pin(async move { Ok(s.into_http()) }) };
+        let reject = |s: Status, req: http::Request<B>| -> Self::Future {
+            Box::pin(async move {
+                drain(req.into_body()).await;
+                Ok(s.into_http())
+            })
+        };
         let Ok(permit) = self.layer.in_flight.clone().try_acquire_owned() else {
-            return reject(Status::resource_exhausted(
-                "server overloaded: too many requests in flight (server.max_concurrent_requests); retry with backoff",
-            ));
+            return reject(
+                Status::resource_exhausted(
+                    "server overloaded: too many requests in flight (server.max_concurrent_requests); retry with backoff",
+                ),
+                req,
+            );
         };
         let keys = &self.layer.keys;
         if !keys.is_empty()
             && let Some(scope) = scope_for(req.uri().path())
             && let Err(status) = keys.authorize(presented_key(&req), scope)
         {
-            return reject(status);
+            return reject(status, req);
         }
         let fut = self.inner.call(req);
         Box::pin(async move {
