@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::test_config;
+use common::{make_certs, test_config};
 use posterior::api::pb::{
     self, bandits_client::BanditsClient, optimizer_client::OptimizerClient, reward_request::Target,
 };
@@ -17,7 +17,16 @@ use posterior::api::pb::{
 struct Cluster {
     nodes: Vec<Child>,
     ports: Vec<u16>,
+    /// How redis-cli reaches a node (TLS files and password when set).
+    cli_args: Vec<String>,
     _dir: tempfile::TempDir,
+}
+
+/// A cluster over TLS: client certificates required, a password on every
+/// node (and between nodes), the cluster bus itself over TLS.
+struct ClusterTls<'a> {
+    certs: &'a std::path::Path,
+    password: &'a str,
 }
 
 impl Drop for Cluster {
@@ -41,17 +50,59 @@ fn free_port_pair(taken: &[u16]) -> u16 {
     }
 }
 
-fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout).to_string()
+impl Cluster {
+    fn cli(&self, port: u16, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(&self.cli_args)
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// The seed-node list for `store.redis_url`.
+    fn url(&self, scheme: &str) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("{scheme}://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
-fn start_cluster() -> Cluster {
+fn start_cluster(tls: Option<ClusterTls<'_>>) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
+    let (mut node_args, mut cli_args) = (Vec::<String>::new(), Vec::<String>::new());
+    if let Some(t) = &tls {
+        let f = |name: &str| t.certs.join(name).display().to_string();
+        for (k, v) in [
+            ("--tls-cert-file", f("server.pem")),
+            ("--tls-key-file", f("server.key")),
+            ("--tls-ca-cert-file", f("ca.pem")),
+            ("--tls-auth-clients", "yes".into()),
+            ("--tls-cluster", "yes".into()),
+            ("--requirepass", t.password.into()),
+            ("--masterauth", t.password.into()),
+        ] {
+            node_args.extend([k.to_string(), v]);
+        }
+        cli_args.extend(
+            [
+                "--tls",
+                "--cacert",
+                &f("ca.pem"),
+                "--cert",
+                &f("client.pem"),
+                "--key",
+                &f("client.key"),
+                "-a",
+                t.password,
+                "--no-auth-warning",
+            ]
+            .map(String::from),
+        );
+    }
     let mut ports = Vec::new();
     for _ in 0..3 {
         let p = free_port_pair(&ports);
@@ -61,16 +112,24 @@ fn start_cluster() -> Cluster {
     for &p in &ports {
         let d = dir.path().join(p.to_string());
         std::fs::create_dir_all(&d).unwrap();
+        // With TLS the node listens on p with TLS only (and its bus on
+        // p + 10000, over TLS too).
+        let port_args = if tls.is_some() {
+            [
+                "--port".to_string(),
+                "0".into(),
+                "--tls-port".into(),
+                p.to_string(),
+            ]
+            .to_vec()
+        } else {
+            ["--port".to_string(), p.to_string()].to_vec()
+        };
         nodes.push(
             Command::new("redis-server")
-                .args([
-                    "--port",
-                    &p.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--cluster-enabled",
-                    "yes",
-                ])
+                .args(&port_args)
+                .args(&node_args)
+                .args(["--bind", "127.0.0.1", "--cluster-enabled", "yes"])
                 .args([
                     "--cluster-config-file",
                     "nodes.conf",
@@ -90,11 +149,12 @@ fn start_cluster() -> Cluster {
     let cluster = Cluster {
         nodes,
         ports,
+        cli_args,
         _dir: dir,
     };
     for &p in &cluster.ports {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while cli(p, &["PING"]).trim() != "PONG" {
+        while cluster.cli(p, &["PING"]).trim() != "PONG" {
             assert!(Instant::now() < deadline, "node {p} did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -105,6 +165,7 @@ fn start_cluster() -> Cluster {
         .map(|p| format!("127.0.0.1:{p}"))
         .collect();
     let out = Command::new("redis-cli")
+        .args(&cluster.cli_args)
         .args(["--cluster", "create"])
         .args(&addrs)
         .args(["--cluster-replicas", "0", "--cluster-yes"])
@@ -117,7 +178,10 @@ fn start_cluster() -> Cluster {
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     for &p in &cluster.ports {
-        while !cli(p, &["CLUSTER", "INFO"]).contains("cluster_state:ok") {
+        while !cluster
+            .cli(p, &["CLUSTER", "INFO"])
+            .contains("cluster_state:ok")
+        {
             assert!(Instant::now() < deadline, "cluster did not converge");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -125,23 +189,14 @@ fn start_cluster() -> Cluster {
     cluster
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_operation_works_on_a_three_master_cluster() {
-    let cluster = start_cluster();
-    let mut cfg = test_config();
-    cfg.store.redis_url = cluster
-        .ports
-        .iter()
-        .map(|p| format!("redis://127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let s = posterior::server::start(cfg).await.unwrap();
-    let url = format!("http://{}", s.addr);
-    let mut c = BanditsClient::connect(url.clone()).await.unwrap();
-
-    // Enough experiments that all three masters hold some.
-    let names: Vec<String> = (0..12).map(|i| format!("exp-{i}")).collect();
-    for n in &names {
+/// Creates `names` (two arms each): enough experiments that every master
+/// holds some. Returns how many nodes hold keys.
+async fn create_spread(
+    c: &mut BanditsClient<tonic::transport::Channel>,
+    cluster: &Cluster,
+    names: &[String],
+) -> usize {
+    for n in names {
         c.create_experiment(pb::CreateExperimentRequest {
             name: n.clone(),
             arms: vec!["a".into(), "b".into()],
@@ -150,22 +205,34 @@ async fn every_operation_works_on_a_three_master_cluster() {
         .await
         .unwrap();
     }
-    let keys_per_node: Vec<usize> = cluster
+    cluster
         .ports
         .iter()
-        .map(|&p| cli(p, &["DBSIZE"]).trim().parse().unwrap_or(0))
-        .collect();
-    assert!(
-        keys_per_node.iter().filter(|&&k| k > 0).count() >= 2,
-        "{keys_per_node:?}"
-    );
+        .filter(|&&p| {
+            cluster
+                .cli(p, &["DBSIZE"])
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0)
+                > 0
+        })
+        .count()
+}
 
+/// `rounds` Choose + Reward pairs cycling over `names`, with every node's
+/// script cache flushed halfway (as after a restart or failover: NOSCRIPT,
+/// then EVAL). Returns (experiment, decision id) of each reward.
+async fn reward_across_script_flush(
+    c: &mut BanditsClient<tonic::transport::Channel>,
+    cluster: &Cluster,
+    names: &[String],
+    rounds: usize,
+) -> Vec<(String, String)> {
     let mut rewarded = Vec::new();
-    for (round, n) in names.iter().cycle().take(48).enumerate() {
-        if round == 24 {
-            // Every node forgets its scripts, as after a restart or failover.
+    for (round, n) in names.iter().cycle().take(rounds).enumerate() {
+        if round == rounds / 2 {
             for &p in &cluster.ports {
-                assert_eq!(cli(p, &["SCRIPT", "FLUSH"]).trim(), "OK");
+                assert_eq!(cluster.cli(p, &["SCRIPT", "FLUSH"]).trim(), "OK");
             }
         }
         let d = c
@@ -188,6 +255,22 @@ async fn every_operation_works_on_a_three_master_cluster() {
         assert!(!r.duplicate);
         rewarded.push((n.clone(), d.decision_id));
     }
+    rewarded
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_works_on_a_three_master_cluster() {
+    let cluster = start_cluster(None);
+    let mut cfg = test_config();
+    cfg.store.redis_url = cluster.url("redis");
+    let s = posterior::server::start(cfg).await.unwrap();
+    let url = format!("http://{}", s.addr);
+    let mut c = BanditsClient::connect(url.clone()).await.unwrap();
+
+    let names: Vec<String> = (0..12).map(|i| format!("exp-{i}")).collect();
+    let with_keys = create_spread(&mut c, &cluster, &names).await;
+    assert!(with_keys >= 2, "keys on {with_keys} node(s)");
+    let rewarded = reward_across_script_flush(&mut c, &cluster, &names, 48).await;
     // Duplicates are still caught.
     for (n, id) in rewarded.iter().take(6) {
         let r = c
@@ -296,5 +379,46 @@ async fn every_operation_works_on_a_three_master_cluster() {
         .unwrap()
         .into_inner();
     assert_eq!(g.trials.len(), 6);
+    s.stop().await.unwrap();
+}
+
+/// The same service on a cluster reached over TLS with client certificates
+/// and a password (`rediss://` seed list, `store.redis_tls_*`): every
+/// reward counted once, across a flushed script cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_over_tls_with_a_password() {
+    const PASSWORD: &str = "cluster-password-0123";
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let cluster = start_cluster(Some(ClusterTls {
+        certs: certs.path(),
+        password: PASSWORD,
+    }));
+    let f = |name: &str| certs.path().join(name).display().to_string();
+    let mut cfg = test_config();
+    cfg.store.redis_url = cluster.url("rediss");
+    cfg.store.redis_password = PASSWORD.into();
+    cfg.store.redis_tls_ca = f("ca.pem");
+    cfg.store.redis_tls_cert = f("client.pem");
+    cfg.store.redis_tls_key = f("client.key");
+    let s = posterior::server::start(cfg).await.unwrap();
+    let mut c = BanditsClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    let names: Vec<String> = (0..12).map(|i| format!("tls-{i}")).collect();
+    let with_keys = create_spread(&mut c, &cluster, &names).await;
+    assert!(with_keys >= 2, "keys on {with_keys} node(s)");
+    reward_across_script_flush(&mut c, &cluster, &names, 36).await;
+    for n in &names {
+        let g = c
+            .get_experiment(pb::GetExperimentRequest {
+                name: n.clone(),
+                threshold: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(g.arms.iter().map(|a| a.rewards).sum::<u64>(), 3, "{n}");
+    }
     s.stop().await.unwrap();
 }

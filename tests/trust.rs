@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{RedisServer, ServiceProcess, free_port, test_config};
+use common::{RedisServer, ServiceProcess, free_port, make_certs, test_config};
 use posterior::api::pb::{self, bandits_client::BanditsClient, reward_request::Target};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -339,87 +339,6 @@ async fn sigterm_drains_and_exits_zero() {
     let status = svc.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     drop(c);
-}
-
-/// A throwaway CA, a server certificate for localhost/127.0.0.1 and a client
-/// certificate, made with the openssl command line.
-fn make_certs(dir: &std::path::Path) {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=posterior-test-ca",
-        ],
-    ]
-    .concat());
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("client.ext"),
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    for who in ["server", "client"] {
-        run(&[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                &format!("{who}.key"),
-                "-out",
-                &format!("{who}.csr"),
-                "-subj",
-                &format!("/CN={who}"),
-            ],
-        ]
-        .concat());
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{who}.csr"),
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &format!("{who}.pem"),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{who}.ext"),
-        ]);
-    }
 }
 
 #[tokio::test]
