@@ -6,17 +6,22 @@
 //! A map of the crate, from the wire inwards:
 //!
 //! - [`server`]: wiring. Config → store → gRPC services (health, reflection,
-//!   `posterior.v1.Bandits`) on a listener.
+//!   `posterior.v1.Bandits`, `posterior.v1.Optimizer`) on a listener, with
+//!   TLS, HTTP/2 limits and graceful shutdown.
 //! - [`api`]: thin gRPC handlers, proto ⇄ domain conversion, and the single
-//!   `ApiError → tonic::Status` mapping ([`api::status`]).
+//!   `ApiError → tonic::Status` mapping ([`api::status`]); admission (load
+//!   shedding, API keys) in [`api::admission`]; the Choose snapshot cache and
+//!   the outage fallbacks in [`api::snapshot`] and [`api::bandit`].
 //! - [`bandit`]: the pure domain of multi-armed bandits: conjugate posteriors
 //!   with decay, Thompson sampling, signed decision ids. No I/O.
 //! - [`bo`]: the pure domain of Bayesian optimization: search spaces, the
 //!   Gaussian process and its fit, acquisitions, suggest/recommend. No I/O.
-//! - [`store`]: one trait for experiment state; in-memory and Redis backends.
-//!   Atomic updates happen here (Lua in Redis).
+//! - [`store`]: one trait for experiment and study state; in-memory, embedded
+//!   (redb, the durable default) and Redis (single, Cluster, TLS) backends.
+//!   Atomic updates happen here (Lua in Redis, write transactions in redb).
 //! - [`config`]: the `config/posterior.toml` schema, env overrides, validation.
 //! - [`name`]: the naming rule shared by every user-given name.
+//! - [`space_file`]: the search-space TOML file of the CLI.
 //! - [`telemetry`]: Prometheus metrics (a tower layer on the gRPC server, a
 //!   timing wrapper around the store, per-experiment counters).
 //!
