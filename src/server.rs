@@ -69,9 +69,7 @@ fn redis_options(st: &crate::config::StoreConfig) -> Result<RedisOptions, String
         if path.is_empty() {
             return Ok(None);
         }
-        std::fs::read(path)
-            .map(Some)
-            .map_err(|e| format!("{key}: {path}: {e}"))
+        read_pem(key, path).map(Some)
     };
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
     let cert = read("store.redis_tls_cert", &st.redis_tls_cert)?;
@@ -124,6 +122,12 @@ async fn open_store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<u8>), String> {
     Ok((store, secret))
 }
 
+/// A PEM file the config names under `key`; a missing file is a start-up
+/// error naming the key.
+fn read_pem(key: &str, path: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{key}: {path}: {e}"))
+}
+
 /// The listener's TLS settings, read from the PEM files the config names.
 fn tls_config(cfg: &Config) -> Result<Option<tonic::transport::ServerTlsConfig>, String> {
     use tonic::transport::{Certificate, Identity, ServerTlsConfig};
@@ -131,15 +135,13 @@ fn tls_config(cfg: &Config) -> Result<Option<tonic::transport::ServerTlsConfig>,
     if s.tls_cert.is_empty() {
         return Ok(None);
     }
-    let read =
-        |key: &str, path: &str| std::fs::read(path).map_err(|e| format!("{key}: {path}: {e}"));
     let identity = Identity::from_pem(
-        read("server.tls_cert", &s.tls_cert)?,
-        read("server.tls_key", &s.tls_key)?,
+        read_pem("server.tls_cert", &s.tls_cert)?,
+        read_pem("server.tls_key", &s.tls_key)?,
     );
     let mut tls = ServerTlsConfig::new().identity(identity);
     if !s.tls_client_ca.is_empty() {
-        tls = tls.client_ca_root(Certificate::from_pem(read(
+        tls = tls.client_ca_root(Certificate::from_pem(read_pem(
             "server.tls_client_ca",
             &s.tls_client_ca,
         )?));
