@@ -286,12 +286,7 @@ impl Config {
         }
         let any_tls_file = !(st.redis_tls_ca.is_empty() && st.redis_tls_cert.is_empty());
         if any_tls_file {
-            let urls: Vec<&str> = st
-                .redis_url
-                .split(',')
-                .map(str::trim)
-                .filter(|u| !u.is_empty())
-                .collect();
+            let urls = crate::store::redis::url_list(&st.redis_url);
             let all_tls = !urls.is_empty() && urls.iter().all(|u| u.starts_with("rediss://"));
             if !all_tls {
                 return Err("store.redis_tls_ca / store.redis_tls_cert: need TLS: every URL in store.redis_url must start with rediss://".into());

@@ -80,6 +80,14 @@ impl RedisOptions {
     }
 }
 
+/// The URLs in `store.redis_url`: one, or a comma-separated cluster seed list.
+pub fn url_list(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
 /// A Redis URL fit for logs and error messages: any password is replaced.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -266,11 +274,7 @@ impl RedisStore {
         let bad_url =
             |e: redis::RedisError| StoreError::Unavailable(format!("redis {shown:?}: {e}"));
         let conn = if url.contains(',') {
-            let nodes: Vec<&str> = url
-                .split(',')
-                .map(str::trim)
-                .filter(|u| !u.is_empty())
-                .collect();
+            let nodes = url_list(url);
             let mut builder = redis::cluster::ClusterClient::builder(nodes)
                 .connection_timeout(opts.connect_timeout)
                 .response_timeout(opts.response_timeout)
