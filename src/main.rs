@@ -493,7 +493,7 @@ async fn study(cmd: StudyCmd) -> Result<(), String> {
         StudyCmd::List { conn } => {
             let r = optimizer(&conn)
                 .await?
-                .list_studies(pb::ListStudiesRequest {})
+                .list_studies(pb::ListStudiesRequest::default())
                 .await
                 .map_err(status)?
                 .into_inner();
@@ -685,7 +685,7 @@ async fn experiment(cmd: ExperimentCmd) -> Result<(), String> {
         ExperimentCmd::List { conn } => {
             let r = client(&conn)
                 .await?
-                .list_experiments(pb::ListExperimentsRequest {})
+                .list_experiments(pb::ListExperimentsRequest::default())
                 .await
                 .map_err(status)?
                 .into_inner();

@@ -221,7 +221,7 @@ async fn create_is_idempotent_and_conflicts_are_already_exists() {
                 .created
         );
         let names = c
-            .list_experiments(pb::ListExperimentsRequest {})
+            .list_experiments(pb::ListExperimentsRequest::default())
             .await
             .unwrap()
             .into_inner()
@@ -231,7 +231,7 @@ async fn create_is_idempotent_and_conflicts_are_already_exists() {
             .await
             .unwrap();
         assert!(
-            c.list_experiments(pb::ListExperimentsRequest {})
+            c.list_experiments(pb::ListExperimentsRequest::default())
                 .await
                 .unwrap()
                 .into_inner()
@@ -580,7 +580,7 @@ async fn bad_input_gets_its_code_and_names_the_field() {
         assert_eq!(e.code(), Code::NotFound);
         // The server is still healthy after all of that.
         assert!(
-            c.list_experiments(pb::ListExperimentsRequest {})
+            c.list_experiments(pb::ListExperimentsRequest::default())
                 .await
                 .is_ok()
         );
@@ -621,7 +621,7 @@ async fn store_outage_is_unavailable_and_recovers_by_itself() {
         .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
     let e = c
-        .list_experiments(pb::ListExperimentsRequest {})
+        .list_experiments(pb::ListExperimentsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable);
@@ -630,7 +630,7 @@ async fn store_outage_is_unavailable_and_recovers_by_itself() {
     s.redis.as_mut().unwrap().restart();
     let mut recovered = false;
     for _ in 0..100 {
-        if c.list_experiments(pb::ListExperimentsRequest {})
+        if c.list_experiments(pb::ListExperimentsRequest::default())
             .await
             .is_ok()
         {

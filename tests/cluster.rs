@@ -308,7 +308,7 @@ async fn every_operation_works_on_a_three_master_cluster() {
     .await
     .unwrap();
     assert_eq!(
-        c.list_experiments(pb::ListExperimentsRequest {})
+        c.list_experiments(pb::ListExperimentsRequest::default())
             .await
             .unwrap()
             .into_inner()
@@ -322,7 +322,7 @@ async fn every_operation_works_on_a_three_master_cluster() {
     .await
     .unwrap();
     assert_eq!(
-        c.list_experiments(pb::ListExperimentsRequest {})
+        c.list_experiments(pb::ListExperimentsRequest::default())
             .await
             .unwrap()
             .into_inner()

@@ -249,7 +249,7 @@ proptest! {
                 deliberate(run(&mut b, &mut o, op).await)?;
             }
             // Still serving.
-            let alive = b.list_experiments(pb::ListExperimentsRequest {}).await.is_ok();
+            let alive = b.list_experiments(pb::ListExperimentsRequest::default()).await.is_ok();
             prop_assert!(alive, "server stopped answering");
             s.stop().await.map_err(TestCaseError::fail)?;
             Ok(())

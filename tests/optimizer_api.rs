@@ -188,7 +188,7 @@ async fn suggestions_are_in_the_space_and_of_the_declared_types() {
         assert!(rec.std >= 0.0 && rec.mean.is_finite());
         assert!(rec.trial.unwrap().value.is_some());
         let names = c
-            .list_studies(pb::ListStudiesRequest {})
+            .list_studies(pb::ListStudiesRequest::default())
             .await
             .unwrap()
             .into_inner()

@@ -306,7 +306,7 @@ async fn oversized_messages_are_refused() {
         matches!(e.code(), Code::ResourceExhausted | Code::OutOfRange),
         "{e:?}"
     );
-    c.list_experiments(pb::ListExperimentsRequest {})
+    c.list_experiments(pb::ListExperimentsRequest::default())
         .await
         .unwrap();
     s.stop().await.unwrap();
@@ -323,7 +323,7 @@ async fn sigterm_drains_and_exits_zero() {
         &[("POSTERIOR_DATA", path.to_str().unwrap())],
     );
     let mut c = BanditsClient::connect(svc.url()).await.unwrap();
-    c.list_experiments(pb::ListExperimentsRequest {})
+    c.list_experiments(pb::ListExperimentsRequest::default())
         .await
         .unwrap();
     let pid = svc.child.id().to_string();
@@ -370,7 +370,7 @@ async fn tls_and_client_certificates() {
         .await
         .unwrap();
     BanditsClient::new(ch)
-        .list_experiments(pb::ListExperimentsRequest {})
+        .list_experiments(pb::ListExperimentsRequest::default())
         .await
         .unwrap();
 
@@ -383,7 +383,7 @@ async fn tls_and_client_certificates() {
             .connect()
             .await?;
         BanditsClient::new(ch)
-            .list_experiments(pb::ListExperimentsRequest {})
+            .list_experiments(pb::ListExperimentsRequest::default())
             .await
             .map_err(|e| e.into())
     };
@@ -393,7 +393,7 @@ async fn tls_and_client_certificates() {
     // Plaintext: refused.
     let plain = async {
         let mut c = BanditsClient::connect(format!("http://127.0.0.1:{port}")).await?;
-        c.list_experiments(pb::ListExperimentsRequest {})
+        c.list_experiments(pb::ListExperimentsRequest::default())
             .await
             .map_err(|e| e.into())
     };
