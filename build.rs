@@ -1,5 +1,6 @@
 //! Compiles the protos with protox (pure Rust: no system `protoc`), writes the
-//! descriptor set for gRPC reflection, and generates the tonic code.
+//! descriptor set for gRPC reflection, and generates the tonic code and the
+//! proto3 JSON (serde) impls of every message.
 
 use std::path::PathBuf;
 
@@ -15,7 +16,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out.join("posterior_descriptor.bin"), fds.encode_to_vec())?;
+    let descriptor = fds.encode_to_vec();
+    std::fs::write(out.join("posterior_descriptor.bin"), &descriptor)?;
     tonic_prost_build::configure().compile_fds(fds)?;
+    // The proto3 JSON mapping of the same messages, for the HTTP transport.
+    // Unknown fields are refused (pbjson's default): a misspelt
+    // `decisionID` silently ignored would be a lost reward.
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptor)?
+        .out_dir(&out)
+        .build(&[".posterior.v1"])?;
     Ok(())
 }

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use posterior::api::pb::{self, optimizer_client::OptimizerClient, parameter::Kind, value};
+use posterior::pb::{self, optimizer_client::OptimizerClient, parameter::Kind, value};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};

@@ -352,7 +352,7 @@ impl Config {
         if !(64 * 1024..=256 * 1024 * 1024).contains(&self.server.max_message_bytes) {
             return Err("server.max_message_bytes: must be between 64 KiB and 256 MiB".into());
         }
-        let keys = crate::api::auth::ApiKeys::parse("auth.keys", &self.auth.keys)?;
+        let keys = crate::edge::auth::ApiKeys::parse("auth.keys", &self.auth.keys)?;
         let addr = self.listen_addr()?;
         if keys.is_empty() && !addr.ip().is_loopback() && !self.auth.allow_unauthenticated_remote {
             return Err(format!(

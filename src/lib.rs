@@ -1,17 +1,25 @@
 //! # posterior
 //!
 //! A decision service: other systems ask it what to do next and tell it what
-//! happened; it answers from Bayesian posteriors, over gRPC.
+//! happened; it answers from Bayesian posteriors, over gRPC and HTTP/JSON on
+//! one port.
 //!
 //! A map of the crate, from the wire inwards:
 //!
-//! - [`server`]: wiring. Config → store → gRPC services (health, reflection,
-//!   `posterior.v1.Bandits`, `posterior.v1.Optimizer`) on a listener, with
-//!   TLS, HTTP/2 limits and graceful shutdown.
-//! - [`api`]: thin gRPC handlers, proto ⇄ domain conversion, and the single
-//!   `ApiError → tonic::Status` mapping ([`api::status`]); admission (load
-//!   shedding, API keys) in [`api::admission`]; the Choose snapshot cache and
-//!   the outage fallbacks in [`api::snapshot`] and [`api::bandit`].
+//! - [`server`]: wiring. Config → store → application core → both
+//!   transports on one listener (requests with a gRPC content type go to
+//!   gRPC, everything else to HTTP), with TLS, HTTP/2 limits and graceful
+//!   shutdown.
+//! - [`edge`]: what every request passes first, on both transports: load
+//!   shedding, API keys and scopes ([`edge::admission`], [`edge::auth`]).
+//! - [`grpc`], [`http`]: the two transports. Handlers of a few lines:
+//!   decode, call [`app`], encode. [`pb`] holds the generated messages and
+//!   their proto3 JSON mapping; [`convert`] the proto ⇄ domain conversions.
+//! - [`app`]: the use cases, each once: Choose with its snapshot cache and
+//!   fallback, Reward, experiment and arm admin, summaries, Suggest/Observe
+//!   with study lock and compare-and-set, pagination.
+//! - [`error`]: failure kinds and the one table mapping them to gRPC codes
+//!   and HTTP statuses.
 //! - [`bandit`]: the pure domain of multi-armed bandits: conjugate posteriors
 //!   with decay, Thompson sampling, signed decision ids. No I/O.
 //! - [`bo`]: the pure domain of Bayesian optimization: search spaces, the
@@ -19,20 +27,27 @@
 //! - [`store`]: one trait for experiment and study state; in-memory, embedded
 //!   (redb, the durable default) and Redis (single, Cluster, TLS) backends.
 //!   Atomic updates happen here (Lua in Redis, write transactions in redb).
-//! - [`config`]: the `config/posterior.toml` schema, env overrides, validation.
+//! - [`config`]: the `config/posterior.toml` schema, env overrides, and
+//!   [`config::Config::check`] into a [`config::ValidConfig`].
 //! - [`name`]: the naming rule shared by every user-given name.
 //! - [`space_file`]: the search-space TOML file of the CLI.
-//! - [`telemetry`]: Prometheus metrics (a tower layer on the gRPC server, a
-//!   timing wrapper around the store, per-experiment counters).
+//! - [`telemetry`]: Prometheus metrics (a tower layer over both transports,
+//!   a timing wrapper around the store, per-experiment counters).
 //!
-//! Layering: `bandit` and `bo` import neither `store` nor `api`; `store` never
-//! imports `api`. The domain can be tested and benchmarked alone.
+//! Layering: `bandit` and `bo` import nothing above them; `store` never
+//! imports `app` or a transport; `app` never imports a transport or `pb`.
 
-pub mod api;
+pub mod app;
 pub mod bandit;
 pub mod bo;
 pub mod config;
+pub mod convert;
+pub mod edge;
+pub mod error;
+pub mod grpc;
+pub mod http;
 pub mod name;
+pub mod pb;
 pub mod server;
 pub mod space_file;
 pub mod store;

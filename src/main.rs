@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use posterior::api::pb;
-use posterior::api::pb::bandits_client::BanditsClient;
-use posterior::api::pb::optimizer_client::OptimizerClient;
 use posterior::config::Config;
+use posterior::pb;
+use posterior::pb::bandits_client::BanditsClient;
+use posterior::pb::optimizer_client::OptimizerClient;
 use tonic::transport::Channel;
 
 #[derive(Parser)]

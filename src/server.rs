@@ -1,12 +1,17 @@
-//! Wiring: configuration → store → services → a listening gRPC server.
+//! Wiring: configuration → store → application core → both transports on
+//! one listening server.
 //!
-//! The stack, top-down:
-//! - metrics layer (`telemetry::GrpcMetricsLayer`): count and time every RPC
-//!   (outermost, so shed and refused requests are counted too);
-//! - admission (`api::admission`): load shedding, then API keys and scopes;
-//! - gRPC health (`grpc.health.v1.Health`): SERVING once the store answered;
-//! - gRPC reflection (v1 and v1alpha), so grpcurl and friends discover the API;
-//! - `posterior.v1.Bandits` and `posterior.v1.Optimizer`.
+//! The stack, top-down (every request passes the first two, whichever
+//! transport it speaks):
+//! - metrics layer (`telemetry::GrpcMetricsLayer`): count and time every
+//!   request (outermost, so shed and refused requests are counted too);
+//! - admission (`edge::admission`): load shedding, then API keys and scopes;
+//! - the transport switch: `content-type: application/grpc...` goes to gRPC,
+//!   everything else to HTTP/JSON (`http::router`);
+//! - gRPC: health (`grpc.health.v1.Health`, SERVING once the store
+//!   answered), reflection (v1 and v1alpha, so grpcurl and friends discover
+//!   the API), `posterior.v1.Bandits` and `posterior.v1.Optimizer`
+//!   (`grpc::*`), each a thin face of the same `app::App`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,16 +23,18 @@ use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::api::FILE_DESCRIPTOR_SET;
-use crate::api::admission::AdmissionLayer;
-use crate::api::auth::ApiKeys;
-use crate::api::bandit::{BanditService, BanditSettings};
-use crate::api::optimizer::OptimizerService;
-use crate::api::pb::bandits_server::BanditsServer;
-use crate::api::pb::optimizer_server::OptimizerServer;
-use crate::api::snapshot::SnapshotCache;
+use crate::app::bandits::BanditSettings;
+use crate::app::snapshot::SnapshotCache;
+use crate::app::{App, Bandits, Studies};
 use crate::bandit::DecisionSigner;
 use crate::config::Config;
+use crate::edge::admission::{AdmissionLayer, is_grpc};
+use crate::edge::auth::ApiKeys;
+use crate::grpc::bandits::BanditsGrpc;
+use crate::grpc::optimizer::OptimizerGrpc;
+use crate::pb::FILE_DESCRIPTOR_SET;
+use crate::pb::bandits_server::BanditsServer;
+use crate::pb::optimizer_server::OptimizerServer;
 use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::memory::MemoryStore;
@@ -169,7 +176,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         .map_err(|e| format!("server.listen: cannot bind {addr}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
 
-    let bandits = BanditService::new(
+    let bandits = Bandits::new(
         store.clone(),
         DecisionSigner::new(&secret),
         BanditSettings {
@@ -184,14 +191,15 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         telemetry.clone(),
         Duration::from_millis(cfg.bandit.choose_max_staleness_ms),
     ));
-
-    let optimizer = OptimizerService::new(store.clone());
+    let app = Arc::new(App::new(
+        store.clone(),
+        bandits,
+        Studies::new(store.clone()),
+    ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<BanditsServer<BanditService>>().await;
-    health
-        .set_serving::<OptimizerServer<OptimizerService>>()
-        .await;
+    health.set_serving::<BanditsServer<BanditsGrpc>>().await;
+    health.set_serving::<OptimizerServer<OptimizerGrpc>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -208,8 +216,38 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         tracing::warn!("no API keys configured (auth.keys): authentication is off");
     }
     let max_msg = cfg.server.max_message_bytes;
+    let grpc = tonic::service::Routes::new(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(
+            BanditsServer::new(BanditsGrpc::new(app.clone()))
+                .max_decoding_message_size(max_msg)
+                .max_encoding_message_size(max_msg),
+        )
+        .add_service(
+            OptimizerServer::new(OptimizerGrpc::new(app.clone()))
+                .max_decoding_message_size(max_msg)
+                .max_encoding_message_size(max_msg),
+        )
+        .into_axum_router();
+    let http = crate::http::router(app, max_msg);
+    // One listener, two transports: gRPC by content type, HTTP otherwise.
+    let both = axum::Router::new().fallback_service(tower::service_fn(
+        move |req: axum::extract::Request| {
+            let target = if is_grpc(&req) {
+                grpc.clone()
+            } else {
+                http.clone()
+            };
+            tower::ServiceExt::oneshot(target, req)
+        },
+    ));
+
     let (tx, rx) = oneshot::channel::<()>();
     let mut builder = tonic::transport::Server::builder()
+        // HTTP/1.1 beside HTTP/2 (prior knowledge, h2c): curl, browsers,
+        // webhooks. gRPC itself stays HTTP/2.
+        .accept_http1(true)
         .max_concurrent_streams(cfg.server.max_streams_per_connection)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES);
     if let Some(tls) = tls_config(&cfg)? {
@@ -223,19 +261,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
             keys,
             cfg.server.max_concurrent_requests,
         ))
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(reflection_alpha)
-        .add_service(
-            BanditsServer::new(bandits)
-                .max_decoding_message_size(max_msg)
-                .max_encoding_message_size(max_msg),
-        )
-        .add_service(
-            OptimizerServer::new(optimizer)
-                .max_decoding_message_size(max_msg)
-                .max_encoding_message_size(max_msg),
-        );
+        .add_routes(tonic::service::Routes::from(both));
     // Small gRPC responses must not wait on Nagle's algorithm (a 40 ms
     // stall against delayed ACKs); tonic sets no socket options on streams
     // handed to serve_with_incoming.

@@ -33,7 +33,7 @@
 
 use serde::Deserialize;
 
-use crate::api::pb;
+use crate::pb;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

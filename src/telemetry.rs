@@ -4,8 +4,8 @@
 //!
 //! | metric | kind | labels | recorded by |
 //! | --- | --- | --- | --- |
-//! | `posterior_grpc_requests_total` | counter | `rpc`, `code` | [`GrpcMetricsLayer`] (every RPC, health and reflection included) |
-//! | `posterior_grpc_request_duration_seconds` | histogram | `rpc`, `code` | [`GrpcMetricsLayer`] |
+//! | `posterior_grpc_requests_total` | counter | `transport`, `rpc`, `code` | [`GrpcMetricsLayer`] (every request on both transports, health and reflection included) |
+//! | `posterior_grpc_request_duration_seconds` | histogram | `transport`, `rpc`, `code` | [`GrpcMetricsLayer`] |
 //! | `posterior_store_duration_seconds` | histogram | `op` | [`TimedStore`] (one store round trip) |
 //! | `posterior_choose_snapshot_total` | counter | `result` = `hit` / `miss` / `uncached` | the Choose snapshot cache |
 //! | `posterior_reward_visible_seconds` | histogram | | from a reward written here to the snapshot refresh that shows it |
@@ -19,6 +19,13 @@
 //! [`MAX_ARM_LABELS`] arms of a labelled experiment get a width gauge. RPC
 //! paths are capped the same way ([`MAX_RPC_LABELS`]), so a client sending
 //! made-up method names cannot grow the registry.
+//!
+//! **Both transports share the request metrics** (the names keep their
+//! historical `grpc` for existing dashboards): `transport` is `grpc` or
+//! `http`; an HTTP call is labelled with the gRPC method it performs
+//! (`rpc="posterior.v1.Bandits/Choose"` for `POST /v1/experiments/x:choose`)
+//! and the gRPC code name of its outcome, so one use case has one series per
+//! transport and no user-given name (a path segment) becomes a label.
 //!
 //! The exporter is **off by default** (`metrics.listen` empty): it is a second
 //! listening port, which must be chosen per host (several replicas or test
@@ -38,6 +45,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 use crate::bandit::ExperimentDef;
 use crate::bo::StudyState;
+use crate::http::json::Outcome;
 use crate::store::{Created, ExperimentState, RewardOutcome, RewardUpdate, Store, StoreError};
 
 /// Experiments with their own label; the rest count under "other". 100
@@ -189,8 +197,9 @@ impl Telemetry {
 
 // ---------------------------------------------------------------- gRPC layer
 
-/// Tower layer on the tonic server: one count and one latency observation
-/// per RPC, labelled by method path and gRPC status code.
+/// Tower layer on the server: one count and one latency observation per
+/// request on either transport, labelled by transport, method and gRPC
+/// status code name.
 #[derive(Clone)]
 pub struct GrpcMetricsLayer {
     telemetry: Arc<Telemetry>,
@@ -239,27 +248,41 @@ where
         if !self.telemetry.enabled {
             return Box::pin(self.inner.call(req));
         }
-        let rpc = self.telemetry.rpc_label(req.uri().path());
+        let grpc = crate::edge::admission::is_grpc(&req);
+        let rpc = grpc.then(|| self.telemetry.rpc_label(req.uri().path()));
         let start = Instant::now();
         let fut = self.inner.call(req);
         Box::pin(async move {
             let res = fut.await;
-            // Unary errors are "trailers-only" responses: grpc-status is in
-            // the headers. Successes carry it in the trailers, after the
-            // body; a response without it in the headers is OK (our RPCs are
-            // unary, so nothing fails after the headers are sent).
-            let code = match &res {
-                Ok(r) => r
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|s| s.parse::<usize>().ok())
-                    .map_or("OK", |c| CODE_NAMES.get(c).copied().unwrap_or("UNKNOWN")),
-                Err(_) => "transport_error",
+            let (transport, rpc, code): (&str, Arc<str>, &str) = match (&res, rpc) {
+                // Unary errors are "trailers-only" responses: grpc-status is
+                // in the headers. Successes carry it in the trailers, after
+                // the body; a response without it in the headers is OK (our
+                // RPCs are unary, so nothing fails after the headers are sent).
+                (Ok(r), Some(rpc)) => (
+                    "grpc",
+                    rpc,
+                    r.headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|s| s.parse::<usize>().ok())
+                        .map_or("OK", |c| CODE_NAMES.get(c).copied().unwrap_or("UNKNOWN")),
+                ),
+                // HTTP: the handler (or the admission layer) said which
+                // operation answered and how; else a route we do not know.
+                (Ok(r), None) => match r.extensions().get::<Outcome>() {
+                    Some(o) => ("http", o.rpc.into(), o.error.map_or("OK", |k| k.name())),
+                    None => ("http", OTHER.into(), "UNKNOWN"),
+                },
+                (Err(_), rpc) => (
+                    if rpc.is_some() { "grpc" } else { "http" },
+                    rpc.unwrap_or_else(|| OTHER.into()),
+                    "transport_error",
+                ),
             };
             let secs = start.elapsed().as_secs_f64();
-            metrics::counter!("posterior_grpc_requests_total", "rpc" => rpc.to_string(), "code" => code).increment(1);
-            metrics::histogram!("posterior_grpc_request_duration_seconds", "rpc" => rpc.to_string(), "code" => code).record(secs);
+            metrics::counter!("posterior_grpc_requests_total", "transport" => transport, "rpc" => rpc.to_string(), "code" => code).increment(1);
+            metrics::histogram!("posterior_grpc_request_duration_seconds", "transport" => transport, "rpc" => rpc.to_string(), "code" => code).record(secs);
             res
         })
     }

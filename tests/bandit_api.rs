@@ -3,7 +3,7 @@
 mod common;
 
 use common::{BACKENDS, Backend, TestServer};
-use posterior::api::pb::{self, reward_request::Target};
+use posterior::pb::{self, reward_request::Target};
 use tonic::Code;
 
 fn bernoulli(name: &str, arms: &[&str]) -> pb::CreateExperimentRequest {

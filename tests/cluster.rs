@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{make_certs, test_config};
-use posterior::api::pb::{
+use posterior::pb::{
     self, bandits_client::BanditsClient, optimizer_client::OptimizerClient, reward_request::Target,
 };
 

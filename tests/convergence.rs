@@ -16,7 +16,7 @@
 mod common;
 
 use common::{Backend, TestServer};
-use posterior::api::pb::{self, reward_request::Target};
+use posterior::pb::{self, reward_request::Target};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 

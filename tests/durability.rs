@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{RedisServer, ServiceProcess};
-use posterior::api::pb::{self, bandits_client::BanditsClient, reward_request::Target};
+use posterior::pb::{self, bandits_client::BanditsClient, reward_request::Target};
 
 const N: usize = 2_000;
 

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::test_config;
-use posterior::api::pb::{self, bandits_client::BanditsClient, optimizer_client::OptimizerClient};
+use posterior::pb::{self, bandits_client::BanditsClient, optimizer_client::OptimizerClient};
 use proptest::prelude::*;
 use tonic::Code;
 

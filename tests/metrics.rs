@@ -4,8 +4,8 @@
 mod common;
 
 use common::{free_port, test_config};
-use posterior::api::pb;
-use posterior::api::pb::bandits_client::BanditsClient;
+use posterior::pb;
+use posterior::pb::bandits_client::BanditsClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn scrape(port: u16) -> String {
@@ -47,7 +47,7 @@ async fn counters_move_and_are_scraped() {
     .await
     .expect("create");
 
-    let choose_ok = r#"posterior_grpc_requests_total{rpc="posterior.v1.Bandits/Choose",code="OK"}"#;
+    let choose_ok = r#"posterior_grpc_requests_total{transport="grpc",rpc="posterior.v1.Bandits/Choose",code="OK"}"#;
     let decisions = r#"posterior_decisions_total{experiment="m"}"#;
     let before = scrape(port).await;
     for _ in 0..3 {
@@ -85,13 +85,13 @@ async fn counters_move_and_are_scraped() {
     assert_eq!(
         value(
             &after,
-            r#"posterior_grpc_requests_total{rpc="posterior.v1.Bandits/Choose",code="NOT_FOUND"}"#
+            r#"posterior_grpc_requests_total{transport="grpc",rpc="posterior.v1.Bandits/Choose",code="NOT_FOUND"}"#
         ),
         1.0
     );
     // Latency histograms with the configured buckets, store timing, cache.
     assert!(after.contains(
-        r#"posterior_grpc_request_duration_seconds_bucket{rpc="posterior.v1.Bandits/Choose",code="OK",le="0.001"}"#
+        r#"posterior_grpc_request_duration_seconds_bucket{transport="grpc",rpc="posterior.v1.Bandits/Choose",code="OK",le="0.001"}"#
     ));
     assert!(after.contains(r#"posterior_store_duration_seconds_count{op="experiment"}"#));
     assert!(value(&after, r#"posterior_choose_snapshot_total{result="hit"}"#) >= 1.0);

@@ -5,7 +5,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 
 use common::{BACKENDS, RedisServer, TestServer, start_on_redis};
-use posterior::api::pb::{self, optimizer_client::OptimizerClient, parameter::Kind, value};
+use posterior::pb::{self, optimizer_client::OptimizerClient, parameter::Kind, value};
 use tonic::Code;
 use tonic::transport::Channel;
 

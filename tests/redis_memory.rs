@@ -3,7 +3,7 @@
 mod common;
 
 use common::{RedisServer, start_on_redis};
-use posterior::api::pb::{self, bandits_client::BanditsClient, reward_request::Target};
+use posterior::pb::{self, bandits_client::BanditsClient, reward_request::Target};
 
 fn used_memory(r: &RedisServer) -> i64 {
     let info: String = redis::cmd("INFO")

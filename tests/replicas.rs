@@ -4,7 +4,7 @@
 mod common;
 
 use common::{RedisServer, start_on_redis};
-use posterior::api::pb::{self, bandits_client::BanditsClient, reward_request::Target};
+use posterior::pb::{self, bandits_client::BanditsClient, reward_request::Target};
 
 const REWARDS: usize = 20_000;
 const TASKS: usize = 16;

@@ -11,8 +11,8 @@ mod common;
 use std::time::Duration;
 
 use common::{BACKENDS, Backend, RedisServer, test_config};
-use posterior::api::pb;
-use posterior::api::pb::bandits_client::BanditsClient;
+use posterior::pb;
+use posterior::pb::bandits_client::BanditsClient;
 use posterior::server::Running;
 use tonic::transport::Channel;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{RedisServer, ServiceProcess, free_port, make_certs, test_config};
-use posterior::api::pb::{self, bandits_client::BanditsClient, reward_request::Target};
+use posterior::pb::{self, bandits_client::BanditsClient, reward_request::Target};
 use tonic::Code;
 use tonic::transport::Channel;
 

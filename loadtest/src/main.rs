@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use posterior::api::pb;
-use posterior::api::pb::bandits_client::BanditsClient;
+use posterior::pb;
+use posterior::pb::bandits_client::BanditsClient;
 use rand::RngExt;
 use serde_json::json;
 use tokio::sync::Semaphore;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::BanditError;
-use super::posterior::{Model, Prior};
+use super::posterior::{Evidence, Model, Posterior, Prior};
 use crate::name;
 
 /// Arms per experiment. Ad allocation needs thousands of creatives; 2,000
@@ -134,6 +134,27 @@ impl ExperimentDef {
 
     pub fn arm_index(&self, arm: &str) -> Option<usize> {
         self.arms.iter().position(|a| a.name == arm)
+    }
+
+    /// Each arm's evidence decayed to `now_ms` and the posterior it gives, in
+    /// arm order. The one place decay meets the prior: Choose snapshots and
+    /// summaries both read posteriors through it.
+    pub fn posteriors_at(&self, evidence: &[Evidence], now_ms: i64) -> Vec<(Evidence, Posterior)> {
+        let hl = self.half_life_ms();
+        evidence
+            .iter()
+            .map(|e| {
+                let d = e.at(now_ms, hl);
+                (d, Posterior::new(&self.prior, &d))
+            })
+            .collect()
+    }
+
+    /// Indices of the arms not retired.
+    pub fn active_arms(&self) -> Vec<usize> {
+        (0..self.arms.len())
+            .filter(|&i| !self.arms[i].retired)
+            .collect()
     }
 
     /// Indices of the arms a Choose may pick: the active arms, narrowed to

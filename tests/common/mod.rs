@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use posterior::api::pb::bandits_client::BanditsClient;
 use posterior::config::Config;
+use posterior::pb::bandits_client::BanditsClient;
 use posterior::server::Running;
 use tonic::transport::Channel;
 

@@ -1,22 +1,27 @@
-//! Admission: what every request passes before a handler runs, as one
-//! tower layer (top-down):
+//! Admission: what every request passes before a handler runs, on both
+//! transports, as one tower layer (top-down):
 //! 1. load shedding: at most `server.max_concurrent_requests` requests in
 //!    flight; beyond that, RESOURCE_EXHAUSTED at once, never an unbounded
 //!    queue (a decision service that queues turns overload into latency for
 //!    every caller);
-//! 2. authentication and scope (`api::auth`), when API keys are configured.
+//! 2. authentication and scope (`edge::auth`), when API keys are configured.
+//!
+//! A refusal answers in the caller's transport: a gRPC status for gRPC
+//! (`content-type: application/grpc...`), the JSON error body with its HTTP
+//! status otherwise (429 with `Retry-After` when shed).
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::error::{Error, ErrorKind};
 use bytes::Buf;
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
-use tonic::Status;
 
 use super::auth::{ApiKeys, scope_for};
+use crate::http::json::error_response;
 
 fn presented_key<B>(req: &http::Request<B>) -> Option<&str> {
     let h = req.headers();
@@ -91,12 +96,27 @@ async fn drain<B: Body>(body: B) {
     let _ = tokio::time::timeout(DRAIN_MAX_WAIT, read).await;
 }
 
-impl<S, B, RB> tower::Service<http::Request<B>> for Admission<S>
+/// Whether a request speaks gRPC (and so wants a gRPC status back).
+pub fn is_grpc<B>(req: &http::Request<B>) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// A refusal in the caller's transport.
+fn refusal(grpc: bool, e: &Error) -> http::Response<tonic::body::Body> {
+    if grpc {
+        tonic::Status::new(e.kind.grpc_code(), e.message.clone()).into_http()
+    } else {
+        error_response("refused", e).map(tonic::body::Body::new)
+    }
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Admission<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Send,
     S::Future: Send + 'static,
     S::Error: 'static,
-    RB: Default + 'static,
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Send,
@@ -110,15 +130,17 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let reject = |s: Status, req: http::Request<B>| -> Self::Future {
+        let reject = |e: Error, req: http::Request<B>| -> Self::Future {
+            let res = refusal(is_grpc(&req), &e);
             Box::pin(async move {
                 drain(req.into_body()).await;
-                Ok(s.into_http())
+                Ok(res)
             })
         };
         let Ok(permit) = self.layer.in_flight.clone().try_acquire_owned() else {
             return reject(
-                Status::resource_exhausted(
+                Error::new(
+                    ErrorKind::ResourceExhausted,
                     "server overloaded: too many requests in flight (server.max_concurrent_requests); retry with backoff",
                 ),
                 req,
@@ -126,10 +148,10 @@ where
         };
         let keys = &self.layer.keys;
         if !keys.is_empty()
-            && let Some(scope) = scope_for(req.uri().path())
-            && let Err(status) = keys.authorize(presented_key(&req), scope)
+            && let Some(scope) = scope_for(req.method(), req.uri().path())
+            && let Err(e) = keys.authorize(presented_key(&req), scope)
         {
-            return reject(status, req);
+            return reject(e, req);
         }
         let fut = self.inner.call(req);
         Box::pin(async move {

@@ -9,14 +9,15 @@
 //! Health and reflection stay open: load balancers and generic gRPC tools
 //! need them, and they reveal nothing but the schema.
 //!
-//! The check itself runs in the admission layer (`api::admission`).
+//! The check itself runs in the admission layer (`edge::admission`), for
+//! both transports.
 //! A key travels as `authorization: Bearer KEY` or `x-api-key: KEY`. Keys
 //! are stored as SHA-256 digests and compared in constant time, so neither
 //! timing nor a memory dump of the config reveals them. Missing or unknown
 //! key: UNAUTHENTICATED; known key without the scope: PERMISSION_DENIED.
 
+use crate::error::{Error, ErrorKind};
 use sha2::{Digest, Sha256};
-use tonic::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
@@ -36,20 +37,39 @@ impl Scope {
     }
 }
 
-/// The scope an RPC needs; `None` for open services (health, reflection).
-pub fn scope_for(path: &str) -> Option<Scope> {
-    let method = path.rsplit('/').next().unwrap_or("");
-    if !path.starts_with("/posterior.v1.") {
+/// The scope a request needs; `None` for open routes (gRPC health and
+/// reflection; HTTP `/healthz`, `/readyz`, the OpenAPI document).
+///
+/// gRPC: by method name. HTTP (`/v1/...`): reads (GET) and the deciding
+/// custom methods (`:choose`, `:suggest`) need `decide`; the reporting ones
+/// (`:reward`, `:observe`) `report`; everything else under `/v1/` (create,
+/// delete, arms) `admin`, so a route added without a thought here is
+/// admin-only rather than open.
+pub fn scope_for(method: &http::Method, path: &str) -> Option<Scope> {
+    if path.starts_with("/posterior.v1.") {
+        let rpc = path.rsplit('/').next().unwrap_or("");
+        return Some(match rpc {
+            "Reward" | "Observe" => Scope::Report,
+            "CreateExperiment" | "DeleteExperiment" | "AddArm" | "RetireArm" | "CreateStudy"
+            | "DeleteStudy" => Scope::Admin,
+            // Everything else in our packages reads or decides. A new RPC
+            // defaults to `decide` unless listed above: keep this list in
+            // step with the protos (a test checks every RPC is classified).
+            _ => Scope::Decide,
+        });
+    }
+    if !path.starts_with("/v1/") || path == "/v1/openapi.json" {
         return None;
     }
-    Some(match method {
-        "Reward" | "Observe" => Scope::Report,
-        "CreateExperiment" | "DeleteExperiment" | "AddArm" | "RetireArm" | "CreateStudy"
-        | "DeleteStudy" => Scope::Admin,
-        // Everything else in our packages reads or decides. A new RPC
-        // defaults to `admin` only if listed above: keep this list in step
-        // with the protos (a test checks every RPC is classified).
-        _ => Scope::Decide,
+    if method == http::Method::GET {
+        return Some(Scope::Decide);
+    }
+    let last = path.rsplit('/').next().unwrap_or("");
+    let verb = last.rsplit_once(':').map_or("", |(_, v)| v);
+    Some(match (method, verb) {
+        (&http::Method::POST, "choose" | "suggest") => Scope::Decide,
+        (&http::Method::POST, "reward" | "observe") => Scope::Report,
+        _ => Scope::Admin,
     })
 }
 
@@ -124,9 +144,10 @@ impl ApiKeys {
 
     /// Check `presented` for `needed`. Every configured key is compared, so
     /// the time taken does not depend on which (if any) matched.
-    pub fn authorize(&self, presented: Option<&str>, needed: Scope) -> Result<(), Status> {
+    pub fn authorize(&self, presented: Option<&str>, needed: Scope) -> Result<(), Error> {
         let Some(p) = presented else {
-            return Err(Status::unauthenticated(
+            return Err(Error::new(
+                ErrorKind::Unauthenticated,
                 "missing API key: send 'authorization: Bearer KEY' or 'x-api-key: KEY'",
             ));
         };
@@ -138,13 +159,13 @@ impl ApiKeys {
             }
         }
         if mask == 0 {
-            return Err(Status::unauthenticated("unknown API key"));
+            return Err(Error::new(ErrorKind::Unauthenticated, "unknown API key"));
         }
         if mask & needed as u8 == 0 {
-            return Err(Status::permission_denied(format!(
-                "this API key lacks the {:?} scope",
-                needed
-            )));
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("this API key lacks the {needed:?} scope"),
+            ));
         }
         Ok(())
     }
@@ -214,13 +235,13 @@ mod tests {
         // The proto's RPCs, straight from the descriptor set: a new RPC must
         // land in a deliberate scope.
         use prost::Message;
-        let fds = prost_types::FileDescriptorSet::decode(crate::api::FILE_DESCRIPTOR_SET).unwrap();
+        let fds = prost_types::FileDescriptorSet::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
         let mut seen = 0;
         for f in &fds.file {
             for s in &f.service {
                 for m in &s.method {
                     let path = format!("/posterior.v1.{}/{}", s.name(), m.name());
-                    let scope = scope_for(&path).unwrap();
+                    let scope = scope_for(&http::Method::POST, &path).unwrap();
                     let expected = match m.name() {
                         "Reward" | "Observe" => Scope::Report,
                         n if n.starts_with("Create")
@@ -237,6 +258,52 @@ mod tests {
             }
         }
         assert_eq!(seen, 14);
-        assert_eq!(scope_for("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(
+            scope_for(&http::Method::POST, "/grpc.health.v1.Health/Check"),
+            None
+        );
+    }
+
+    #[test]
+    fn every_http_route_is_classified() {
+        use http::Method;
+        let cases = [
+            (Method::GET, "/healthz", None),
+            (Method::GET, "/readyz", None),
+            (Method::GET, "/v1/openapi.json", None),
+            (Method::GET, "/v1/experiments", Some(Scope::Decide)),
+            (Method::GET, "/v1/experiments/a:b", Some(Scope::Decide)),
+            (
+                Method::POST,
+                "/v1/experiments/e:choose",
+                Some(Scope::Decide),
+            ),
+            (
+                Method::POST,
+                "/v1/experiments/a:b:reward",
+                Some(Scope::Report),
+            ),
+            (Method::POST, "/v1/studies/s:suggest", Some(Scope::Decide)),
+            (Method::POST, "/v1/studies/s:observe", Some(Scope::Report)),
+            (Method::POST, "/v1/experiments", Some(Scope::Admin)),
+            (Method::DELETE, "/v1/experiments/e", Some(Scope::Admin)),
+            (Method::POST, "/v1/experiments/e/arms", Some(Scope::Admin)),
+            (
+                Method::POST,
+                "/v1/experiments/e/arms/a:retire",
+                Some(Scope::Admin),
+            ),
+            (Method::POST, "/v1/studies", Some(Scope::Admin)),
+            (Method::DELETE, "/v1/studies/s", Some(Scope::Admin)),
+            // Unknown routes under /v1/ need the most, not the least.
+            (
+                Method::POST,
+                "/v1/experiments/e:frobnicate",
+                Some(Scope::Admin),
+            ),
+        ];
+        for (m, p, want) in cases {
+            assert_eq!(scope_for(&m, p), want, "{m} {p}");
+        }
     }
 }

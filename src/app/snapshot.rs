@@ -55,15 +55,12 @@ impl Snapshot {
         telemetry: &Telemetry,
     ) -> Snapshot {
         let def = state.def;
-        let hl = def.half_life_ms();
-        let posteriors: Vec<Posterior> = state
-            .evidence
-            .iter()
-            .map(|e| Posterior::new(&def.prior, &e.at(now_ms, hl)))
+        let posteriors: Vec<Posterior> = def
+            .posteriors_at(&state.evidence, now_ms)
+            .into_iter()
+            .map(|(_, p)| p)
             .collect();
-        let active = (0..def.arms.len())
-            .filter(|&i| !def.arms[i].retired)
-            .collect();
+        let active = def.active_arms();
         let metrics = telemetry.experiment(&def.name);
         if telemetry.enabled() {
             let widths: Vec<f64> = posteriors

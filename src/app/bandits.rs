@@ -1,0 +1,592 @@
+//! The bandit use cases, once for both transports: experiments and arms,
+//! Choose (snapshot cache, eligibility, outage fallback) and Reward (fast
+//! path on the cached definition, slow path on a fresh read, exactly-once by
+//! decision id).
+//!
+//! Policy lives here and in `bandit/` (the math); atomicity in `store/`;
+//! encoding in the transports.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+
+use super::now_ms;
+use super::page::{Page, PageRequest};
+use super::snapshot::{Snapshot, SnapshotCache};
+use crate::bandit::{
+    BanditError, Decision, DecisionSigner, ExperimentDef, NewExperiment, Posterior, thompson,
+};
+use crate::error::Error;
+use crate::name;
+use crate::store::{
+    Created, Dedupe, ExperimentState, RewardOutcome, RewardUpdate, Store, StoreError,
+};
+use crate::telemetry::Telemetry;
+
+/// Decision-id and summary settings, from `[decisions]` and `[bandit]`.
+#[derive(Clone, Debug)]
+pub struct BanditSettings {
+    pub dedupe_window_ms: u64,
+    pub max_clock_skew_ms: u64,
+    pub prob_best_draws: usize,
+    /// bandit.fallback_arms: experiment (or "*") → arm for Choose during a
+    /// store outage when no snapshot is cached.
+    pub fallback_arms: BTreeMap<String, String>,
+}
+
+impl BanditSettings {
+    fn fallback_arm(&self, experiment: &str) -> Option<&str> {
+        self.fallback_arms
+            .get(experiment)
+            .or_else(|| self.fallback_arms.get("*"))
+            .map(String::as_str)
+    }
+}
+
+/// What Choose answers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice {
+    pub arm: String,
+    /// Empty for a fallback answer: nothing to reward.
+    pub decision_id: String,
+    /// The configured fallback arm, answered during a store outage.
+    pub fallback: bool,
+}
+
+/// Which decision (or arm) a reward is for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RewardTarget {
+    /// Exactly once per decision id.
+    Decision(String),
+    /// Bulk ingestion by arm name: no exactly-once guarantee.
+    Arm(String),
+}
+
+/// A reward as a caller sends it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reward {
+    pub experiment: String,
+    pub target: RewardTarget,
+    pub value: f64,
+}
+
+/// What Reward answers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rewarded {
+    pub arm: String,
+    /// Already counted (a retry): acknowledged, not applied again.
+    pub duplicate: bool,
+}
+
+/// One arm's posterior as GetExperiment reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArmSummary {
+    pub name: String,
+    pub retired: bool,
+    /// Rewards ever received.
+    pub rewards: u64,
+    /// Decayed weight of the evidence.
+    pub evidence: f64,
+    pub mean: f64,
+    /// 95% equal-tailed credible interval of the mean.
+    pub lower: f64,
+    pub upper: f64,
+    pub prob_best: f64,
+    pub prob_above_threshold: Option<f64>,
+    pub posterior: Posterior,
+}
+
+/// An experiment's definition and every arm's posterior.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExperimentSummary {
+    pub def: ExperimentDef,
+    pub arms: Vec<ArmSummary>,
+    /// Joint draws behind `prob_best`.
+    pub prob_best_draws: usize,
+}
+
+/// Compare-and-set retries for AddArm/RetireArm: contention on one
+/// experiment's definition is rare (admin calls), so a few tries suffice.
+const MAX_DEFINITION_RETRIES: usize = 8;
+
+thread_local! {
+    /// Per-thread generator for Thompson draws and nonces: no lock on the
+    /// Choose path. Seeded from the OS; nonces need uniqueness, not secrecy
+    /// (the HMAC tag carries the security).
+    static RNG: RefCell<SmallRng> = RefCell::new(SmallRng::from_rng(&mut rand::rng()));
+}
+
+/// The bandit use cases over one store.
+pub struct Bandits {
+    store: Arc<dyn Store>,
+    signer: DecisionSigner,
+    settings: BanditSettings,
+    /// Posterior snapshots for Choose (and definitions for Reward); off
+    /// unless [`Bandits::with_cache`] is given one with a bound > 0.
+    cache: SnapshotCache,
+}
+
+fn not_found(field: &str, name: &str) -> Error {
+    Error::not_found(format!("{field}: experiment {name:?} not found"))
+}
+
+impl Bandits {
+    pub fn new(store: Arc<dyn Store>, signer: DecisionSigner, settings: BanditSettings) -> Self {
+        let cache = SnapshotCache::new(
+            store.clone(),
+            Arc::new(Telemetry::disabled()),
+            Duration::ZERO,
+        );
+        Bandits {
+            store,
+            signer,
+            settings,
+            cache,
+        }
+    }
+
+    /// Serve Choose from `cache` (see `app::snapshot`).
+    pub fn with_cache(mut self, cache: SnapshotCache) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    async fn load(&self, field: &str, name: &str) -> Result<ExperimentState, Error> {
+        name::validate(field, name).map_err(Error::invalid)?;
+        self.store
+            .experiment(name)
+            .await?
+            .ok_or_else(|| not_found(field, name))
+    }
+
+    /// Create an experiment; an identical re-create answers the existing one
+    /// with `created = false`, a different definition is ALREADY_EXISTS.
+    pub async fn create(&self, new: NewExperiment) -> Result<(ExperimentDef, bool), Error> {
+        let id = RNG.with(|r| r.borrow_mut().random::<u64>());
+        let def = new.into_def(id)?;
+        match self.store.create_experiment(&def).await? {
+            Created::Created => {}
+            Created::Exists(existing) if existing.same_definition(&def) => {
+                return Ok((*existing, false));
+            }
+            Created::Exists(_) => {
+                return Err(Error::already_exists(format!(
+                    "name: experiment {:?} already exists with a different definition (delete it first, or use another name)",
+                    def.name
+                )));
+            }
+        }
+        // A snapshot of an earlier incarnation of this name must not outlive it.
+        self.cache.invalidate(&def.name);
+        tracing::info!(experiment = %def.name, arms = def.arms.len(), "experiment created");
+        Ok((def, true))
+    }
+
+    /// Every arm's posterior, interval and P(best); with a threshold, also
+    /// P(mean > threshold).
+    pub async fn summary(
+        &self,
+        name: &str,
+        threshold: Option<f64>,
+    ) -> Result<ExperimentSummary, Error> {
+        if let Some(t) = threshold
+            && !t.is_finite()
+        {
+            return Err(Error::invalid(format!(
+                "threshold: must be a finite number, got {t}"
+            )));
+        }
+        let state = self.load("name", name).await?;
+        // P(best) takes up to 2 M draws (tens of milliseconds for 2,000
+        // arms): on the blocking pool, since inline it would stall every
+        // Choose queued on the same async thread.
+        let max_draws = self.settings.prob_best_draws;
+        tokio::task::spawn_blocking(move || summarize(state, threshold, max_draws))
+            .await
+            .map_err(|e| Error::internal(format!("summary task: {e}")))
+    }
+
+    /// A page of experiment names.
+    pub async fn list(&self, page: &PageRequest) -> Result<Page, Error> {
+        Ok(page.apply(self.store.list_experiments().await?))
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<(), Error> {
+        name::validate("name", name).map_err(Error::invalid)?;
+        let deleted = self.store.delete_experiment(name).await?;
+        // Gone either way (by us or by another replica): drop the snapshot.
+        self.cache.invalidate(name);
+        if !deleted {
+            return Err(not_found("name", name));
+        }
+        tracing::info!(experiment = %name, "experiment deleted");
+        Ok(())
+    }
+
+    /// Add an arm (idempotent); `true` when it was new.
+    pub async fn add_arm(
+        &self,
+        experiment: &str,
+        arm: &str,
+    ) -> Result<(ExperimentDef, bool), Error> {
+        name::validate("arm", arm).map_err(Error::invalid)?;
+        let out = self.update_def(experiment, |d| d.with_arm(arm)).await?;
+        self.cache.invalidate(experiment);
+        Ok(out)
+    }
+
+    /// Retire an arm: never chosen again; its evidence stays visible.
+    pub async fn retire_arm(&self, experiment: &str, arm: &str) -> Result<ExperimentDef, Error> {
+        name::validate("arm", arm).map_err(Error::invalid)?;
+        let (def, _) = self
+            .update_def(experiment, |d| d.with_arm_retired(arm))
+            .await?;
+        // Before returning: no Choose on this replica may pick it from now on.
+        self.cache.invalidate(experiment);
+        Ok(def)
+    }
+
+    /// Change an experiment's definition with compare-and-set, retrying on
+    /// concurrent changes. `change` returns `None` when there is nothing to do.
+    async fn update_def(
+        &self,
+        experiment: &str,
+        change: impl Fn(&ExperimentDef) -> Result<Option<ExperimentDef>, BanditError>,
+    ) -> Result<(ExperimentDef, bool), Error> {
+        for _ in 0..MAX_DEFINITION_RETRIES {
+            let state = self.load("experiment", experiment).await?;
+            let Some(new) = change(&state.def)? else {
+                return Ok((state.def, false));
+            };
+            if self.store.update_definition(&state.def, &new).await? {
+                return Ok((new, true));
+            }
+        }
+        Err(StoreError::Conflict(format!("experiment {experiment:?}")).into())
+    }
+
+    /// Which arm now: one posterior draw per eligible arm from the snapshot
+    /// (no store write). During a store outage with no snapshot to draw
+    /// from, the configured fallback arm if the caller may be shown it.
+    pub async fn choose(&self, experiment: &str, eligible: &[String]) -> Result<Choice, Error> {
+        name::validate("experiment", experiment).map_err(Error::invalid)?;
+        let snap = match self.cache.get(experiment).await {
+            Ok(snap) => snap,
+            // The store is down and there is no snapshot to draw from (the
+            // cache already served one if it had it): the configured
+            // fallback keeps the caller's product working, if it may be shown.
+            Err(StoreError::Unavailable(e)) => {
+                return match self.settings.fallback_arm(experiment) {
+                    Some(arm) if eligible.is_empty() || eligible.iter().any(|a| a == arm) => {
+                        self.cache.telemetry().choose_fallback.increment(1);
+                        tracing::debug!(experiment, arm, error = %e, "store down: fallback arm");
+                        Ok(Choice {
+                            arm: arm.to_string(),
+                            decision_id: String::new(),
+                            fallback: true,
+                        })
+                    }
+                    _ => Err(StoreError::Unavailable(e).into()),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+        .ok_or_else(|| not_found("experiment", experiment))?;
+        self.draw(&snap, eligible)
+    }
+
+    /// Thompson draw over the snapshot's precomputed posteriors.
+    fn draw(&self, snap: &Snapshot, eligible: &[String]) -> Result<Choice, Error> {
+        let def = &snap.def;
+        let owned;
+        let candidates: &[usize] = if eligible.is_empty() {
+            &snap.active
+        } else {
+            owned = def.eligible_arms(eligible)?;
+            &owned
+        };
+        if candidates.is_empty() {
+            // Unreachable through the API (the last arm cannot be retired),
+            // but say so rather than answer nothing.
+            def.eligible_arms(&[])?;
+        }
+        let now = now_ms();
+        let (arm, nonce) = RNG.with(|r| {
+            let mut rng = r.borrow_mut();
+            let arm = thompson::choose(&snap.posteriors, candidates, &mut *rng);
+            (arm, rng.random::<u64>())
+        });
+        let arm = arm.ok_or_else(|| Error::internal("no candidate arm after eligibility check"))?;
+        snap.metrics.decisions.increment(1);
+        let decision = Decision {
+            arm: arm as u32,
+            issued_ms: now.max(0) as u64,
+            nonce,
+        };
+        Ok(Choice {
+            arm: def.arms[arm].name.clone(),
+            decision_id: self.signer.sign(&def.name, def.id, &decision),
+            fallback: false,
+        })
+    }
+
+    /// Apply a reward: by decision id exactly once, by arm as bulk ingestion.
+    pub async fn reward(&self, r: &Reward) -> Result<Rewarded, Error> {
+        name::validate("experiment", &r.experiment).map_err(Error::invalid)?;
+        let now = now_ms();
+        // Fast path: the cached definition, no read round trip. The store's
+        // reward step re-checks the incarnation id and the arm atomically;
+        // whatever a stale definition could explain (an arm added elsewhere,
+        // a re-created experiment) is retried below on a fresh read.
+        let cached = self.cache.cached(&r.experiment);
+        if let Some(snap) = &cached
+            && let Ok(update) = self.reward_update(&snap.def, r, now)
+        {
+            match self.store.reward(&update).await {
+                Ok(outcome) => return Ok(self.rewarded(&snap.def, &update, outcome)),
+                Err(StoreError::NotFound(_)) => self.cache.invalidate(&r.experiment),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let (snap, state);
+        let def = if cached.is_none() && self.cache.enabled() {
+            // Nothing cached yet: read through the cache, so the next
+            // rewards (and Choose) find the definition there.
+            snap = self.cache.get(&r.experiment).await?;
+            &snap
+                .as_ref()
+                .ok_or_else(|| not_found("experiment", &r.experiment))?
+                .def
+        } else {
+            state = self.load("experiment", &r.experiment).await?;
+            &state.def
+        };
+        let update = self.reward_update(def, r, now)?;
+        let outcome = self.store.reward(&update).await?;
+        Ok(self.rewarded(def, &update, outcome))
+    }
+
+    /// Check a reward against `def` and compute the store update.
+    fn reward_update(
+        &self,
+        def: &ExperimentDef,
+        r: &Reward,
+        now: i64,
+    ) -> Result<RewardUpdate, Error> {
+        let (arm, dedupe) = match &r.target {
+            RewardTarget::Decision(t) => {
+                let (arm, d) = self.verify_decision(def, t, now)?;
+                (arm, Some(d))
+            }
+            RewardTarget::Arm(a) => {
+                name::validate("arm", a).map_err(Error::invalid)?;
+                let arm = def.arm_index(a).ok_or_else(|| {
+                    Error::not_found(format!("arm: {a:?} is not in experiment {:?}", def.name))
+                })?;
+                (arm, None)
+            }
+        };
+        let delta = def.model.delta(r.value)?;
+        Ok(RewardUpdate {
+            experiment: def.name.clone(),
+            experiment_id: def.id,
+            arm,
+            delta,
+            now_ms: now,
+            half_life_ms: def.half_life_ms(),
+            dedupe,
+        })
+    }
+
+    /// The answer to an applied (or duplicate) reward; refreshes the
+    /// experiment's snapshot soon so Choose sees it.
+    fn rewarded(
+        &self,
+        def: &ExperimentDef,
+        update: &RewardUpdate,
+        outcome: RewardOutcome,
+    ) -> Rewarded {
+        if outcome == RewardOutcome::Applied {
+            self.cache.note_reward(&def.name);
+            self.cache
+                .telemetry()
+                .experiment(&def.name)
+                .rewards
+                .increment(1);
+        }
+        Rewarded {
+            arm: def.arms[update.arm].name.clone(),
+            duplicate: outcome == RewardOutcome::Duplicate,
+        }
+    }
+
+    /// Turn a decision id into (arm, dedupe) after checking its signature and age.
+    fn verify_decision(
+        &self,
+        def: &ExperimentDef,
+        token: &str,
+        now: i64,
+    ) -> Result<(usize, Dedupe), Error> {
+        let d = self.signer.verify(&def.name, def.id, token)?;
+        let now = now.max(0) as u64;
+        let s = &self.settings;
+        if d.issued_ms > now.saturating_add(s.max_clock_skew_ms) {
+            return Err(Error::invalid(format!(
+                "decision_id: issued {} ms in the future, beyond the allowed clock skew of {} ms",
+                d.issued_ms - now,
+                s.max_clock_skew_ms
+            )));
+        }
+        let age = now.saturating_sub(d.issued_ms);
+        if age > s.dedupe_window_ms {
+            return Err(Error::failed_precondition(format!(
+                "decision_id: issued {} s ago, beyond the dedupe window of {} s; exactly-once cannot be guaranteed, so it is not applied (reward by arm to ingest it anyway)",
+                age / 1000,
+                s.dedupe_window_ms / 1000
+            )));
+        }
+        let arm = d.arm as usize;
+        if arm >= def.arms.len() {
+            return Err(Error::internal(
+                "validly signed decision names an arm that does not exist",
+            ));
+        }
+        Ok((
+            arm,
+            Dedupe {
+                key: d.dedupe_key(),
+                issued_ms: d.issued_ms,
+                // The key must outlive every moment the id is still accepted
+                // (until issue + window); the skew is extra margin for
+                // replicas whose clocks run behind.
+                expire_at_ms: (d.issued_ms + s.dedupe_window_ms + s.max_clock_skew_ms) as i64,
+            },
+        ))
+    }
+}
+
+/// Posterior summaries and P(best) by Monte Carlo (CPU-bound: call it off
+/// the async threads).
+fn summarize(
+    state: ExperimentState,
+    threshold: Option<f64>,
+    max_draws: usize,
+) -> ExperimentSummary {
+    let def = state.def;
+    let decayed = def.posteriors_at(&state.evidence, now_ms());
+    let posteriors: Vec<Posterior> = decayed.iter().map(|(_, p)| *p).collect();
+    let active = def.active_arms();
+    let draws = thompson::prob_best_draws(active.len()).min(max_draws);
+    let prob_best =
+        RNG.with(|r| thompson::prob_best(&posteriors, &active, draws, &mut *r.borrow_mut()));
+    let arms = def
+        .arms
+        .iter()
+        .enumerate()
+        .map(|(i, arm)| {
+            let (e, p) = &decayed[i];
+            let (lower, upper) = p.credible_interval(0.95);
+            ArmSummary {
+                name: arm.name.clone(),
+                retired: arm.retired,
+                rewards: state.evidence[i].count,
+                evidence: e.weight(def.model),
+                mean: p.mean(),
+                lower,
+                upper,
+                prob_best: prob_best[i],
+                prob_above_threshold: threshold.map(|t| p.prob_above(t)),
+                posterior: *p,
+            }
+        })
+        .collect();
+    ExperimentSummary {
+        def,
+        arms,
+        prob_best_draws: draws,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bandit::Model;
+    use crate::error::ErrorKind;
+    use crate::store::memory::MemoryStore;
+
+    fn service() -> Bandits {
+        Bandits::new(
+            Arc::new(MemoryStore::new()),
+            DecisionSigner::new(b"k"),
+            BanditSettings {
+                dedupe_window_ms: 86_400_000,
+                max_clock_skew_ms: 300_000,
+                prob_best_draws: 1000,
+                fallback_arms: BTreeMap::new(),
+            },
+        )
+    }
+
+    fn def() -> ExperimentDef {
+        NewExperiment {
+            name: "e".into(),
+            model: Model::Bernoulli,
+            prior: None,
+            half_life_seconds: 0.0,
+            arms: vec!["a".into(), "b".into()],
+        }
+        .into_def(5)
+        .unwrap()
+    }
+
+    #[test]
+    fn decision_ids_expire_with_the_dedupe_window() {
+        let s = service();
+        let d = def();
+        let issued = 1_700_000_000_000u64;
+        let t = s.signer.sign(
+            "e",
+            5,
+            &Decision {
+                arm: 1,
+                issued_ms: issued,
+                nonce: 9,
+            },
+        );
+        let day = 86_400_000i64;
+        let (arm, dd) = s.verify_decision(&d, &t, issued as i64 + day).unwrap();
+        assert_eq!(arm, 1);
+        // The dedupe record outlives the acceptance window.
+        assert!(dd.expire_at_ms >= issued as i64 + day);
+        let e = s
+            .verify_decision(&d, &t, issued as i64 + day + 1)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+        assert!(e.to_string().contains("dedupe window"));
+        // Issued further in the future than the allowed skew: rejected.
+        let e = s
+            .verify_decision(&d, &t, issued as i64 - 300_001)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        assert!(s.verify_decision(&d, &t, issued as i64 - 299_000).is_ok());
+    }
+
+    #[test]
+    fn a_signed_id_with_an_impossible_arm_is_not_a_panic() {
+        let s = service();
+        let t = s.signer.sign(
+            "e",
+            5,
+            &Decision {
+                arm: 99,
+                issued_ms: 1_000,
+                nonce: 1,
+            },
+        );
+        assert!(s.verify_decision(&def(), &t, 2_000).is_err());
+    }
+}

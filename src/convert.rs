@@ -1,0 +1,482 @@
+//! Proto ⇄ domain, as `From`/`TryFrom` impls in one place, shared by both
+//! transports (gRPC carries the protobuf encoding of these messages, HTTP
+//! their proto3 JSON mapping), so a handler reads
+//! `let new: NewExperiment = req.try_into()?;`.
+//!
+//! A request's `TryFrom` rejects what the proto can express but the domain
+//! cannot (an unknown enum value, a missing oneof); the domain then checks
+//! its own rules (names, ranges, limits).
+
+use std::collections::BTreeMap;
+
+use crate::app::bandits::{Choice, ExperimentSummary, Reward, RewardTarget, Rewarded};
+use crate::app::page::{Page, PageRequest};
+use crate::app::studies::{Observation, StudyView};
+use crate::bandit::{ExperimentDef, Model, NewExperiment, Posterior, Prior};
+use crate::bo::{
+    Acquisition, Constraint, Goal, ParamKind, ParamValue, Parameter, SearchSpace, StudyDef,
+    StudySpec, Trial, TrialState, default_n_initial,
+};
+use crate::error::Error;
+use crate::name;
+use crate::pb;
+
+// ---- bandits -------------------------------------------------------------
+
+impl From<Model> for pb::RewardModel {
+    fn from(m: Model) -> Self {
+        match m {
+            Model::Bernoulli => pb::RewardModel::Bernoulli,
+            Model::Gaussian => pb::RewardModel::Gaussian,
+        }
+    }
+}
+
+impl TryFrom<pb::CreateExperimentRequest> for NewExperiment {
+    type Error = Error;
+    fn try_from(r: pb::CreateExperimentRequest) -> Result<Self, Error> {
+        let model = match pb::RewardModel::try_from(r.model) {
+            Ok(pb::RewardModel::Bernoulli) => Model::Bernoulli,
+            Ok(pb::RewardModel::Gaussian) => Model::Gaussian,
+            Err(_) => {
+                return Err(Error::invalid(format!(
+                    "model: must be BERNOULLI or GAUSSIAN, got {}",
+                    r.model
+                )));
+            }
+        };
+        let prior = r.prior.map(|p| match p {
+            pb::create_experiment_request::Prior::BetaPrior(b) => Prior::Beta {
+                alpha: b.alpha,
+                beta: b.beta,
+            },
+            pb::create_experiment_request::Prior::NormalPrior(n) => Prior::NormalInverseGamma {
+                mean: n.mean,
+                kappa: n.kappa,
+                alpha: n.alpha,
+                beta: n.beta,
+            },
+        });
+        Ok(NewExperiment {
+            name: r.name,
+            model,
+            prior,
+            half_life_seconds: r.half_life_seconds,
+            arms: r.arms,
+        })
+    }
+}
+
+impl From<&ExperimentDef> for pb::Experiment {
+    fn from(def: &ExperimentDef) -> Self {
+        pb::Experiment {
+            name: def.name.clone(),
+            model: pb::RewardModel::from(def.model) as i32,
+            arms: def.arms.iter().map(|a| a.name.clone()).collect(),
+            retired_arms: def
+                .arms
+                .iter()
+                .filter(|a| a.retired)
+                .map(|a| a.name.clone())
+                .collect(),
+            half_life_seconds: def.half_life_seconds,
+            prior: Some(match def.prior {
+                Prior::Beta { alpha, beta } => {
+                    pb::experiment::Prior::BetaPrior(pb::BetaPrior { alpha, beta })
+                }
+                Prior::NormalInverseGamma {
+                    mean,
+                    kappa,
+                    alpha,
+                    beta,
+                } => pb::experiment::Prior::NormalPrior(pb::NormalInverseGammaPrior {
+                    mean,
+                    kappa,
+                    alpha,
+                    beta,
+                }),
+            }),
+        }
+    }
+}
+
+/// Create and AddArm answer the definition and whether it was new.
+impl From<(ExperimentDef, bool)> for pb::CreateExperimentResponse {
+    fn from((def, created): (ExperimentDef, bool)) -> Self {
+        pb::CreateExperimentResponse {
+            experiment: Some((&def).into()),
+            created,
+        }
+    }
+}
+
+impl From<(ExperimentDef, bool)> for pb::AddArmResponse {
+    fn from((def, created): (ExperimentDef, bool)) -> Self {
+        pb::AddArmResponse {
+            experiment: Some((&def).into()),
+            created,
+        }
+    }
+}
+
+impl From<ExperimentDef> for pb::RetireArmResponse {
+    fn from(def: ExperimentDef) -> Self {
+        pb::RetireArmResponse {
+            experiment: Some((&def).into()),
+        }
+    }
+}
+
+impl From<ExperimentSummary> for pb::GetExperimentResponse {
+    fn from(s: ExperimentSummary) -> Self {
+        let arms = s
+            .arms
+            .into_iter()
+            .map(|a| {
+                let (alpha, beta, mu, kappa) = match a.posterior {
+                    Posterior::Beta { alpha, beta } => (alpha, beta, 0.0, 0.0),
+                    Posterior::NormalInverseGamma {
+                        mu,
+                        kappa,
+                        alpha,
+                        beta,
+                    } => (alpha, beta, mu, kappa),
+                };
+                pb::ArmSummary {
+                    name: a.name,
+                    retired: a.retired,
+                    rewards: a.rewards,
+                    evidence: a.evidence,
+                    mean: a.mean,
+                    lower: a.lower,
+                    upper: a.upper,
+                    prob_best: a.prob_best,
+                    prob_above_threshold: a.prob_above_threshold,
+                    alpha,
+                    beta,
+                    mu,
+                    kappa,
+                }
+            })
+            .collect();
+        pb::GetExperimentResponse {
+            experiment: Some((&s.def).into()),
+            arms,
+            prob_best_draws: s.prob_best_draws as u32,
+        }
+    }
+}
+
+impl From<Choice> for pb::ChooseResponse {
+    fn from(c: Choice) -> Self {
+        pb::ChooseResponse {
+            arm: c.arm,
+            decision_id: c.decision_id,
+            fallback: c.fallback,
+        }
+    }
+}
+
+impl TryFrom<pb::RewardRequest> for Reward {
+    type Error = Error;
+    fn try_from(r: pb::RewardRequest) -> Result<Self, Error> {
+        let target = match r.target {
+            Some(pb::reward_request::Target::DecisionId(t)) => RewardTarget::Decision(t),
+            Some(pb::reward_request::Target::Arm(a)) => RewardTarget::Arm(a),
+            None => {
+                return Err(Error::invalid(
+                    "decision_id: required (or arm, for bulk ingestion without exactly-once)",
+                ));
+            }
+        };
+        Ok(Reward {
+            experiment: r.experiment,
+            target,
+            value: r.value,
+        })
+    }
+}
+
+impl From<Rewarded> for pb::RewardResponse {
+    fn from(r: Rewarded) -> Self {
+        pb::RewardResponse {
+            arm: r.arm,
+            duplicate: r.duplicate,
+        }
+    }
+}
+
+// ---- lists ---------------------------------------------------------------
+
+impl TryFrom<&pb::ListExperimentsRequest> for PageRequest {
+    type Error = Error;
+    fn try_from(r: &pb::ListExperimentsRequest) -> Result<Self, Error> {
+        PageRequest::new(r.page_size, &r.page_token)
+    }
+}
+
+impl TryFrom<&pb::ListStudiesRequest> for PageRequest {
+    type Error = Error;
+    fn try_from(r: &pb::ListStudiesRequest) -> Result<Self, Error> {
+        PageRequest::new(r.page_size, &r.page_token)
+    }
+}
+
+impl From<Page> for pb::ListExperimentsResponse {
+    fn from(p: Page) -> Self {
+        pb::ListExperimentsResponse {
+            names: p.names,
+            next_page_token: p.next_page_token,
+        }
+    }
+}
+
+impl From<Page> for pb::ListStudiesResponse {
+    fn from(p: Page) -> Self {
+        pb::ListStudiesResponse {
+            names: p.names,
+            next_page_token: p.next_page_token,
+        }
+    }
+}
+
+// ---- studies -------------------------------------------------------------
+
+fn parameter_from_pb(i: usize, p: pb::Parameter) -> Result<Parameter, Error> {
+    use pb::parameter::Kind;
+    let kind = match p.kind {
+        Some(Kind::Float(f)) => ParamKind::Float {
+            low: f.low,
+            high: f.high,
+            log: f.log,
+        },
+        Some(Kind::Int(r)) => ParamKind::Int {
+            low: r.low,
+            high: r.high,
+            log: r.log,
+        },
+        Some(Kind::Ordinal(o)) => ParamKind::Ordinal { values: o.values },
+        Some(Kind::Categorical(c)) => ParamKind::Categorical { values: c.values },
+        None => {
+            return Err(Error::invalid(format!(
+                "parameters[{i}]: one of float, int, ordinal or categorical is required"
+            )));
+        }
+    };
+    Ok(Parameter { name: p.name, kind })
+}
+
+impl From<&Parameter> for pb::Parameter {
+    fn from(p: &Parameter) -> Self {
+        use pb::parameter::Kind;
+        let kind = match &p.kind {
+            ParamKind::Float { low, high, log } => Kind::Float(pb::FloatRange {
+                low: *low,
+                high: *high,
+                log: *log,
+            }),
+            ParamKind::Int { low, high, log } => Kind::Int(pb::IntRange {
+                low: *low,
+                high: *high,
+                log: *log,
+            }),
+            ParamKind::Ordinal { values } => Kind::Ordinal(pb::OrdinalValues {
+                values: values.clone(),
+            }),
+            ParamKind::Categorical { values } => Kind::Categorical(pb::CategoricalValues {
+                values: values.clone(),
+            }),
+        };
+        pb::Parameter {
+            name: p.name.clone(),
+            kind: Some(kind),
+        }
+    }
+}
+
+/// A validated study definition: Suggest and Observe never re-check it.
+impl TryFrom<pb::CreateStudyRequest> for StudyDef {
+    type Error = Error;
+    fn try_from(r: pb::CreateStudyRequest) -> Result<Self, Error> {
+        name::validate("name", &r.name).map_err(Error::invalid)?;
+        let parameters = r
+            .parameters
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| parameter_from_pb(i, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let objective = r
+            .objective
+            .ok_or_else(|| Error::invalid("objective: required ({name, goal})"))?;
+        let goal = match pb::Goal::try_from(objective.goal) {
+            Ok(pb::Goal::Minimize) => Goal::Minimize,
+            Ok(pb::Goal::Maximize) => Goal::Maximize,
+            Err(_) => {
+                return Err(Error::invalid(format!(
+                    "objective.goal: must be MINIMIZE or MAXIMIZE, got {}",
+                    objective.goal
+                )));
+            }
+        };
+        let acquisition = match pb::Acquisition::try_from(r.acquisition) {
+            Ok(pb::Acquisition::LogEi) => Acquisition::LogEi,
+            Ok(pb::Acquisition::Ucb) => Acquisition::Ucb {
+                beta: crate::bo::DEFAULT_UCB_BETA,
+            },
+            Ok(pb::Acquisition::Pi) => Acquisition::Pi,
+            Err(_) => {
+                return Err(Error::invalid(format!(
+                    "acquisition: must be LOG_EI, UCB or PI, got {}",
+                    r.acquisition
+                )));
+            }
+        };
+        let space = SearchSpace { parameters };
+        let n_initial = if r.n_initial == 0 {
+            default_n_initial(space.parameters.len())
+        } else {
+            r.n_initial as usize
+        };
+        let spec = StudySpec {
+            space,
+            goal,
+            constraints: r
+                .constraints
+                .into_iter()
+                .map(|c| Constraint {
+                    metric: c.metric,
+                    upper_bound: c.upper_bound,
+                })
+                .collect(),
+            n_initial,
+            acquisition,
+            seed: r.seed,
+        };
+        let def = StudyDef {
+            name: r.name,
+            spec,
+            objective: objective.name,
+            metrics: r.metrics,
+        };
+        def.validate()?;
+        Ok(def)
+    }
+}
+
+impl From<&StudyDef> for pb::Study {
+    fn from(d: &StudyDef) -> Self {
+        pb::Study {
+            name: d.name.clone(),
+            parameters: d.spec.space.parameters.iter().map(Into::into).collect(),
+            objective: Some(pb::Objective {
+                name: d.objective.clone(),
+                goal: match d.spec.goal {
+                    Goal::Minimize => pb::Goal::Minimize,
+                    Goal::Maximize => pb::Goal::Maximize,
+                } as i32,
+            }),
+            constraints: d
+                .spec
+                .constraints
+                .iter()
+                .map(|c| pb::Constraint {
+                    metric: c.metric.clone(),
+                    upper_bound: c.upper_bound,
+                })
+                .collect(),
+            n_initial: d.spec.n_initial as u32,
+            acquisition: match d.spec.acquisition {
+                Acquisition::LogEi => pb::Acquisition::LogEi,
+                Acquisition::Ucb { .. } => pb::Acquisition::Ucb,
+                Acquisition::Pi => pb::Acquisition::Pi,
+            } as i32,
+            seed: d.spec.seed,
+            metrics: d.metrics.clone(),
+        }
+    }
+}
+
+impl From<(StudyDef, bool)> for pb::CreateStudyResponse {
+    fn from((def, created): (StudyDef, bool)) -> Self {
+        pb::CreateStudyResponse {
+            study: Some((&def).into()),
+            created,
+        }
+    }
+}
+
+impl From<&Trial> for pb::Trial {
+    fn from(t: &Trial) -> Self {
+        pb::Trial {
+            trial_id: t.id,
+            params: t
+                .config
+                .iter()
+                .map(|(k, v)| {
+                    let kind = match v {
+                        ParamValue::Number(x) => pb::value::Kind::Number(*x),
+                        ParamValue::Category(c) => pb::value::Kind::Category(c.clone()),
+                    };
+                    (k.clone(), pb::Value { kind: Some(kind) })
+                })
+                .collect(),
+            state: match t.state {
+                TrialState::Pending => pb::TrialState::Pending,
+                TrialState::Completed => pb::TrialState::Completed,
+                TrialState::Failed => pb::TrialState::Failed,
+            } as i32,
+            value: t.value,
+            metrics: t.metrics.clone().into_iter().collect(),
+            suggested_ms: t.suggested_ms,
+            observed_ms: t.observed_ms.unwrap_or(0),
+        }
+    }
+}
+
+impl From<StudyView> for pb::GetStudyResponse {
+    fn from(v: StudyView) -> Self {
+        let s = &v.state;
+        let trial = |i: Option<usize>| i.and_then(|i| s.trials.get(i)).map(pb::Trial::from);
+        pb::GetStudyResponse {
+            study: Some((&s.def).into()),
+            trials: s.trials.iter().map(Into::into).collect(),
+            best: v.best.as_ref().and_then(|b| trial(b.best_observed)),
+            recommended: v.best.as_ref().and_then(|b| {
+                trial(b.recommended).map(|t| pb::Recommendation {
+                    trial: Some(t),
+                    mean: b.mean,
+                    std: b.std,
+                })
+            }),
+            exhausted: s.exhausted(),
+        }
+    }
+}
+
+impl From<Vec<Trial>> for pb::SuggestResponse {
+    fn from(trials: Vec<Trial>) -> Self {
+        pb::SuggestResponse {
+            trials: trials.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<pb::ObserveRequest> for Observation {
+    fn from(r: pb::ObserveRequest) -> Self {
+        Observation {
+            study: r.study,
+            trial_id: r.trial_id,
+            value: r.value,
+            metrics: r.metrics.into_iter().collect::<BTreeMap<_, _>>(),
+            failed: r.failed,
+        }
+    }
+}
+
+impl From<Trial> for pb::ObserveResponse {
+    fn from(t: Trial) -> Self {
+        pb::ObserveResponse {
+            trial: Some((&t).into()),
+        }
+    }
+}
