@@ -4,6 +4,8 @@
 //! - metrics layer (`telemetry::GrpcMetricsLayer`): count and time every RPC
 //!   (outermost, so shed and refused requests are counted too);
 //! - admission (`api::admission`): load shedding, then API keys and scopes;
+//! - decode status (`api::decode_status`): a request that does not decode is
+//!   INVALID_ARGUMENT, not tonic's INTERNAL (inside metrics, so they count it so);
 //! - gRPC health (`grpc.health.v1.Health`): SERVING once the store answered;
 //! - gRPC reflection (v1 and v1alpha), so grpcurl and friends discover the API;
 //! - `posterior.v1.Bandits` and `posterior.v1.Optimizer`.
@@ -223,6 +225,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
             keys,
             cfg.server.max_concurrent_requests,
         ))
+        .layer(crate::api::decode_status::DecodeStatusLayer)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod auth;
 pub mod bandit;
+pub mod decode_status;
 pub mod optimizer;
 pub mod snapshot;
 pub mod status;
