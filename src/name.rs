@@ -13,12 +13,7 @@ pub fn validate(field: &str, name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err(format!("{field}: must not be empty"));
     }
-    if name.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "{field}: must be at most {MAX_NAME_LEN} bytes, got {}",
-            name.len()
-        ));
-    }
+    check_len(field, name, MAX_NAME_LEN)?;
     let first_ok = name.as_bytes()[0].is_ascii_alphanumeric();
     let all_ok = name
         .bytes()
@@ -26,6 +21,19 @@ pub fn validate(field: &str, name: &str) -> Result<(), String> {
     if !first_ok || !all_ok {
         return Err(format!(
             "{field}: must use only letters, digits, '_', '.', ':' and '-', and start with a letter or digit; got {name:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// The byte cap of a user string that is not a name (a category, a metric
+/// label): the error names `field`, the cap and the length, never the value,
+/// so a 100 KB string is not echoed back into a gRPC header.
+pub fn check_len(field: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.len() > max {
+        return Err(format!(
+            "{field}: must be at most {max} bytes, got {}",
+            value.len()
         ));
     }
     Ok(())
@@ -51,5 +59,14 @@ mod tests {
             assert!(e.starts_with("arms[3]: "), "{e}");
         }
         assert!(validate("name", &"x".repeat(MAX_NAME_LEN)).is_ok());
+        let e = validate("arms[0]", &"x".repeat(100_000)).unwrap_err();
+        assert_eq!(e, "arms[0]: must be at most 128 bytes, got 100000");
+    }
+
+    #[test]
+    fn check_len_counts_bytes_and_never_echoes() {
+        assert!(check_len("v", "é".repeat(4).as_str(), 8).is_ok());
+        let e = check_len("v", "é".repeat(5).as_str(), 8).unwrap_err();
+        assert_eq!(e, "v: must be at most 8 bytes, got 10");
     }
 }

@@ -11,7 +11,10 @@
 //! - gRPC: health (`grpc.health.v1.Health`, SERVING once the store
 //!   answered), reflection (v1 and v1alpha, so grpcurl and friends discover
 //!   the API), `posterior.v1.Bandits` and `posterior.v1.Optimizer`
-//!   (`grpc::*`), each a thin face of the same `app::App`.
+//!   (`grpc::*`), each a thin face of the same `app::App`; on them,
+//!   `grpc::decode_status` makes a request that does not decode
+//!   INVALID_ARGUMENT, not tonic's INTERNAL (inside metrics, so they count
+//!   it so).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +34,7 @@ use crate::config::Config;
 use crate::edge::admission::{AdmissionLayer, is_grpc};
 use crate::edge::auth::ApiKeys;
 use crate::grpc::bandits::BanditsGrpc;
+use crate::grpc::decode_status::DecodeStatusLayer;
 use crate::grpc::optimizer::OptimizerGrpc;
 use crate::pb::FILE_DESCRIPTOR_SET;
 use crate::pb::bandits_server::BanditsServer;
@@ -229,7 +233,8 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
                 .max_decoding_message_size(max_msg)
                 .max_encoding_message_size(max_msg),
         )
-        .into_axum_router();
+        .into_axum_router()
+        .layer(DecodeStatusLayer);
     let http = crate::http::router(app, max_msg);
     // One listener, two transports: gRPC by content type, HTTP otherwise.
     let both = axum::Router::new().fallback_service(tower::service_fn(

@@ -15,6 +15,11 @@ pub const MAX_ARMS: usize = 2_000;
 /// keeps the millisecond arithmetic far from overflow.
 pub const MAX_HALF_LIFE_SECONDS: f64 = 10.0 * 365.0 * 86_400.0;
 
+/// The shortest half-life: decay is computed in whole milliseconds
+/// ([`ExperimentDef::half_life_ms`]), so a positive half-life under 1 ms
+/// rounded to 0, which means "never decays": the opposite of what was asked.
+pub const MIN_HALF_LIFE_SECONDS: f64 = 0.001;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Arm {
     pub name: String,
@@ -60,7 +65,7 @@ impl NewExperiment {
             return Err(BanditError::invalid(
                 "arms",
                 format!(
-                    "at most {MAX_ARMS} arms per experiment, got {}",
+                    "must have at most {MAX_ARMS} arms per experiment, got {}",
                     self.arms.len()
                 ),
             ));
@@ -96,6 +101,14 @@ impl NewExperiment {
                 "half_life_seconds",
                 format!(
                     "must be 0 (never decay) or a positive number of seconds up to {MAX_HALF_LIFE_SECONDS}, got {hl}"
+                ),
+            ));
+        }
+        if hl > 0.0 && hl < MIN_HALF_LIFE_SECONDS {
+            return Err(BanditError::invalid(
+                "half_life_seconds",
+                format!(
+                    "must be 0 (never decay) or at least {MIN_HALF_LIFE_SECONDS} (1 ms: decay is computed in whole milliseconds), got {hl}"
                 ),
             ));
         }
@@ -166,14 +179,23 @@ impl ExperimentDef {
                 .filter(|&i| !self.arms[i].retired)
                 .collect()
         } else {
+            // An experiment has at most MAX_ARMS arms, so a longer list
+            // only repeats names; the cap keeps the scan below bounded.
             if eligible.len() > MAX_ARMS {
                 return Err(BanditError::invalid(
                     "eligible_arms",
-                    format!("at most {MAX_ARMS} entries"),
+                    format!(
+                        "must have at most {MAX_ARMS} entries, got {}",
+                        eligible.len()
+                    ),
                 ));
             }
             let mut idx = Vec::with_capacity(eligible.len());
             for (i, name) in eligible.iter().enumerate() {
+                // An arm name follows the name rule; checking it first keeps
+                // an oversized entry out of the NotFound message below.
+                name::validate(&format!("eligible_arms[{i}]"), name)
+                    .map_err(BanditError::Invalid)?;
                 let Some(k) = self.arm_index(name) else {
                     return Err(BanditError::NotFound(format!(
                         "eligible_arms[{i}]: arm {name:?} is not in experiment {:?}",
@@ -228,6 +250,7 @@ impl ExperimentDef {
     /// The definition with `arm` retired. `Ok(None)` when already retired.
     /// The last active arm cannot be retired: Choose would have nothing to pick.
     pub fn with_arm_retired(&self, arm: &str) -> Result<Option<ExperimentDef>, BanditError> {
+        name::validate("arm", arm).map_err(BanditError::Invalid)?;
         let Some(k) = self.arm_index(arm) else {
             return Err(BanditError::NotFound(format!(
                 "arm: {arm:?} is not in experiment {:?}",
@@ -289,6 +312,44 @@ mod tests {
                 .to_string()
                 .contains("half_life_seconds")
         );
+    }
+
+    #[test]
+    fn half_life_under_a_millisecond_is_refused() {
+        let with_hl = |hl: f64| {
+            let mut n = new(&["a"]);
+            n.half_life_seconds = hl;
+            n.into_def(1)
+        };
+        for hl in [0.0005, 1e-300, f64::MIN_POSITIVE, 0.000_999_9] {
+            let e = with_hl(hl).unwrap_err();
+            assert!(matches!(e, BanditError::Invalid(_)), "{hl}");
+            let e = e.to_string();
+            assert!(
+                e.starts_with("half_life_seconds: must be 0 (never decay) or at least 0.001"),
+                "{e}"
+            );
+        }
+        assert_eq!(with_hl(0.001).unwrap().half_life_ms(), 1);
+        assert_eq!(with_hl(0.0).unwrap().half_life_ms(), 0);
+        assert_eq!(with_hl(2.5).unwrap().half_life_ms(), 2500);
+    }
+
+    #[test]
+    fn eligible_and_retired_names_are_checked_before_lookup() {
+        let def = new(&["a", "b"]).into_def(1).unwrap();
+        let huge = "x".repeat(100_000);
+        let e = def.eligible_arms(&["a".into(), huge.clone()]).unwrap_err();
+        assert_eq!(
+            e,
+            BanditError::Invalid("eligible_arms[1]: must be at most 128 bytes, got 100000".into())
+        );
+        let e = def.with_arm_retired(&huge).unwrap_err();
+        assert!(matches!(e, BanditError::Invalid(m) if m.starts_with("arm: must be at most")));
+        let many = vec!["a".to_string(); MAX_ARMS + 1];
+        let e = def.eligible_arms(&many).unwrap_err().to_string();
+        assert_eq!(e, "eligible_arms: must have at most 2000 entries, got 2001");
+        assert_eq!(def.eligible_arms(&many[..MAX_ARMS]).unwrap(), vec![0]);
     }
 
     #[test]

@@ -29,9 +29,14 @@ pub mod warp;
 pub use acquisition::{Acquisition, DEFAULT_UCB_BETA};
 pub use error::BoError;
 pub use kernel::Hyper;
-pub use space::{Config, MAX_DIMENSIONS, ParamKind, ParamValue, Parameter, SearchSpace};
-pub use study::{
-    Constraint, FitState, Goal, Observation, Recommendation, StudySpec, Suggestion,
-    default_n_initial, recommend, suggest,
+pub use space::{
+    Config, MAX_CATEGORY_LEN, MAX_DIMENSIONS, MAX_LEVELS, ParamKind, ParamValue, Parameter,
+    SearchSpace,
 };
-pub use trials::{Best, MAX_TRIALS, ObserveError, StudyDef, StudyState, Trial, TrialState};
+pub use study::{
+    Constraint, FitState, Goal, MAX_CONSTRAINTS, MAX_METRIC_NAME_LEN, Observation, Recommendation,
+    StudySpec, Suggestion, default_n_initial, recommend, suggest,
+};
+pub use trials::{
+    Best, MAX_METRICS, MAX_TRIALS, ObserveError, StudyDef, StudyState, Trial, TrialState,
+};

@@ -26,6 +26,13 @@ pub const MAX_LEVELS: usize = 1024;
 pub const MAX_ABS_INT: i64 = 1 << 53;
 /// Parameter names: 1..=64 chars of `[A-Za-z0-9_.-]` (safe in metric labels and keys).
 pub const MAX_NAME_LEN: usize = 64;
+/// Bytes per categorical value. A category is copied into every trial that
+/// picks it and into every GetStudy answer, so its size multiplies by the
+/// number of trials: one 100 KB category made a study outgrow the 4 MiB
+/// message limit after ~40 trials and GetStudy failed from then on. 256 bytes
+/// holds any label, model id or short path; 5,000 trials of one such value
+/// stay near 1.3 MB.
+pub const MAX_CATEGORY_LEN: usize = 256;
 
 /// A configuration: parameter name -> value.
 pub type Config = BTreeMap<String, ParamValue>;
@@ -95,12 +102,21 @@ impl SearchSpace {
         if self.parameters.len() > MAX_DIMENSIONS {
             return Err(BoError::space(
                 "parameters",
-                format!("at most {MAX_DIMENSIONS} parameters are supported"),
+                format!(
+                    "must have at most {MAX_DIMENSIONS} parameters, got {}",
+                    self.parameters.len()
+                ),
             ));
         }
         let mut names = HashSet::new();
         for (i, p) in self.parameters.iter().enumerate() {
             let f = |s: &str| format!("parameters[{i}].{s}");
+            if p.name.len() > MAX_NAME_LEN {
+                return Err(BoError::space(
+                    f("name"),
+                    format!("must be at most {MAX_NAME_LEN} bytes, got {}", p.name.len()),
+                ));
+            }
             if !valid_name(&p.name) {
                 return Err(BoError::space(
                     f("name"),
@@ -171,7 +187,10 @@ impl SearchSpace {
                     if values.len() > MAX_LEVELS {
                         return Err(BoError::space(
                             f(&format!("{t}.values")),
-                            format!("at most {MAX_LEVELS} values"),
+                            format!(
+                                "must have at most {MAX_LEVELS} values, got {}",
+                                values.len()
+                            ),
                         ));
                     }
                     for (j, v) in values.iter().enumerate() {
@@ -208,7 +227,10 @@ impl SearchSpace {
                     if values.len() > MAX_LEVELS {
                         return Err(BoError::space(
                             f(&format!("{t}.values")),
-                            format!("at most {MAX_LEVELS} values"),
+                            format!(
+                                "must have at most {MAX_LEVELS} values, got {}",
+                                values.len()
+                            ),
                         ));
                     }
                     let mut seen = HashSet::new();
@@ -217,6 +239,15 @@ impl SearchSpace {
                             return Err(BoError::space(
                                 f(&format!("{t}.values[{j}]")),
                                 "must not be empty",
+                            ));
+                        }
+                        if v.len() > MAX_CATEGORY_LEN {
+                            return Err(BoError::space(
+                                f(&format!("{t}.values[{j}]")),
+                                format!(
+                                    "must be at most {MAX_CATEGORY_LEN} bytes, got {}",
+                                    v.len()
+                                ),
                             ));
                         }
                         if !seen.insert(v.as_str()) {
@@ -628,6 +659,62 @@ mod tests {
                 ),
             ],
         }
+    }
+
+    #[test]
+    fn caps_name_the_field_and_the_rule() {
+        let cat = |values: Vec<String>| SearchSpace {
+            parameters: vec![Parameter {
+                name: "c".into(),
+                kind: ParamKind::Categorical { values },
+            }],
+        };
+        let mut values = vec!["a".to_string(), "b".into(), "c".into()];
+        values.push("x".repeat(MAX_CATEGORY_LEN));
+        cat(values.clone()).validate().unwrap();
+        values[3].push('x');
+        assert_eq!(
+            cat(values).validate().unwrap_err().to_string(),
+            format!(
+                "invalid search space: parameters[0].categorical.values[3]: must be at most {MAX_CATEGORY_LEN} bytes, got {}",
+                MAX_CATEGORY_LEN + 1
+            )
+        );
+        let levels = |n: usize| (0..n).map(|i| format!("l{i}")).collect::<Vec<_>>();
+        cat(levels(MAX_LEVELS)).validate().unwrap();
+        let e = cat(levels(MAX_LEVELS + 1))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("parameters[0].categorical.values: must have at most 1024 values, got 1025"),
+            "{e}"
+        );
+        let dims = |n: usize| SearchSpace {
+            parameters: (0..n)
+                .map(|i| Parameter {
+                    name: format!("x{i}"),
+                    kind: ParamKind::Float {
+                        low: 0.0,
+                        high: 1.0,
+                        log: false,
+                    },
+                })
+                .collect(),
+        };
+        dims(MAX_DIMENSIONS).validate().unwrap();
+        let e = dims(MAX_DIMENSIONS + 1).validate().unwrap_err().to_string();
+        assert!(
+            e.contains("parameters: must have at most 32 parameters, got 33"),
+            "{e}"
+        );
+        let mut long = dims(1);
+        long.parameters[0].name = "x".repeat(100_000);
+        let e = long.validate().unwrap_err().to_string();
+        assert!(
+            e.ends_with("parameters[0].name: must be at most 64 bytes, got 100000"),
+            "{e}"
+        );
     }
 
     proptest! {

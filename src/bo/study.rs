@@ -23,6 +23,44 @@ pub const MAX_ABS_VALUE: f64 = 1e100;
 pub const MAX_N_INITIAL: usize = 1000;
 /// Largest batch per `suggest` call: each batch element costs one GP re-conditioning.
 pub const MAX_BATCH: usize = 64;
+/// Constraints per study. Every constraint is one more GP fitted on every
+/// Suggest (the fit dominates its latency), and every successful Observe
+/// must report every constrained metric; real studies constrain one to
+/// three outcomes (latency, memory, error rate), 8 leaves room.
+pub const MAX_CONSTRAINTS: usize = 8;
+/// Metric names (objective, declared metrics, constraints, observed metric
+/// keys): 64 bytes. They are map keys in every trial, stored and returned
+/// with each one, and column headers in the CLI's tables; 64 bytes holds
+/// `checkout_p95_latency_ms.eu-west-1` with room to spare.
+pub const MAX_METRIC_NAME_LEN: usize = 64;
+
+/// The rule for a declared metric name (objective, `metrics`, constraint
+/// metrics): 1..=[`MAX_METRIC_NAME_LEN`] bytes of `[A-Za-z0-9_.-]`, safe in
+/// metric labels, keys and tables. The error is an `InvalidSpec` naming `field`.
+pub fn validate_metric_name(field: &str, m: &str) -> Result<(), BoError> {
+    if m.is_empty() {
+        return Err(BoError::spec(field, "must not be empty"));
+    }
+    if m.len() > MAX_METRIC_NAME_LEN {
+        return Err(BoError::spec(
+            field,
+            format!(
+                "must be at most {MAX_METRIC_NAME_LEN} bytes, got {}",
+                m.len()
+            ),
+        ));
+    }
+    if !m
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        return Err(BoError::spec(
+            field,
+            format!("must use only letters, digits, '_', '.' and '-'; got {m:?}"),
+        ));
+    }
+    Ok(())
+}
 /// Up to this many model points the hyperparameters are re-optimized (a short
 /// warm-started L-BFGS) on every call: it costs a few ms and new points move
 /// the length scales most early on.
@@ -103,19 +141,18 @@ impl StudySpec {
                 "must be finite and in [0, 100]",
             ));
         }
+        if self.constraints.len() > MAX_CONSTRAINTS {
+            return Err(BoError::spec(
+                "constraints",
+                format!(
+                    "must have at most {MAX_CONSTRAINTS} constraints, got {}",
+                    self.constraints.len()
+                ),
+            ));
+        }
         let mut seen = HashSet::new();
         for (i, c) in self.constraints.iter().enumerate() {
-            let ok = !c.metric.is_empty()
-                && c.metric.len() <= 64
-                && c.metric
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-            if !ok {
-                return Err(BoError::spec(
-                    format!("constraints[{i}].metric"),
-                    "must be 1..=64 characters of [A-Za-z0-9_.-]",
-                ));
-            }
+            validate_metric_name(&format!("constraints[{i}].metric"), &c.metric)?;
             if !seen.insert(c.metric.as_str()) {
                 return Err(BoError::spec(
                     format!("constraints[{i}].metric"),

@@ -6,14 +6,18 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::study::{FitState, MAX_ABS_VALUE, Observation, Recommendation, StudySpec};
+use super::study::{
+    FitState, MAX_ABS_VALUE, MAX_METRIC_NAME_LEN, Observation, Recommendation, StudySpec,
+    validate_metric_name,
+};
 use super::{BoError, Config, recommend, suggest};
 
 /// Trials per study, pending included. Exact GP inference is O(n³); the fit
 /// already subsamples above a few hundred points, and an autotuning job that
 /// needs more than 5,000 expensive evaluations wants another tool.
 pub const MAX_TRIALS: usize = 5_000;
-/// Named metrics per observation: constraints plus a few to display.
+/// Named metrics per observation, and declared metrics per study:
+/// constraints plus a few to display. Each is stored with every trial.
 pub const MAX_METRICS: usize = 32;
 
 /// What a user declares besides the search space.
@@ -31,32 +35,32 @@ impl StudyDef {
     /// Every rule on the definition; errors name the field.
     pub fn validate(&self) -> Result<(), BoError> {
         self.spec.validate()?;
-        let metric_name_ok = |m: &str| {
-            !m.is_empty()
-                && m.len() <= 64
-                && m.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-        };
-        if !metric_name_ok(&self.objective) {
+        validate_metric_name("objective.name", &self.objective)?;
+        if self.metrics.len() > MAX_METRICS {
             return Err(BoError::InvalidSpec {
-                field: "objective.name".into(),
-                rule: "must be 1..=64 characters of [A-Za-z0-9_.-]".into(),
+                field: "metrics".into(),
+                rule: format!(
+                    "must have at most {MAX_METRICS} metrics, got {}",
+                    self.metrics.len()
+                ),
             });
         }
         let mut seen = HashSet::new();
         for (i, m) in self.metrics.iter().enumerate() {
-            if !metric_name_ok(m) || !seen.insert(m.as_str()) || m == &self.objective {
+            let field = format!("metrics[{i}]");
+            validate_metric_name(&field, m)?;
+            if !seen.insert(m.as_str()) {
                 return Err(BoError::InvalidSpec {
-                    field: format!("metrics[{i}]"),
-                    rule: "must be a unique name of 1..=64 characters of [A-Za-z0-9_.-], not the objective's".into(),
+                    field,
+                    rule: format!("duplicate metric {m:?}"),
                 });
             }
-        }
-        if self.metrics.len() > MAX_METRICS {
-            return Err(BoError::InvalidSpec {
-                field: "metrics".into(),
-                rule: format!("at most {MAX_METRICS}"),
-            });
+            if m == &self.objective {
+                return Err(BoError::InvalidSpec {
+                    field,
+                    rule: format!("{m:?} is the objective's name; declare only the other metrics"),
+                });
+            }
         }
         for (i, c) in self.spec.constraints.iter().enumerate() {
             if c.metric == self.objective {
@@ -222,7 +226,19 @@ impl StudyState {
         let def = &self.def;
         if metrics.len() > MAX_METRICS {
             return Err(ObserveError::Invalid(format!(
-                "metrics: at most {MAX_METRICS} per observation"
+                "metrics: must have at most {MAX_METRICS} entries per observation, got {}",
+                metrics.len()
+            )));
+        }
+        // Only the length of a key is checked, not the declared-name rule:
+        // without declared metrics any label was accepted so far, and
+        // refusing an observation of a running study over a label's spelling
+        // would lose a trial's result. The key is not echoed when too long.
+        if let Some(k) = metrics.keys().find(|k| k.len() > MAX_METRIC_NAME_LEN) {
+            let start: String = k.chars().take(16).collect();
+            return Err(ObserveError::Invalid(format!(
+                "metrics: each key must be at most {MAX_METRIC_NAME_LEN} bytes, got {} (the key starting {start:?})",
+                k.len()
             )));
         }
         for (k, v) in &metrics {
@@ -389,5 +405,70 @@ mod tests {
         d.spec.constraints[0].metric = "cost".into();
         assert!(d.validate().unwrap_err().to_string().contains("objective"));
         def().validate().unwrap();
+    }
+
+    #[test]
+    fn caps_name_the_field_and_the_rule() {
+        use crate::bo::study::{MAX_CONSTRAINTS, MAX_METRIC_NAME_LEN};
+        let err = |d: StudyDef| d.validate().unwrap_err().to_string();
+        let constraints = |n: usize| {
+            (0..n)
+                .map(|i| Constraint {
+                    metric: format!("m{i}"),
+                    upper_bound: 1.0,
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut d = def();
+        d.spec.constraints = constraints(MAX_CONSTRAINTS);
+        d.validate().unwrap();
+        d.spec.constraints = constraints(MAX_CONSTRAINTS + 1);
+        assert!(
+            err(d).contains("constraints: must have at most 8 constraints, got 9"),
+            "constraints"
+        );
+
+        let mut d = def();
+        d.objective = "o".repeat(MAX_METRIC_NAME_LEN);
+        d.validate().unwrap();
+        d.objective.push('o');
+        assert!(err(d).ends_with("objective.name: must be at most 64 bytes, got 65"));
+
+        let mut d = def();
+        d.metrics = (0..MAX_METRICS).map(|i| format!("m{i}")).collect();
+        d.spec.constraints[0].metric = "m0".into();
+        d.validate().unwrap();
+        d.metrics.push("extra".into());
+        assert!(err(d).ends_with("metrics: must have at most 32 metrics, got 33"));
+
+        let mut d = def();
+        d.metrics = vec!["p95_ms".into(), "x".repeat(100_000)];
+        assert!(err(d).ends_with("metrics[1]: must be at most 64 bytes, got 100000"));
+        let mut d = def();
+        d.spec.constraints[0].metric = "x".repeat(100_000);
+        assert!(err(d).ends_with("constraints[0].metric: must be at most 64 bytes, got 100000"));
+
+        let mut s = StudyState::new(def());
+        s.suggest(1, 1).unwrap();
+        let mut m = BTreeMap::from([("p95_ms".to_string(), 1.0)]);
+        m.insert("k".repeat(MAX_METRIC_NAME_LEN + 1), 1.0);
+        let e = s
+            .observe(1, 1.0, m.clone(), false, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("metrics: each key must be at most 64 bytes, got 65"),
+            "{e}"
+        );
+        m.remove(&"k".repeat(MAX_METRIC_NAME_LEN + 1));
+        m.insert("k".repeat(MAX_METRIC_NAME_LEN), 1.0);
+        s.observe(1, 1.0, m, false, 2).unwrap();
+        let many: BTreeMap<String, f64> =
+            (0..=MAX_METRICS).map(|i| (format!("m{i}"), 0.0)).collect();
+        let e = s.observe(1, 1.0, many, false, 2).unwrap_err().to_string();
+        assert!(
+            e.contains("at most 32 entries per observation, got 33"),
+            "{e}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! encode). Authorization and shedding happen before them, in `edge`.
 
 pub mod bandits;
+pub mod decode_status;
 pub mod optimizer;
 
 use crate::error::{Error, ErrorKind};
