@@ -22,6 +22,7 @@
 //! - [`config`]: the `config/posterior.toml` schema, env overrides, validation.
 //! - [`name`]: the naming rule shared by every user-given name.
 //! - [`space_file`]: the search-space TOML file of the CLI.
+//! - [`cli`]: the `posterior` command: `serve` start-up, gRPC client subcommands.
 //! - [`telemetry`]: Prometheus metrics (a tower layer on the gRPC server, a
 //!   timing wrapper around the store, per-experiment counters).
 //!
@@ -31,6 +32,7 @@
 pub mod api;
 pub mod bandit;
 pub mod bo;
+pub mod cli;
 pub mod config;
 pub mod name;
 pub mod server;
