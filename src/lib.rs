@@ -31,6 +31,8 @@
 //!   [`config::Config::check`] into a [`config::ValidConfig`].
 //! - [`name`]: the naming rule shared by every user-given name.
 //! - [`space_file`]: the search-space TOML file of the CLI.
+//! - [`cli`]: the `posterior` command: `serve` start-up, and the client
+//!   subcommands (a gRPC client like any user's).
 //! - [`telemetry`]: Prometheus metrics (a tower layer over both transports,
 //!   a timing wrapper around the store, per-experiment counters).
 //!
@@ -40,6 +42,7 @@
 pub mod app;
 pub mod bandit;
 pub mod bo;
+pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod edge;

@@ -1,0 +1,381 @@
+//! What each client subcommand does: check what clap cannot, build the
+//! request, connect, call (once, or once per page for lists), then print a
+//! table or, with `--json`, the answer itself.
+
+use std::collections::HashSet;
+
+use super::client::Client;
+use super::render::{self, ToJson, emit, num_short, print_json};
+use super::{Command, Conn, Error, ExperimentCmd, ModelArg, StudyCmd};
+use crate::pb;
+
+/// Names per list page: the most the API allows, for the fewest round trips.
+const PAGE_SIZE: i32 = 1_000;
+
+/// Runs one client subcommand (`serve` is not one).
+pub async fn run(conn: &Conn, command: Command) -> Result<(), Error> {
+    match command {
+        Command::Serve(_) => Err(Error::Usage("serve is not a client command".into())),
+        Command::Experiment(cmd) => experiment(conn, cmd).await,
+        Command::Study(cmd) => study(conn, cmd).await,
+        Command::Choose {
+            experiment,
+            eligible,
+        } => {
+            let r = Client::connect(conn)
+                .await?
+                .choose(pb::ChooseRequest {
+                    experiment,
+                    eligible_arms: eligible,
+                })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            let mut text = format!("arm:         {}\ndecision_id: {}\n", r.arm, r.decision_id);
+            if r.fallback {
+                text.push_str(
+                    "fallback:    true (store unreachable: the configured fallback arm)\n",
+                );
+            }
+            emit(&text)
+        }
+        Command::Reward {
+            experiment,
+            decision,
+            arm,
+            value,
+        } => {
+            let target = match (decision, arm) {
+                (Some(d), _) => pb::reward_request::Target::DecisionId(d),
+                (None, Some(a)) => pb::reward_request::Target::Arm(a),
+                // clap requires one of them; kept for callers other than clap.
+                (None, None) => {
+                    return Err(Error::Usage("give --decision ID or --arm NAME".into()));
+                }
+            };
+            let r = Client::connect(conn)
+                .await?
+                .reward(pb::RewardRequest {
+                    experiment,
+                    target: Some(target),
+                    value,
+                })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            emit(&if r.duplicate {
+                format!(
+                    "{}: duplicate decision, already counted (not applied again)\n",
+                    r.arm
+                )
+            } else {
+                format!("{}: reward {} applied\n", r.arm, num_short(value))
+            })
+        }
+        Command::Suggest { study, count } => {
+            let r = Client::connect(conn)
+                .await?
+                .suggest(pb::SuggestRequest { study, count })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            let text: String = r
+                .trials
+                .iter()
+                .map(|t| format!("trial {}: {}\n", t.trial_id, render::params(&t.params)))
+                .collect();
+            emit(&text)
+        }
+        Command::Observe {
+            study,
+            trial,
+            value,
+            metrics,
+            failed,
+        } => {
+            let r = Client::connect(conn)
+                .await?
+                .observe(pb::ObserveRequest {
+                    study,
+                    trial_id: trial,
+                    // Ignored by the server when failed (clap refuses both).
+                    value: value.unwrap_or(0.0),
+                    metrics: metrics.into_iter().collect(),
+                    failed,
+                })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            let t = r.trial.unwrap_or_default();
+            let state = pb::TrialState::try_from(t.state).map_or("?", |s| s.as_str_name());
+            emit(&format!("trial {} {state}\n", t.trial_id))
+        }
+    }
+}
+
+async fn experiment(conn: &Conn, cmd: ExperimentCmd) -> Result<(), Error> {
+    match cmd {
+        ExperimentCmd::Create {
+            name,
+            arms,
+            model,
+            alpha,
+            beta,
+            half_life,
+        } => {
+            let prior = match (model, alpha, beta) {
+                (_, None, None) => None,
+                (ModelArg::Bernoulli, a, b) => Some(
+                    pb::create_experiment_request::Prior::BetaPrior(pb::BetaPrior {
+                        alpha: a.unwrap_or(1.0),
+                        beta: b.unwrap_or(1.0),
+                    }),
+                ),
+                (ModelArg::Gaussian, _, _) => {
+                    return Err(Error::Usage(
+                        "--alpha/--beta set a BERNOULLI Beta prior; GAUSSIAN experiments use the default prior from the CLI".into(),
+                    ));
+                }
+            };
+            let model = match model {
+                ModelArg::Bernoulli => pb::RewardModel::Bernoulli,
+                ModelArg::Gaussian => pb::RewardModel::Gaussian,
+            };
+            let r = Client::connect(conn)
+                .await?
+                .create_experiment(pb::CreateExperimentRequest {
+                    name,
+                    arms,
+                    model: model as i32,
+                    prior,
+                    half_life_seconds: half_life,
+                })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            let e = r.experiment.unwrap_or_default();
+            let verb = if r.created {
+                "created"
+            } else {
+                "already exists (identical)"
+            };
+            emit(&format!(
+                "experiment {} {verb}: {} arms\n",
+                e.name,
+                e.arms.len()
+            ))
+        }
+        ExperimentCmd::Show { name, threshold } => {
+            let r = Client::connect(conn)
+                .await?
+                .get_experiment(pb::GetExperimentRequest { name, threshold })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            emit(&render::experiment(&r, threshold))
+        }
+        ExperimentCmd::List => {
+            let mut c = Client::connect(conn).await?;
+            let names = all_pages(async |page_token| {
+                let r = c
+                    .list_experiments(pb::ListExperimentsRequest {
+                        page_size: PAGE_SIZE,
+                        page_token,
+                    })
+                    .await?;
+                Ok((r.names, r.next_page_token))
+            })
+            .await?;
+            if conn.json {
+                // Every page in one answer, as if the server had sent one.
+                let all = pb::ListExperimentsResponse {
+                    names,
+                    next_page_token: String::new(),
+                };
+                return print_json(&all.to_json());
+            }
+            emit(&render::names(&names, "no experiments"))
+        }
+        ExperimentCmd::Delete { name } => {
+            let r = Client::connect(conn)
+                .await?
+                .delete_experiment(pb::DeleteExperimentRequest { name: name.clone() })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            emit(&format!("experiment {name} deleted\n"))
+        }
+        ExperimentCmd::AddArm { experiment, arm } => {
+            let r = Client::connect(conn)
+                .await?
+                .add_arm(pb::AddArmRequest {
+                    experiment,
+                    arm: arm.clone(),
+                })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            let what = if r.created { "added" } else { "already active" };
+            emit(&format!("arm {arm} {what}\n"))
+        }
+        ExperimentCmd::RetireArm { experiment, arm } => {
+            let r = Client::connect(conn)
+                .await?
+                .retire_arm(pb::RetireArmRequest {
+                    experiment,
+                    arm: arm.clone(),
+                })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            emit(&format!("arm {arm} retired\n"))
+        }
+    }
+}
+
+async fn study(conn: &Conn, cmd: StudyCmd) -> Result<(), Error> {
+    match cmd {
+        StudyCmd::Create { name, space } => {
+            // The file first: a typo in it should not wait for a server.
+            let text = std::fs::read_to_string(&space)
+                .map_err(|e| Error::Failed(format!("{}: {e}", space.display())))?;
+            let req = crate::space_file::parse(&name, &text)
+                .map_err(|e| Error::Failed(format!("{}: {e}", space.display())))?;
+            let r = Client::connect(conn).await?.create_study(req).await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            let s = r.study.unwrap_or_default();
+            let verb = if r.created {
+                "created"
+            } else {
+                "already exists (identical)"
+            };
+            emit(&format!(
+                "study {} {verb}: {} parameters, {} initial design trials\n",
+                s.name,
+                s.parameters.len(),
+                s.n_initial
+            ))
+        }
+        StudyCmd::Show { name } => {
+            let r = Client::connect(conn)
+                .await?
+                .get_study(pb::GetStudyRequest { name })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            emit(&render::study(&r))
+        }
+        StudyCmd::List => {
+            let mut c = Client::connect(conn).await?;
+            let names = all_pages(async |page_token| {
+                let r = c
+                    .list_studies(pb::ListStudiesRequest {
+                        page_size: PAGE_SIZE,
+                        page_token,
+                    })
+                    .await?;
+                Ok((r.names, r.next_page_token))
+            })
+            .await?;
+            if conn.json {
+                let all = pb::ListStudiesResponse {
+                    names,
+                    next_page_token: String::new(),
+                };
+                return print_json(&all.to_json());
+            }
+            emit(&render::names(&names, "no studies"))
+        }
+        StudyCmd::Delete { name } => {
+            let r = Client::connect(conn)
+                .await?
+                .delete_study(pb::DeleteStudyRequest { name: name.clone() })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            emit(&format!("study {name} deleted\n"))
+        }
+    }
+}
+
+/// Every name of a paginated list: `page(token)` returns one page's names
+/// and the next token; an empty token ends the list. A server that hands
+/// out a token twice would loop forever: that is an error, not a list.
+async fn all_pages(
+    mut page: impl AsyncFnMut(String) -> Result<(Vec<String>, String), Error>,
+) -> Result<Vec<String>, Error> {
+    let mut names = Vec::new();
+    let mut seen = HashSet::new();
+    let mut token = String::new();
+    loop {
+        let (more, next) = page(token).await?;
+        names.extend(more);
+        if next.is_empty() {
+            return Ok(names);
+        }
+        if !seen.insert(next.clone()) {
+            return Err(Error::Failed(format!(
+                "the server sent page token {next:?} twice; stopping after {} names",
+                names.len()
+            )));
+        }
+        token = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block<T>(f: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn pages_are_followed_to_the_empty_token() {
+        let pages = [("", vec!["a", "b"], "t1"), ("t1", vec!["c"], "")];
+        let mut calls = 0;
+        let names = block(all_pages(async |token: String| {
+            let (expect, names, next) = &pages[calls];
+            assert_eq!(token, *expect);
+            calls += 1;
+            Ok((
+                names.iter().map(|s| s.to_string()).collect(),
+                next.to_string(),
+            ))
+        }))
+        .expect("pages");
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn a_repeated_token_stops_the_loop() {
+        let mut calls = 0;
+        let r = block(all_pages(async |_token: String| {
+            calls += 1;
+            Ok((vec!["x".to_string()], "same".to_string()))
+        }));
+        match r {
+            Err(Error::Failed(m)) => assert!(m.contains("twice"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(calls, 2);
+    }
+}
