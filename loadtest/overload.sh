@@ -12,8 +12,8 @@
 # of microseconds, so shedding can actually protect the admitted work, and one
 # client core can offer 3x what one server core serves. (Choose, at ~40 us
 # per call, costs about what HTTP/2 framing of a refusal costs: on these two
-# shared cores the client cannot even offer 3x Choose capacity. The README
-# says what that means.)
+# shared cores the client cannot even offer 3x Choose capacity.
+# docs/reliability.md says what that means.)
 #
 # 1. capacity: closed loop with LIMIT callers (every request admitted)
 #    gives throughput C and the accepted p99 at capacity, P.

@@ -186,7 +186,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 ];
 
 /// See config/posterior.toml; the regret measured at this bound against
-/// always-fresh reads is in the README (Performance).
+/// always-fresh reads is in docs/benchmarks.md.
 pub const DEFAULT_CHOOSE_MAX_STALENESS_MS: u64 = 100;
 /// Beyond a minute a "snapshot" is a different experiment; surely a unit mistake.
 const MAX_CHOOSE_STALENESS_MS: u64 = 60_000;

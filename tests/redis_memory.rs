@@ -1,4 +1,4 @@
-//! What exactly-once costs in Redis memory: the README quotes this figure.
+//! What exactly-once costs in Redis memory: docs/api.md quotes this figure.
 
 mod common;
 

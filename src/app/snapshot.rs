@@ -3,11 +3,13 @@
 //!
 //! **The bound.** A snapshot's age is measured from the moment its store
 //! read *started*, so it reflects every write acknowledged before then. A
-//! Choose never uses a snapshot older than the bound: a reward acknowledged
-//! by any replica is seen by every Choose that starts more than `bound` later.
-//! Thompson sampling tolerates slightly stale posteriors (see the README for
-//! the regret measured against always-fresh reads). `0` turns the cache off:
-//! every Choose reads the store.
+//! Choose never uses a snapshot older than the bound while the store answers:
+//! a reward acknowledged by any replica is seen by every Choose that starts
+//! more than `bound` later. (When the refresh fails because the store is
+//! down, the last snapshot is served whatever its age: see `get`.)
+//! Thompson sampling tolerates slightly stale posteriors (docs/benchmarks.md
+//! has the regret measured against always-fresh reads). `0` turns the cache
+//! off: every Choose reads the store.
 //!
 //! **Refresh without a stampede** (single-flight per experiment):
 //! - younger than a refresh-ahead point (half the bound; an eighth once a
