@@ -22,8 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The proto3 JSON mapping of the same messages, for the HTTP transport.
     // Unknown fields are refused (pbjson's default): a misspelt
     // `decisionID` silently ignored would be a lost reward.
+    // Fields at their default are written too (`"duplicate": false`, not
+    // an absent key): `jq .duplicate` should say false, not null.
     pbjson_build::Builder::new()
         .register_descriptors(&descriptor)?
+        .emit_fields()
         .out_dir(&out)
         .build(&[".posterior.v1"])?;
     Ok(())
