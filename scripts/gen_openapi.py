@@ -675,18 +675,32 @@ def build():
                     "schema": {"$ref": f"#/components/schemas/{r['resp']}"}}},
             },
         }
+        # FAILED_PRECONDITION is a 400 (the standard gRPC -> HTTP mapping,
+        # src/error.rs); ALREADY_EXISTS and ABORTED are 409s.
+        precondition, conflict = [], []
+        for part in (r.get("conflict") or "").split("; "):
+            if part:
+                (precondition if part.startswith("`FAILED_PRECONDITION`")
+                 else conflict).append(part)
         codes = [400, 401, 403]
         if r.get("not_found", True):
             codes.append(404)
-        if r.get("conflict"):
+        if conflict:
             codes.append(409)
         codes += [429, 500, 503, 504]
+        error_json = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
         for c in codes:
             if c == 409:
                 resp["409"] = {
-                    "description": "Conflict with the resource's state: " + r["conflict"],
-                    "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/Error"}}},
+                    "description": "Conflict with the resource's state: "
+                                   + "; ".join(conflict),
+                    "content": error_json,
+                }
+            elif c == 400 and precondition:
+                resp["400"] = {
+                    "description": ERRORS[400][1] + " Also a request the resource's state "
+                                   "forbids: " + "; ".join(precondition),
+                    "content": error_json,
                 }
             else:
                 resp[str(c)] = {"$ref": f"#/components/responses/{ERRORS[c][0]}"}
