@@ -159,6 +159,41 @@ impl Default for LogConfig {
     }
 }
 
+/// Where state lives, decided once from `store.backend` and `store.redis_url`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoreBackend {
+    /// Volatile: lost when the process ends (tests, demos).
+    Memory,
+    /// The durable default: one redb file.
+    Embedded { path: std::path::PathBuf },
+    /// Redis (one node, or a comma-separated cluster seed list); connection
+    /// settings in `config.store`.
+    Redis { url: String },
+}
+
+impl StoreBackend {
+    /// For logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StoreBackend::Memory => "memory",
+            StoreBackend::Embedded { .. } => "embedded",
+            StoreBackend::Redis { .. } => "redis",
+        }
+    }
+}
+
+/// A configuration that passed [`Config::check`]: it cannot be invalid.
+#[derive(Clone, Debug)]
+pub struct ValidConfig {
+    pub listen: SocketAddr,
+    /// The Prometheus exporter's address; `None` = metrics off.
+    pub metrics: Option<SocketAddr>,
+    pub store: StoreBackend,
+    pub keys: crate::edge::auth::ApiKeys,
+    /// Every other (checked) setting.
+    pub config: Config,
+}
+
 /// Environment variables that override the file (flags override these).
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("POSTERIOR_LISTEN", "server.listen"),
@@ -379,6 +414,36 @@ impl Config {
         Ok(())
     }
 
+    /// Validate once into a [`ValidConfig`]: the typed values the server
+    /// runs on (addresses parsed, the store backend an enum, API keys
+    /// hashed), so nothing downstream re-reads or re-checks a string.
+    pub fn check(self) -> Result<ValidConfig, String> {
+        self.validate()?;
+        let listen = self.listen_addr()?;
+        let metrics = self.metrics_addr()?;
+        let keys = crate::edge::auth::ApiKeys::parse("auth.keys", &self.auth.keys)?;
+        let store = if !self.store.redis_url.is_empty() {
+            // A Redis URL wins over `store.backend` (the CLI's --redis and
+            // POSTERIOR_REDIS set only the URL).
+            StoreBackend::Redis {
+                url: self.store.redis_url.clone(),
+            }
+        } else if self.store.backend == "memory" {
+            StoreBackend::Memory
+        } else {
+            StoreBackend::Embedded {
+                path: self.store.path.clone().into(),
+            }
+        };
+        Ok(ValidConfig {
+            listen,
+            metrics,
+            store,
+            keys,
+            config: self,
+        })
+    }
+
     /// The exporter's address, or `None` when metrics are off.
     pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, String> {
         if self.metrics.listen.is_empty() {
@@ -405,6 +470,29 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_types_the_store_backend_once() {
+        let v = Config::default().check().unwrap();
+        assert_eq!(
+            v.store,
+            StoreBackend::Embedded {
+                path: "posterior.redb".into()
+            }
+        );
+        assert_eq!(v.listen.port(), 50051);
+        assert!(v.metrics.is_none() && v.keys.is_empty());
+        let mut c = Config::default();
+        c.store.backend = "memory".into();
+        assert_eq!(c.check().unwrap().store, StoreBackend::Memory);
+        // A Redis URL wins over the backend name.
+        let mut c = Config::default();
+        c.store.redis_url = "redis://127.0.0.1:1".into();
+        assert_eq!(c.check().unwrap().store.name(), "redis");
+        let mut c = Config::default();
+        c.store.backend = "etcd".into();
+        assert!(c.check().unwrap_err().starts_with("store.backend"));
+    }
 
     #[test]
     fn shipped_file_is_the_defaults() {

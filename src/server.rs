@@ -30,9 +30,8 @@ use crate::app::bandits::BanditSettings;
 use crate::app::snapshot::SnapshotCache;
 use crate::app::{App, Bandits, Studies};
 use crate::bandit::DecisionSigner;
-use crate::config::Config;
+use crate::config::{Config, StoreBackend, ValidConfig};
 use crate::edge::admission::{AdmissionLayer, is_grpc};
-use crate::edge::auth::ApiKeys;
 use crate::grpc::bandits::BanditsGrpc;
 use crate::grpc::decode_status::DecodeStatusLayer;
 use crate::grpc::optimizer::OptimizerGrpc;
@@ -105,22 +104,23 @@ fn redis_options(st: &crate::config::StoreConfig) -> Result<RedisOptions, String
 const CONNECTION_WINDOW_BYTES: u32 = 1024 * 1024;
 
 /// The store the configuration asks for, and the key that signs decision ids.
-async fn open_store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<u8>), String> {
-    let store: Arc<dyn Store> = if !cfg.store.redis_url.is_empty() {
-        let opts = redis_options(&cfg.store)?;
-        let store = RedisStore::connect(&cfg.store.redis_url, &opts)
-            .await
-            .map_err(|e| format!("store.redis_url: {e}"))?;
-        tracing::info!(url = %redact_url(&cfg.store.redis_url), tls = cfg.store.redis_url.starts_with("rediss://"), "connected to redis");
-        Arc::new(store)
-    } else if cfg.store.backend == "memory" {
-        Arc::new(MemoryStore::new())
-    } else {
-        let store = EmbeddedStore::open(std::path::Path::new(&cfg.store.path))
-            .map_err(|e| format!("store.path: {e}"))?;
-        Arc::new(store)
+async fn open_store(cfg: &ValidConfig) -> Result<(Arc<dyn Store>, Vec<u8>), String> {
+    let store: Arc<dyn Store> = match &cfg.store {
+        StoreBackend::Redis { url } => {
+            let opts = redis_options(&cfg.config.store)?;
+            let store = RedisStore::connect(url, &opts)
+                .await
+                .map_err(|e| format!("store.redis_url: {e}"))?;
+            tracing::info!(url = %redact_url(url), tls = url.starts_with("rediss://"), "connected to redis");
+            Arc::new(store)
+        }
+        StoreBackend::Memory => Arc::new(MemoryStore::new()),
+        StoreBackend::Embedded { path } => {
+            Arc::new(EmbeddedStore::open(path).map_err(|e| format!("store.path: {e}"))?)
+        }
     };
-    let secret = if cfg.decisions.secret.is_empty() {
+    let secret = &cfg.config.decisions.secret;
+    let secret = if secret.is_empty() {
         // Generated once per store, then shared: see `Store::shared_secret`.
         let proposed: [u8; 32] = rand::random();
         store
@@ -128,7 +128,7 @@ async fn open_store(cfg: &Config) -> Result<(Arc<dyn Store>, Vec<u8>), String> {
             .await
             .map_err(|e| format!("decisions.secret: {e}"))?
     } else {
-        cfg.decisions.secret.as_bytes().to_vec()
+        secret.as_bytes().to_vec()
     };
     Ok((store, secret))
 }
@@ -163,15 +163,17 @@ fn tls_config(cfg: &Config) -> Result<Option<tonic::transport::ServerTlsConfig>,
 /// Validate `cfg`, open the store, bind `cfg.server.listen` (port 0 picks a
 /// free port) and serve in the background.
 pub async fn start(cfg: Config) -> Result<Running, String> {
-    cfg.validate()?;
-    let addr = cfg.listen_addr()?;
+    let valid = cfg.check()?;
+    let addr = valid.listen;
     // Metrics first: handles created before the recorder exists are no-ops.
-    let metrics_addr = cfg.metrics_addr()?;
-    if let Some(m) = metrics_addr {
+    if let Some(m) = valid.metrics {
         telemetry::install_exporter(m)?;
     }
-    let telemetry = Arc::new(Telemetry::new(metrics_addr.is_some()));
-    let (mut store, secret) = open_store(&cfg).await?;
+    let telemetry = Arc::new(Telemetry::new(valid.metrics.is_some()));
+    let (mut store, secret) = open_store(&valid).await?;
+    let backend = valid.store.name();
+    let keys = valid.keys;
+    let cfg = valid.config;
     if telemetry.enabled() {
         store = TimedStore::wrap(store);
     }
@@ -215,7 +217,6 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         .build_v1alpha()
         .map_err(|e| format!("reflection: {e}"))?;
 
-    let keys = ApiKeys::parse("auth.keys", &cfg.auth.keys)?;
     if keys.is_empty() {
         tracing::warn!("no API keys configured (auth.keys): authentication is off");
     }
@@ -279,11 +280,6 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = rx.await;
     }));
-    let backend = if cfg.store.redis_url.is_empty() {
-        cfg.store.backend.as_str()
-    } else {
-        "redis"
-    };
     tracing::info!(%addr, store = backend, "posterior listening");
     Ok(Running {
         addr,
