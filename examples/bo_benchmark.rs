@@ -26,7 +26,7 @@ use std::time::Instant;
 use clap::Parser;
 use posterior::bo::testfns::{self, TestFn};
 use posterior::bo::{
-    Config, FitState, Goal, Observation, ParamKind, ParamValue, Parameter, SearchSpace, StudySpec,
+    FitState, Goal, Observation, ParamKind, ParamValue, Parameter, Point, SearchSpace, StudySpec,
     default_n_initial, suggest,
 };
 use rand::rngs::StdRng;
@@ -106,7 +106,7 @@ impl Problem {
     }
 
     /// (observed value, noise-free value).
-    fn eval(&self, c: &Config, rng: &mut StdRng) -> (f64, f64) {
+    fn eval(&self, c: &Point, rng: &mut StdRng) -> (f64, f64) {
         match &self.kind {
             ProblemKind::Test(f) => {
                 let v = f.eval(c);
@@ -125,7 +125,7 @@ impl Problem {
     }
 }
 
-fn num(c: &Config, k: &str) -> f64 {
+fn num(c: &Point, k: &str) -> f64 {
     match c.get(k) {
         Some(ParamValue::Number(v)) => *v,
         _ => f64::NAN,
@@ -194,7 +194,7 @@ fn problem(name: &str) -> Problem {
     }
 }
 
-fn observation(config: Config, value: f64) -> Observation {
+fn observation(config: Point, value: f64) -> Observation {
     Observation {
         config,
         value: Some(value),
@@ -265,7 +265,7 @@ fn hartmann_random(n: usize, rng: &mut StdRng, f: &TestFn) -> Vec<Observation> {
     let names: Vec<String> = f.space.parameters.iter().map(|p| p.name.clone()).collect();
     (0..n)
         .map(|_| {
-            let c: Config = names
+            let c: Point = names
                 .iter()
                 .map(|k| (k.clone(), ParamValue::Number(rng.random::<f64>())))
                 .collect();

@@ -7,8 +7,9 @@
 //! * [`gp`]: exact GP conditioning (Cholesky with escalating jitter) and prediction.
 //! * [`fit`]: hyperparameter fit (log marginal likelihood + priors, argmin L-BFGS).
 //! * [`acquisition`]: log EI (stable tails), UCB, log PI, log P(feasible).
-//! * [`optimizer`]: acquisition maximization over mixed spaces.
-//! * [`study`]: the entry points [`suggest`] and [`recommend`].
+//! * [`maximize`]: acquisition maximization over mixed spaces.
+//! * [`suggest`]: the algorithm: the entry points [`suggest()`] and [`recommend`].
+//! * [`study`]: a study: its definition, trials and their lifecycle.
 //! * [`testfns`]: benchmark functions (Branin, Hartmann6, Ackley-5, Rosenbrock-4, serverless toy).
 //! * [`warp`]: output standardization and the Yeo-Johnson output warp.
 //! * [`error`]: the error type [`BoError`].
@@ -18,25 +19,25 @@ pub mod error;
 pub mod fit;
 pub mod gp;
 pub mod kernel;
-pub mod optimizer;
+pub mod maximize;
 pub mod sobol;
 pub mod space;
 pub mod study;
+pub mod suggest;
 pub mod testfns;
-pub mod trials;
 pub mod warp;
 
 pub use acquisition::{Acquisition, DEFAULT_UCB_BETA};
 pub use error::BoError;
 pub use kernel::Hyper;
 pub use space::{
-    Config, MAX_CATEGORY_LEN, MAX_DIMENSIONS, MAX_LEVELS, ParamKind, ParamValue, Parameter,
+    MAX_CATEGORY_LEN, MAX_DIMENSIONS, MAX_LEVELS, ParamKind, ParamValue, Parameter, Point,
     SearchSpace,
 };
 pub use study::{
+    Best, MAX_METRICS, MAX_TRIALS, ObserveError, StudyDef, StudyState, Trial, TrialState,
+};
+pub use suggest::{
     Constraint, FitState, Goal, MAX_CONSTRAINTS, MAX_METRIC_NAME_LEN, Observation, Recommendation,
     StudySpec, Suggestion, default_n_initial, recommend, suggest,
-};
-pub use trials::{
-    Best, MAX_METRICS, MAX_TRIALS, ObserveError, StudyDef, StudyState, Trial, TrialState,
 };

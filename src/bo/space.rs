@@ -35,7 +35,7 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const MAX_CATEGORY_LEN: usize = 256;
 
 /// A configuration: parameter name -> value.
-pub type Config = BTreeMap<String, ParamValue>;
+pub type Point = BTreeMap<String, ParamValue>;
 
 /// A parameter value: numbers for float/int/ordinal, strings for categoricals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -265,7 +265,7 @@ impl SearchSpace {
 
     /// Checks that `config` assigns every parameter exactly one value of its
     /// declared type and nothing else.
-    pub fn validate_config(&self, config: &Config) -> Result<(), BoError> {
+    pub fn validate_config(&self, config: &Point) -> Result<(), BoError> {
         for key in config.keys() {
             if !self.parameters.iter().any(|p| &p.name == key) {
                 return Err(BoError::config(key.clone(), "unknown parameter"));
@@ -370,7 +370,7 @@ impl SearchSpace {
     }
 
     /// Encodes a configuration that passed `validate_config`.
-    pub(crate) fn encode(&self, config: &Config) -> Result<Vec<f64>, BoError> {
+    pub(crate) fn encode(&self, config: &Point) -> Result<Vec<f64>, BoError> {
         self.validate_config(config)?;
         let pos = self.positions();
         let mut out = vec![0.0; self.parameters.len()];
@@ -398,9 +398,9 @@ impl SearchSpace {
 
     /// Decodes an encoded point (any real numbers; clamped) into a configuration
     /// whose values are exactly of the declared types.
-    pub(crate) fn decode(&self, x: &[f64]) -> Config {
+    pub(crate) fn decode(&self, x: &[f64]) -> Point {
         let pos = self.positions();
-        let mut out = Config::new();
+        let mut out = Point::new();
         for (p, &j) in self.parameters.iter().zip(&pos) {
             let u = x.get(j).copied().unwrap_or(0.0);
             let u = if u.is_finite() { u } else { 0.0 };
@@ -426,7 +426,7 @@ impl SearchSpace {
     }
 
     /// Rounds an encoded point to the encoding of the configuration it decodes to.
-    pub(crate) fn snap(&self, x: &[f64]) -> (Vec<f64>, Config) {
+    pub(crate) fn snap(&self, x: &[f64]) -> (Vec<f64>, Point) {
         let c = self.decode(x);
         let e = self.encode(&c).unwrap_or_else(|_| x.to_vec());
         (e, c)
@@ -434,7 +434,7 @@ impl SearchSpace {
 
     /// An identity key: equal keys iff equal configurations (floats by bit pattern,
     /// `-0.0` folded into `0.0`). Assumes a valid configuration.
-    pub(crate) fn key(&self, config: &Config) -> Vec<u64> {
+    pub(crate) fn key(&self, config: &Point) -> Vec<u64> {
         self.parameters
             .iter()
             .map(|p| match (&p.kind, config.get(&p.name)) {
@@ -452,8 +452,8 @@ impl SearchSpace {
 
     /// The `index`-th configuration of a finite space in mixed-radix order
     /// (`index < cardinality`); `None` for floats.
-    pub(crate) fn config_at(&self, mut index: u128) -> Option<Config> {
-        let mut out = Config::new();
+    pub(crate) fn config_at(&self, mut index: u128) -> Option<Point> {
+        let mut out = Point::new();
         for p in &self.parameters {
             let n = level_count(&p.kind)?;
             let i = index % n;
@@ -485,7 +485,7 @@ impl SearchSpace {
 }
 
 /// Rounding and identity keys directly in the encoded space, for the optimizer's
-/// hot loop: building a `Config` (a `BTreeMap` of `String`s) per candidate costs
+/// hot loop: building a `Point` (a `BTreeMap` of `String`s) per candidate costs
 /// more than the GP prediction at small n, and only the winners need decoding.
 pub(crate) struct Codec<'a> {
     space: &'a SearchSpace,

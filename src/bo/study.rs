@@ -1,1099 +1,477 @@
-//! Public entry points: `suggest` and `recommend`.
+//! A study as the service keeps it: its definition and its trials (pending,
+//! completed, failed), with the rules of the Suggest/Observe life cycle.
+//! Pure: the store persists a [`StudyState`]; the API calls these methods.
 
 use std::collections::{BTreeMap, HashSet};
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use super::acquisition::{AcqModel, Acquisition, ConstraintModel};
-use super::error::BoError;
-use super::fit::{FitMode, fit_hyper};
-use super::gp::Gp;
-use super::kernel::Hyper;
-use super::optimizer::{Optimizer, random_unused};
-use super::sobol::maximin_design;
-use super::space::{Config, SearchSpace};
-use super::warp::{OutputWarp, Standardizer};
+use super::suggest::{
+    FitState, MAX_ABS_VALUE, MAX_METRIC_NAME_LEN, Observation, Recommendation, StudySpec,
+    validate_metric_name,
+};
+use super::suggest::{recommend_validated, suggest_validated};
+use super::{BoError, Point};
 
-/// Objective values and metrics must satisfy |v| ≤ this: standardization squares
-/// deviations, so values near 1e154 would overflow; no real metric is this large.
-pub const MAX_ABS_VALUE: f64 = 1e100;
-/// Largest `n_initial`: beyond a few hundred random points there is no reason to use BO.
-pub const MAX_N_INITIAL: usize = 1000;
-/// Largest batch per `suggest` call: each batch element costs one GP re-conditioning.
-pub const MAX_BATCH: usize = 64;
-/// Constraints per study. Every constraint is one more GP fitted on every
-/// Suggest (the fit dominates its latency), and every successful Observe
-/// must report every constrained metric; real studies constrain one to
-/// three outcomes (latency, memory, error rate), 8 leaves room.
-pub const MAX_CONSTRAINTS: usize = 8;
-/// Metric names (objective, declared metrics, constraints, observed metric
-/// keys): 64 bytes. They are map keys in every trial, stored and returned
-/// with each one, and column headers in the CLI's tables; 64 bytes holds
-/// `checkout_p95_latency_ms.eu-west-1` with room to spare.
-pub const MAX_METRIC_NAME_LEN: usize = 64;
+/// Trials per study, pending included. Exact GP inference is O(n³); the fit
+/// already subsamples above a few hundred points, and an autotuning job that
+/// needs more than 5,000 expensive evaluations wants another tool.
+pub const MAX_TRIALS: usize = 5_000;
+/// Named metrics per observation, and declared metrics per study:
+/// constraints plus a few to display. Each is stored with every trial.
+pub const MAX_METRICS: usize = 32;
 
-/// The rule for a declared metric name (objective, `metrics`, constraint
-/// metrics): 1..=[`MAX_METRIC_NAME_LEN`] bytes of `[A-Za-z0-9_.-]`, safe in
-/// metric labels, keys and tables. The error is an `InvalidSpec` naming `field`.
-pub fn validate_metric_name(field: &str, m: &str) -> Result<(), BoError> {
-    if m.is_empty() {
-        return Err(BoError::spec(field, "must not be empty"));
-    }
-    if m.len() > MAX_METRIC_NAME_LEN {
-        return Err(BoError::spec(
-            field,
-            format!(
-                "must be at most {MAX_METRIC_NAME_LEN} bytes, got {}",
-                m.len()
-            ),
-        ));
-    }
-    if !m
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-    {
-        return Err(BoError::spec(
-            field,
-            format!("must use only letters, digits, '_', '.' and '-'; got {m:?}"),
-        ));
-    }
-    Ok(())
-}
-/// Up to this many model points the hyperparameters are re-optimized (a short
-/// warm-started L-BFGS) on every call: it costs a few ms and new points move
-/// the length scales most early on.
-const WARM_REFIT_EVERY_CALL_N: usize = 60;
-/// Above that, the warm refit runs every `n / WARM_REFIT_DIVISOR` new points
-/// (every 5 at n = 100, every 25 at n = 500) and the stored hyperparameters are
-/// reused in between: one new point barely moves a posterior over hyperparameters
-/// fitted on 100+ points, and each L-BFGS step costs an O(n³) factorization.
-const WARM_REFIT_DIVISOR: usize = 20;
-/// Above this many model points full fits drop their random restarts and cap
-/// their iterations (the warm start and the default remain): the landscape is
-/// well determined by then and each restart costs O(n³) per step.
-const CHEAP_FULL_FIT_N: usize = 150;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Goal {
-    #[default]
-    Minimize,
-    Maximize,
-}
-
-/// Outcome constraint: `metrics[metric] <= upper_bound` for a feasible trial.
+/// What a user declares besides the search space.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Constraint {
-    pub metric: String,
-    pub upper_bound: f64,
+pub struct StudyDef {
+    pub name: String,
+    pub spec: StudySpec,
+    /// The objective's name (e.g. `cost_usd`), for display.
+    pub objective: String,
+    /// Declared metric names. When non-empty, constraints must name one of them.
+    pub metrics: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StudySpec {
-    pub space: SearchSpace,
-    pub goal: Goal,
-    pub constraints: Vec<Constraint>,
-    pub n_initial: usize,
-    pub acquisition: Acquisition,
-    pub seed: u64,
-}
-
-/// Default size of the initial design: `max(10, d + 1)`. d + 1 points are the
-/// least that can pin down a linear trend (a first guess of every length
-/// scale); 10 is measured: on all five benchmark functions (bench/bo.sh) a
-/// 10-point design beat `clamp(d + 1, 5, 10)` at 30 and 50 evaluations,
-/// because the GP's hyperparameters from 5-7 points send the early search
-/// into local basins (Hartmann6 @50: 0.0011 against 0.06; serverless @30: 0.22
-/// against 0.82). Optuna's default is 10 too.
-pub fn default_n_initial(dims: usize) -> usize {
-    (dims + 1).max(10)
-}
-
-impl StudySpec {
-    /// A spec with defaults: LogEi, no constraints, `default_n_initial`.
-    pub fn new(space: SearchSpace, goal: Goal, seed: u64) -> Self {
-        let n_initial = default_n_initial(space.parameters.len());
-        StudySpec {
-            space,
-            goal,
-            constraints: Vec::new(),
-            n_initial,
-            acquisition: Acquisition::LogEi,
-            seed,
-        }
-    }
-
+impl StudyDef {
+    /// Every rule on the definition; errors name the field.
     pub fn validate(&self) -> Result<(), BoError> {
-        self.space.validate()?;
-        if self.n_initial == 0 || self.n_initial > MAX_N_INITIAL {
-            return Err(BoError::spec(
-                "n_initial",
-                format!("must be in 1..={MAX_N_INITIAL}"),
-            ));
-        }
-        if let Acquisition::Ucb { beta } = self.acquisition
-            && !(beta.is_finite() && (0.0..=100.0).contains(&beta))
-        {
-            return Err(BoError::spec(
-                "acquisition.ucb.beta",
-                "must be finite and in [0, 100]",
-            ));
-        }
-        if self.constraints.len() > MAX_CONSTRAINTS {
-            return Err(BoError::spec(
-                "constraints",
-                format!(
-                    "must have at most {MAX_CONSTRAINTS} constraints, got {}",
-                    self.constraints.len()
+        self.spec.validate()?;
+        validate_metric_name("objective.name", &self.objective)?;
+        if self.metrics.len() > MAX_METRICS {
+            return Err(BoError::InvalidSpec {
+                field: "metrics".into(),
+                rule: format!(
+                    "must have at most {MAX_METRICS} metrics, got {}",
+                    self.metrics.len()
                 ),
-            ));
+            });
         }
         let mut seen = HashSet::new();
-        for (i, c) in self.constraints.iter().enumerate() {
-            validate_metric_name(&format!("constraints[{i}].metric"), &c.metric)?;
-            if !seen.insert(c.metric.as_str()) {
-                return Err(BoError::spec(
-                    format!("constraints[{i}].metric"),
-                    "duplicate metric",
-                ));
+        for (i, m) in self.metrics.iter().enumerate() {
+            let field = format!("metrics[{i}]");
+            validate_metric_name(&field, m)?;
+            if !seen.insert(m.as_str()) {
+                return Err(BoError::InvalidSpec {
+                    field,
+                    rule: format!("duplicate metric {m:?}"),
+                });
             }
-            if !c.upper_bound.is_finite() || c.upper_bound.abs() > MAX_ABS_VALUE {
-                return Err(BoError::spec(
-                    format!("constraints[{i}].upper_bound"),
-                    "must be finite",
-                ));
+            if m == &self.objective {
+                return Err(BoError::InvalidSpec {
+                    field,
+                    rule: format!("{m:?} is the objective's name; declare only the other metrics"),
+                });
+            }
+        }
+        for (i, c) in self.spec.constraints.iter().enumerate() {
+            if c.metric == self.objective {
+                return Err(BoError::InvalidSpec {
+                    field: format!("constraints[{i}].metric"),
+                    rule: format!(
+                        "{:?} is the objective; constrain a separate metric",
+                        c.metric
+                    ),
+                });
+            }
+            if !self.metrics.is_empty() && !self.metrics.contains(&c.metric) {
+                return Err(BoError::InvalidSpec {
+                    field: format!("constraints[{i}].metric"),
+                    rule: format!(
+                        "{:?} is not a declared metric (metrics: {:?})",
+                        c.metric, self.metrics
+                    ),
+                });
             }
         }
         Ok(())
     }
 }
 
-/// One finished trial. `value` is `None` iff `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TrialState {
+    Pending,
+    Completed,
+    Failed,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Observation {
-    pub config: Config,
+pub struct Trial {
+    /// 1, 2, 3, … in suggestion order.
+    pub id: u64,
+    pub config: Point,
+    pub state: TrialState,
+    /// The objective in the user's units (None while pending or when failed).
     pub value: Option<f64>,
     #[serde(default)]
     pub metrics: BTreeMap<String, f64>,
-    #[serde(default)]
-    pub failed: bool,
+    pub suggested_ms: i64,
+    pub observed_ms: Option<i64>,
 }
 
-/// Fitted hyperparameters, stored by the service and passed back as a warm start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct FitState {
-    pub objective: Option<Hyper>,
-    pub constraints: BTreeMap<String, Hyper>,
-    /// Number of model points at the last full multi-start fit.
-    pub n_at_full_fit: usize,
-}
-
+/// A study's whole state, persisted as one record with a revision number:
+/// every change is a compare-and-set on the revision, so two replicas never
+/// hand out the same pending trial nor complete a trial twice.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Suggestion {
-    pub configs: Vec<Config>,
+pub struct StudyState {
+    pub def: StudyDef,
+    pub trials: Vec<Trial>,
+    /// Hyperparameters of the last fit: the next Suggest warm-starts from them.
     pub fit: Option<FitState>,
+    /// Incremented by every saved change.
+    pub revision: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Recommendation {
-    /// Index of the best observed feasible trial (by observed value).
+/// The best trial and the model's recommendation, resolved to trials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Best {
     pub best_observed: Option<usize>,
-    /// Index of the feasible observed trial with the best posterior mean.
     pub recommended: Option<usize>,
-    /// Posterior mean and std of the objective at `recommended`, original units.
     pub mean: f64,
     pub std: f64,
 }
 
-fn check_observations(
-    spec: &StudySpec,
-    obs: &[Observation],
-    pending: &[Config],
-) -> Result<(), BoError> {
-    for (i, o) in obs.iter().enumerate() {
-        spec.space.validate_config(&o.config).map_err(|e| match e {
-            BoError::InvalidConfig { field, rule } => {
-                BoError::observation(format!("observations[{i}].config.{field}"), rule)
-            }
-            other => other,
-        })?;
-        match (o.failed, o.value) {
-            (true, Some(_)) => {
-                return Err(BoError::observation(
-                    format!("observations[{i}].value"),
-                    "must be absent when failed",
-                ));
-            }
-            (false, None) => {
-                return Err(BoError::observation(
-                    format!("observations[{i}].value"),
-                    "required unless failed",
-                ));
-            }
-            (false, Some(v)) if !v.is_finite() || v.abs() > MAX_ABS_VALUE => {
-                return Err(BoError::observation(
-                    format!("observations[{i}].value"),
-                    format!("must be finite with |value| <= {MAX_ABS_VALUE:e}"),
-                ));
-            }
-            _ => {}
-        }
-        for (k, v) in &o.metrics {
-            if !v.is_finite() || v.abs() > MAX_ABS_VALUE {
-                return Err(BoError::observation(
-                    format!("observations[{i}].metrics.{k}"),
-                    format!("must be finite with |value| <= {MAX_ABS_VALUE:e}"),
-                ));
-            }
-        }
-    }
-    for (i, p) in pending.iter().enumerate() {
-        spec.space.validate_config(p).map_err(|e| match e {
-            BoError::InvalidConfig { field, rule } => {
-                BoError::request(format!("pending[{i}].{field}"), rule)
-            }
-            other => other,
-        })?;
-    }
-    Ok(())
-}
-
-fn mix_seed(a: u64, b: u64) -> u64 {
-    // splitmix64 finalizer of a combination, so that nearby seeds give unrelated streams.
-    let mut z = a ^ b.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The fitted models for one call.
-struct Models {
-    objective: Gp,
-    /// Maps internal objective values to the GP's units (monotone increasing).
-    obj_warp: OutputWarp,
-    constraints: Vec<(Gp, f64)>,
-    best: Option<f64>,
-    fit: FitState,
-    /// Encoded best feasible observations (for local candidates).
-    anchors: Vec<Vec<f64>>,
-}
-
-impl Models {
-    /// Kriging believer: adds `(x, μ(x))` to the objective and every constraint GP
-    /// (O(n²) each). A GP that fails to take the point keeps its old state, which
-    /// only makes the batch less diverse.
-    fn fantasize(&mut self, x: Vec<f64>) {
-        let pt = std::slice::from_ref(&x);
-        let (mu, _) = self.objective.predict(pt);
-        if let Ok(gp) = self.objective.with_point(x.clone(), mu[0]) {
-            self.objective = gp;
-        }
-        for (gp, _) in &mut self.constraints {
-            let (mu, _) = gp.predict(pt);
-            if let Ok(g) = gp.with_point(x.clone(), mu[0]) {
-                *gp = g;
-            }
-        }
-    }
-}
-
-fn internal_value(goal: Goal, v: f64) -> f64 {
-    match goal {
-        Goal::Minimize => v,
-        Goal::Maximize => -v,
-    }
-}
-
-fn is_feasible(spec: &StudySpec, o: &Observation) -> bool {
-    // A constrained metric that was not reported counts as infeasible: we cannot
-    // vouch for a trial we know nothing about.
-    !o.failed
-        && spec.constraints.iter().all(|c| {
-            o.metrics
-                .get(&c.metric)
-                .is_some_and(|m| *m <= c.upper_bound)
-        })
-}
-
-fn full_fit_mode(n: usize) -> FitMode {
-    if n <= CHEAP_FULL_FIT_N {
-        FitMode::Full {
-            random_starts: 2,
-            max_iters: 50,
-        }
-    } else {
-        FitMode::Full {
-            random_starts: 0,
-            max_iters: 30,
-        }
-    }
-}
-
-fn choose_mode(n: usize, warm: Option<&FitState>) -> Option<FitMode> {
-    let full = full_fit_mode(n);
-    match warm {
-        None => Some(full),
-        Some(w) => {
-            let since = n.saturating_sub(w.n_at_full_fit);
-            if since >= (w.n_at_full_fit / 4).max(5) || n < w.n_at_full_fit {
-                Some(full)
-            } else if n <= WARM_REFIT_EVERY_CALL_N || since % (n / WARM_REFIT_DIVISOR).max(1) == 0 {
-                Some(FitMode::Warm { max_iters: 10 })
-            } else {
-                None
-            }
-        }
-    }
-}
-
-/// Hyperparameters are fitted on at most this many points: the marginal
-/// likelihood costs O(n³) per L-BFGS step, and a few hundred points pin down
-/// ~d + 2 hyperparameters as well as a thousand do.
-const FIT_MAX_N: usize = 256;
-
-/// A deterministic subsample for fitting: the best quarter by `y` (the region
-/// the search cares about, where the short length scales show) plus an evenly
-/// strided selection of the rest (observations arrive in time order, so the
-/// stride spans the whole history).
-fn fit_subsample(x: &[Vec<f64>], y: &[f64]) -> (Vec<Vec<f64>>, Vec<f64>) {
-    let n = x.len();
-    let mut idx: Vec<usize> = (0..n).collect();
-    idx.sort_by(|&a, &b| y[a].total_cmp(&y[b]));
-    let n_best = FIT_MAX_N / 4;
-    let mut keep: Vec<usize> = idx[..n_best].to_vec();
-    let mut rest: Vec<usize> = idx[n_best..].to_vec();
-    rest.sort_unstable();
-    let want = FIT_MAX_N - n_best;
-    keep.extend((0..want).map(|k| rest[k * rest.len() / want]));
-    keep.sort_unstable();
-    (
-        keep.iter().map(|&i| x[i].clone()).collect(),
-        keep.iter().map(|&i| y[i]).collect(),
-    )
-}
-
-fn fit_or_reuse(
-    x: &[Vec<f64>],
-    y: &[f64],
-    n_cont: usize,
-    n_cat: usize,
-    warm: Option<&Hyper>,
-    mode: Option<FitMode>,
-    rng: &mut StdRng,
-) -> Hyper {
-    match (mode, warm) {
-        (None, Some(w))
-            if w.log_ls.len() == n_cont && w.log_cat_ls.len() == n_cat && w.is_finite() =>
-        {
-            w.clone()
-        }
-        (m, _) => {
-            let m = m.unwrap_or(FitMode::Warm { max_iters: 10 });
-            if x.len() > FIT_MAX_N {
-                let (xs, ys) = fit_subsample(x, y);
-                fit_hyper(&xs, &ys, n_cont, n_cat, warm, m, rng)
-            } else {
-                fit_hyper(x, y, n_cont, n_cat, warm, m, rng)
-            }
-        }
-    }
-}
-
-/// Conditions a GP, falling back to default hyperparameters if the fitted ones fail.
-fn condition(x: Vec<Vec<f64>>, y: Vec<f64>, h: Hyper) -> Result<(Gp, Hyper), BoError> {
-    match Gp::new(x.clone(), y.clone(), &h) {
-        Ok(gp) => Ok((gp, h)),
-        Err(_) => {
-            let d = Hyper::default_for(h.log_ls.len(), h.log_cat_ls.len());
-            Gp::new(x, y, &d).map(|gp| (gp, d))
-        }
-    }
-}
-
-/// Failed trials: their configuration is imputed with the *worst* observed
-/// objective value in the objective GP. Failures (OOM, timeouts) cluster in
-/// regions of the space, so this steers the search away from them without a
-/// second model, never changes the incumbent, and keeps the GP well-posed;
-/// the exact configuration is additionally never suggested again.
-fn build_models(
-    spec: &StudySpec,
-    obs: &[Observation],
-    warm: Option<&FitState>,
-    refit: bool,
-    rng: &mut StdRng,
-) -> Result<Option<Models>, BoError> {
-    let sp = &spec.space;
-    let n_cont = sp.n_continuous();
-    let n_cat = sp.cat_levels().len();
-    let enc: Vec<Vec<f64>> = obs
-        .iter()
-        .map(|o| sp.encode(&o.config))
-        .collect::<Result<_, _>>()?;
-    let mut x = Vec::new();
-    let mut y = Vec::new();
-    for (o, e) in obs.iter().zip(&enc) {
-        if let (false, Some(v)) = (o.failed, o.value) {
-            x.push(e.clone());
-            y.push(internal_value(spec.goal, v));
-        }
-    }
-    if x.is_empty() {
-        return Ok(None);
-    }
-    let worst = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    for (o, e) in obs.iter().zip(&enc) {
-        if o.failed {
-            x.push(e.clone());
-            y.push(worst);
-        }
-    }
-    let n = x.len();
-    let mode = if refit { choose_mode(n, warm) } else { None };
-    let full = matches!(mode, Some(FitMode::Full { .. }));
-    let st = OutputWarp::fit(&y);
-    let ys: Vec<f64> = y.iter().map(|v| st.fwd(*v)).collect();
-    let warm_obj = warm.and_then(|w| w.objective.as_ref());
-    let mode_obj = if warm_obj.is_none() && refit {
-        Some(full_fit_mode(n))
-    } else {
-        mode
-    };
-    let h = fit_or_reuse(&x, &ys, n_cont, n_cat, warm_obj, mode_obj, rng);
-    let (objective, h) = condition(x, ys, h)?;
-    let mut fit = FitState {
-        objective: Some(h),
-        constraints: BTreeMap::new(),
-        n_at_full_fit: if full {
-            n
-        } else {
-            warm.map_or(n, |w| w.n_at_full_fit)
-        },
-    };
-
-    let mut constraints = Vec::new();
-    for c in &spec.constraints {
-        let mut cx = Vec::new();
-        let mut cy = Vec::new();
-        for (o, e) in obs.iter().zip(&enc) {
-            if let (false, Some(m)) = (o.failed, o.metrics.get(&c.metric)) {
-                cx.push(e.clone());
-                cy.push(*m);
-            }
-        }
-        if cx.is_empty() {
-            // Nothing known about this metric yet: it cannot inform the search.
-            continue;
-        }
-        let cs = Standardizer::new(&cy);
-        let cys: Vec<f64> = cy.iter().map(|v| cs.fwd(*v)).collect();
-        let wc = warm.and_then(|w| w.constraints.get(&c.metric));
-        let m = if wc.is_none() && refit {
-            Some(FitMode::Full {
-                random_starts: 1,
-                max_iters: 50,
-            })
-        } else {
-            mode
-        };
-        let hc = fit_or_reuse(&cx, &cys, n_cont, n_cat, wc, m, rng);
-        let (gp, hc) = condition(cx, cys, hc)?;
-        fit.constraints.insert(c.metric.clone(), hc);
-        constraints.push((gp, cs.fwd(c.upper_bound)));
-    }
-
-    // Incumbent = lowest posterior mean among feasible observed points (the
-    // "plug-in" EI incumbent). On noiseless objectives it equals the best observed
-    // value; with noise, the raw minimum is a lucky draw that EI can never beat,
-    // which pushes the search away from the optimum, while the smoothed value
-    // keeps EI concentrated where the optimum is predicted (and there, no
-    // configuration is repeated, so nearby ones are tried).
-    let train_mu = objective.train_mean();
-    let mut row = 0;
-    let mut feas: Vec<(f64, usize)> = Vec::new();
-    for (i, o) in obs.iter().enumerate() {
-        if o.failed {
-            continue;
-        }
-        if is_feasible(spec, o)
-            && let Some(mu) = train_mu.get(row)
-        {
-            feas.push((*mu, i));
-        }
-        row += 1;
-    }
-    feas.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let best = feas.first().map(|f| f.0);
-    let anchors = feas.iter().take(5).map(|&(_, i)| enc[i].clone()).collect();
-    Ok(Some(Models {
-        objective,
-        obj_warp: st,
-        constraints,
-        best,
-        fit,
-        anchors,
-    }))
-}
-
-/// Suggests `count` new configurations.
-///
-/// * The first `spec.n_initial` trials (observed + pending + earlier in this
-///   batch) come from a maximin LHS design seeded by `spec.seed` only, so the
-///   design is the same across calls; later ones maximize the acquisition.
-/// * `pending` configurations are fantasized with the kriging believer (their
-///   GP mean is added as an observation), and so is each suggestion within the
-///   batch, so that parallel workers get different configurations.
-/// * No observed, failed, pending or already-suggested configuration is
-///   returned. On a finite space with fewer than `count` unused configurations,
-///   fewer are returned; with none, `BoError::SpaceExhausted`.
-pub fn suggest(
-    spec: &StudySpec,
-    observations: &[Observation],
-    pending: &[Config],
-    count: usize,
-    warm: Option<&FitState>,
-    rng_seed: u64,
-) -> Result<Suggestion, BoError> {
-    spec.validate()?;
-    if count == 0 || count > MAX_BATCH {
-        return Err(BoError::request(
-            "count",
-            format!("must be in 1..={MAX_BATCH}"),
-        ));
-    }
-    check_observations(spec, observations, pending)?;
-    let sp = &spec.space;
-    let mut used: HashSet<Vec<u64>> = observations.iter().map(|o| sp.key(&o.config)).collect();
-    used.extend(pending.iter().map(|p| sp.key(p)));
-    let mut count = count;
-    if let Some(card) = sp.cardinality() {
-        let remaining = card.saturating_sub(used.len() as u128);
-        if remaining == 0 {
-            return Err(BoError::SpaceExhausted);
-        }
-        count = count.min(usize::try_from(remaining).unwrap_or(usize::MAX));
-    }
-    let mut rng = StdRng::seed_from_u64(mix_seed(spec.seed, rng_seed));
-    let n_trials = observations.len() + pending.len();
-    let n_complete = observations.iter().filter(|o| !o.failed).count();
-    let need_model = n_complete > 0 && n_trials + count > spec.n_initial;
-
-    let mut models = if need_model {
-        build_models(spec, observations, warm, true, &mut rng)?
-    } else {
-        None
-    };
-    let fit = models
-        .as_ref()
-        .map(|m| m.fit.clone())
-        .or_else(|| warm.cloned());
-    // Kriging believer for pending points: adding (x, μ(x)) leaves every mean
-    // unchanged but shrinks the variance around x, in the objective and in each
-    // constraint GP alike (so a pending point's feasibility is not re-explored).
-    if let Some(m) = models.as_mut()
-        && !pending.is_empty()
-    {
-        let px: Vec<Vec<f64>> = pending
-            .iter()
-            .map(|p| sp.encode(p))
-            .collect::<Result<_, _>>()?;
-        for p in px {
-            m.fantasize(p);
+impl StudyState {
+    pub fn new(def: StudyDef) -> Self {
+        StudyState {
+            def,
+            trials: Vec::new(),
+            fit: None,
+            revision: 0,
         }
     }
 
-    let mut design: Option<Vec<Vec<f64>>> = None;
-    let mut design_pos = 0;
-    let mut out = Vec::with_capacity(count);
-    for slot in 0..count {
-        let idx = n_trials + slot;
-        let mut chosen: Option<(Vec<f64>, Config)> = None;
-        match models.as_ref() {
-            Some(m) if idx >= spec.n_initial => {
-                let acq = AcqModel {
-                    objective: &m.objective,
-                    best: m.best,
-                    constraints: m
-                        .constraints
-                        .iter()
-                        .map(|(gp, b)| ConstraintModel { gp, bound: *b })
-                        .collect(),
-                    kind: spec.acquisition,
-                };
-                let opt = Optimizer {
-                    space: sp,
-                    acq: &acq,
-                    used: &used,
-                    anchors: &m.anchors,
-                    n_train: m.objective.n(),
-                };
-                chosen = opt.run(&mut rng);
-            }
-            _ => {
-                let d = design.get_or_insert_with(|| {
-                    let mut drng = StdRng::seed_from_u64(mix_seed(spec.seed, 0x5eed));
-                    maximin_design(
-                        spec.n_initial,
-                        sp.n_continuous(),
-                        &sp.cat_levels(),
-                        &mut drng,
-                    )
+    /// Completed and failed trials as observations, with their trial indices.
+    fn observations(&self) -> (Vec<Observation>, Vec<usize>) {
+        let mut obs = Vec::new();
+        let mut idx = Vec::new();
+        for (i, t) in self.trials.iter().enumerate() {
+            if t.state != TrialState::Pending {
+                obs.push(Observation {
+                    config: t.config.clone(),
+                    value: t.value,
+                    metrics: t.metrics.clone(),
+                    failed: t.state == TrialState::Failed,
                 });
-                while design_pos < d.len() {
-                    let (e, c) = sp.snap(&d[design_pos]);
-                    design_pos += 1;
-                    if !used.contains(&sp.key(&c)) {
-                        chosen = Some((e, c));
-                        break;
-                    }
+                idx.push(i);
+            }
+        }
+        (obs, idx)
+    }
+
+    /// Every configuration of a finite space has been tried or is pending.
+    pub fn exhausted(&self) -> bool {
+        match self.def.spec.space.cardinality() {
+            Some(n) => (self.trials.len() as u128) >= n,
+            None => false,
+        }
+    }
+
+    /// Suggest up to `count` new trials and record them as pending. The RNG
+    /// seed derives from the study seed and the number of trials so far, so a
+    /// study replayed with the same observations suggests the same configurations.
+    pub fn suggest(&mut self, count: usize, now_ms: i64) -> Result<Vec<Trial>, BoError> {
+        if self.trials.len() + count > MAX_TRIALS {
+            return Err(BoError::InvalidRequest {
+                field: "count".into(),
+                rule: format!("study {:?} would exceed {MAX_TRIALS} trials", self.def.name),
+            });
+        }
+        let (obs, _) = self.observations();
+        let pending: Vec<Point> = self
+            .trials
+            .iter()
+            .filter(|t| t.state == TrialState::Pending)
+            .map(|t| t.config.clone())
+            .collect();
+        let seed =
+            self.def.spec.seed ^ (self.trials.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // The spec was validated when the study was created (StudyDef's
+        // TryFrom and `validate`): not again on every Suggest.
+        let s = suggest_validated(
+            &self.def.spec,
+            &obs,
+            &pending,
+            count,
+            self.fit.as_ref(),
+            seed,
+        )?;
+        if s.fit.is_some() {
+            self.fit = s.fit;
+        }
+        let first = self.trials.len() as u64 + 1;
+        let new: Vec<Trial> = s
+            .configs
+            .into_iter()
+            .enumerate()
+            .map(|(i, config)| Trial {
+                id: first + i as u64,
+                config,
+                state: TrialState::Pending,
+                value: None,
+                metrics: BTreeMap::new(),
+                suggested_ms: now_ms,
+                observed_ms: None,
+            })
+            .collect();
+        self.trials.extend(new.iter().cloned());
+        Ok(new)
+    }
+
+    /// Complete (or fail) a pending trial.
+    pub fn observe(
+        &mut self,
+        trial_id: u64,
+        value: f64,
+        metrics: BTreeMap<String, f64>,
+        failed: bool,
+        now_ms: i64,
+    ) -> Result<&Trial, ObserveError> {
+        let def = &self.def;
+        if metrics.len() > MAX_METRICS {
+            return Err(ObserveError::Invalid(format!(
+                "metrics: must have at most {MAX_METRICS} entries per observation, got {}",
+                metrics.len()
+            )));
+        }
+        // Only the length of a key is checked, not the declared-name rule:
+        // without declared metrics any label was accepted so far, and
+        // refusing an observation of a running study over a label's spelling
+        // would lose a trial's result. The key is not echoed when too long.
+        if let Some(k) = metrics.keys().find(|k| k.len() > MAX_METRIC_NAME_LEN) {
+            let start: String = k.chars().take(16).collect();
+            return Err(ObserveError::Invalid(format!(
+                "metrics: each key must be at most {MAX_METRIC_NAME_LEN} bytes, got {} (the key starting {start:?})",
+                k.len()
+            )));
+        }
+        for (k, v) in &metrics {
+            if !v.is_finite() || v.abs() > MAX_ABS_VALUE {
+                return Err(ObserveError::Invalid(format!(
+                    "metrics[{k:?}]: must be finite with |value| <= {MAX_ABS_VALUE:e}, got {v}"
+                )));
+            }
+            if !def.metrics.is_empty() && !def.metrics.contains(k) {
+                return Err(ObserveError::Invalid(format!(
+                    "metrics[{k:?}]: not a declared metric of study {:?} (metrics: {:?})",
+                    def.name, def.metrics
+                )));
+            }
+        }
+        if !failed {
+            if !value.is_finite() || value.abs() > MAX_ABS_VALUE {
+                return Err(ObserveError::Invalid(format!(
+                    "value: must be finite with |value| <= {MAX_ABS_VALUE:e}, got {value} (use failed = true for a run that produced no value)"
+                )));
+            }
+            for c in &def.spec.constraints {
+                if !metrics.contains_key(&c.metric) {
+                    return Err(ObserveError::Invalid(format!(
+                        "metrics: the constrained metric {:?} is required (or set failed = true)",
+                        c.metric
+                    )));
                 }
             }
         }
-        let Some((e, c)) = chosen.or_else(|| random_unused(sp, &used, &mut rng)) else {
-            break;
+        let Some(t) = self.trials.iter_mut().find(|t| t.id == trial_id) else {
+            return Err(ObserveError::NotFound(format!(
+                "trial_id: study {:?} has no trial {trial_id}",
+                def.name
+            )));
         };
-        used.insert(sp.key(&c));
-        // The last suggestion needs no fantasy: nothing uses the model afterwards.
-        if slot + 1 < count
-            && let Some(m) = models.as_mut()
-        {
-            m.fantasize(e);
+        if t.state != TrialState::Pending {
+            return Err(ObserveError::AlreadyObserved(format!(
+                "trial_id: trial {trial_id} was already observed ({:?}); an observation is never counted twice",
+                t.state
+            )));
         }
-        out.push(c);
+        t.state = if failed {
+            TrialState::Failed
+        } else {
+            TrialState::Completed
+        };
+        t.value = if failed { None } else { Some(value) };
+        t.metrics = metrics;
+        t.observed_ms = Some(now_ms);
+        Ok(t)
     }
-    if out.is_empty() {
-        return Err(BoError::SpaceExhausted);
+
+    /// Best observed feasible trial and the noise-aware recommendation.
+    pub fn best(&self) -> Option<Best> {
+        let (obs, idx) = self.observations();
+        let r: Recommendation = recommend_validated(&self.def.spec, &obs, self.fit.as_ref())?;
+        Some(Best {
+            best_observed: r.best_observed.and_then(|i| idx.get(i).copied()),
+            recommended: r.recommended.and_then(|i| idx.get(i).copied()),
+            mean: r.mean,
+            std: r.std,
+        })
     }
-    Ok(Suggestion { configs: out, fit })
 }
 
-/// Best observed feasible trial and the model's recommendation among feasible
-/// observed trials (lowest posterior mean in the minimized sense, i.e.
-/// noise-aware). `None` when the input is invalid or no completed trial is feasible.
-/// With `warm` the stored hyperparameters are reused as-is (no refit).
-pub fn recommend(
-    spec: &StudySpec,
-    observations: &[Observation],
-    warm: Option<&FitState>,
-) -> Option<Recommendation> {
-    spec.validate().ok()?;
-    check_observations(spec, observations, &[]).ok()?;
-    let feasible: Vec<usize> = (0..observations.len())
-        .filter(|&i| is_feasible(spec, &observations[i]))
-        .collect();
-    let best_observed = feasible.iter().copied().min_by(|&a, &b| {
-        let va = observations[a]
-            .value
-            .map_or(f64::INFINITY, |v| internal_value(spec.goal, v));
-        let vb = observations[b]
-            .value
-            .map_or(f64::INFINITY, |v| internal_value(spec.goal, v));
-        va.total_cmp(&vb)
-    })?;
-    let fallback = Recommendation {
-        best_observed: Some(best_observed),
-        recommended: Some(best_observed),
-        mean: observations[best_observed].value.unwrap_or(0.0),
-        std: 0.0,
-    };
-    let mut rng = StdRng::seed_from_u64(mix_seed(spec.seed, 0x7ec0));
-    let refit = warm.is_none();
-    let Ok(Some(m)) = build_models(spec, observations, warm, refit, &mut rng) else {
-        return Some(fallback);
-    };
-    let pts: Vec<Vec<f64>> = feasible
-        .iter()
-        .filter_map(|&i| spec.space.encode(&observations[i].config).ok())
-        .collect();
-    if pts.len() != feasible.len() {
-        return Some(fallback);
-    }
-    let (mu, var) = m.objective.predict(&pts);
-    let Some(k) = (0..pts.len())
-        .filter(|&k| mu[k].is_finite())
-        .min_by(|&a, &b| mu[a].total_cmp(&mu[b]))
-    else {
-        return Some(fallback);
-    };
-    // Through a warp, inv(μ) is the predictive *median* in original units and
-    // the std is carried back by the delta method (exact without a warp).
-    let mean_int = m.obj_warp.inv(mu[k]);
-    Some(Recommendation {
-        best_observed: Some(best_observed),
-        recommended: Some(feasible[k]),
-        mean: internal_value(spec.goal, mean_int),
-        std: var[k].sqrt() * m.obj_warp.inv_slope(mu[k]),
-    })
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ObserveError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyObserved(String),
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::space::{ParamKind, ParamValue, Parameter};
-    use super::super::testfns;
     use super::*;
-    use proptest::prelude::*;
+    use crate::bo::{Constraint, Goal, ParamKind, ParamValue, Parameter, SearchSpace};
 
-    fn obs(config: Config, value: f64) -> Observation {
-        Observation {
-            config,
-            value: Some(value),
-            metrics: BTreeMap::new(),
-            failed: false,
-        }
-    }
-
-    fn failed(config: Config) -> Observation {
-        Observation {
-            config,
-            value: None,
-            metrics: BTreeMap::new(),
-            failed: true,
-        }
-    }
-
-    fn small_finite() -> SearchSpace {
-        SearchSpace {
+    fn def() -> StudyDef {
+        let space = SearchSpace {
             parameters: vec![
                 Parameter {
-                    name: "i".into(),
-                    kind: ParamKind::Int {
-                        low: 0,
-                        high: 2,
+                    name: "x".into(),
+                    kind: ParamKind::Float {
+                        low: 0.0,
+                        high: 1.0,
                         log: false,
                     },
                 },
                 Parameter {
-                    name: "o".into(),
-                    kind: ParamKind::Ordinal {
-                        values: vec![1.0, 10.0],
-                    },
-                },
-                Parameter {
-                    name: "c".into(),
+                    name: "arch".into(),
                     kind: ParamKind::Categorical {
-                        values: vec!["a".into(), "b".into()],
+                        values: vec!["x86".into(), "arm".into()],
                     },
                 },
             ],
-        }
-    }
-
-    /// Runs a sequential optimization loop and returns the observations.
-    fn run_loop(f: &testfns::TestFn, n: usize, seed: u64) -> Vec<Observation> {
-        let spec = StudySpec::new(f.space.clone(), Goal::Minimize, seed);
-        let mut o: Vec<Observation> = Vec::new();
-        let mut warm: Option<FitState> = None;
-        for i in 0..n {
-            let s = suggest(&spec, &o, &[], 1, warm.as_ref(), i as u64).unwrap();
-            warm = s.fit.or(warm);
-            let c = s.configs[0].clone();
-            let v = f.eval(&c);
-            o.push(obs(c, v));
-        }
-        o
-    }
-
-    #[test]
-    fn finite_space_no_repeats_then_exhausted() {
-        let spec = StudySpec::new(small_finite(), Goal::Maximize, 7);
-        let mut o = Vec::new();
-        let mut seen = HashSet::new();
-        for i in 0..12 {
-            let s = suggest(&spec, &o, &[], 1, None, i).unwrap();
-            let c = s.configs[0].clone();
-            assert!(seen.insert(spec.space.key(&c)), "repeat at step {i}");
-            // Every third trial fails: failed configs must not come back either.
-            if i % 3 == 2 {
-                o.push(failed(c))
-            } else {
-                o.push(obs(c, i as f64))
-            }
-        }
-        assert_eq!(seen.len(), 12);
-        assert_eq!(
-            suggest(&spec, &o, &[], 1, None, 99),
-            Err(BoError::SpaceExhausted)
-        );
-        // With pending covering the rest, too.
-        let (done, rest) = o.split_at(10);
-        let pend: Vec<Config> = rest.iter().map(|x| x.config.clone()).collect();
-        assert_eq!(
-            suggest(&spec, done, &pend, 3, None, 1),
-            Err(BoError::SpaceExhausted)
-        );
-    }
-
-    #[test]
-    fn failed_configs_never_resuggested_on_large_finite_space() {
-        let f = testfns::serverless();
-        let spec = StudySpec::new(f.space.clone(), Goal::Minimize, 3);
-        let mut o = Vec::new();
-        let mut failed_keys = HashSet::new();
-        for i in 0..25 {
-            let s = suggest(&spec, &o, &[], 1, None, i).unwrap();
-            let c = s.configs[0].clone();
-            let k = spec.space.key(&c);
-            assert!(!failed_keys.contains(&k));
-            spec.space.validate_config(&c).unwrap();
-            // Memory 128 MB always fails (out of memory).
-            if c["memory_mb"] == ParamValue::Number(128.0) {
-                failed_keys.insert(k);
-                o.push(failed(c));
-            } else {
-                let v = f.eval(&c);
-                o.push(obs(c, v));
-            }
-        }
-    }
-
-    #[test]
-    fn constraint_respected_by_recommendation() {
-        // min x0 + x1 subject to g = 0.8 - x0 - x1 <= 0: the unconstrained optimum (0,0) is infeasible.
-        let space = testfns::hartmann6().space;
-        let space = SearchSpace {
-            parameters: space.parameters[..2].to_vec(),
         };
-        let mut spec = StudySpec::new(space, Goal::Minimize, 1);
-        spec.constraints = vec![Constraint {
-            metric: "g".into(),
-            upper_bound: 0.0,
-        }];
-        let mut o = Vec::new();
-        let mut warm = None;
-        for i in 0..25 {
-            let s = suggest(&spec, &o, &[], 1, warm.as_ref(), i).unwrap();
-            warm = s.fit;
-            let c = s.configs[0].clone();
-            let (ParamValue::Number(a), ParamValue::Number(b)) = (&c["x0"], &c["x1"]) else {
-                panic!()
-            };
-            let mut m = obs(c.clone(), a + b);
-            m.metrics.insert("g".into(), 0.8 - a - b);
-            o.push(m);
+        let mut spec = StudySpec::new(space, Goal::Minimize, 7);
+        spec.constraints.push(Constraint {
+            metric: "p95_ms".into(),
+            upper_bound: 200.0,
+        });
+        StudyDef {
+            name: "s".into(),
+            spec,
+            objective: "cost".into(),
+            metrics: vec![],
         }
-        let r = recommend(&spec, &o, warm.as_ref()).unwrap();
-        let bo = r.best_observed.unwrap();
-        let rec = r.recommended.unwrap();
-        for i in [bo, rec] {
-            assert!(o[i].metrics["g"] <= 0.0, "infeasible recommendation");
-        }
+    }
+
+    #[test]
+    fn life_cycle_and_rules() {
+        let mut s = StudyState::new(def());
+        let t = s.suggest(3, 1).unwrap();
+        assert_eq!(t.iter().map(|t| t.id).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert!(
-            o[bo].value.unwrap() < 0.9,
-            "best feasible {}",
-            o[bo].value.unwrap()
+            matches!(s.observe(1, 1.0, BTreeMap::new(), false, 2), Err(ObserveError::Invalid(m)) if m.contains("p95_ms"))
         );
-        assert!(r.mean.is_finite() && r.std.is_finite() && r.std >= 0.0);
-    }
-
-    #[test]
-    fn batch_with_pending_is_distinct() {
-        let f = testfns::branin();
-        let spec = StudySpec::new(f.space.clone(), Goal::Minimize, 5);
-        let o = run_loop(&f, 8, 5);
-        let pending: Vec<Config> = suggest(&spec, &o, &[], 2, None, 100).unwrap().configs;
-        let s = suggest(&spec, &o, &pending, 4, None, 101).unwrap();
-        assert_eq!(s.configs.len(), 4);
-        let mut keys: HashSet<Vec<u64>> = pending.iter().map(|c| spec.space.key(c)).collect();
-        keys.extend(o.iter().map(|x| spec.space.key(&x.config)));
-        for c in &s.configs {
-            assert!(keys.insert(spec.space.key(c)), "duplicate suggestion");
-        }
-        // Kriging believer spreads the batch: no two suggestions nearly identical.
-        let enc: Vec<Vec<f64>> = s
-            .configs
-            .iter()
-            .map(|c| spec.space.encode(c).unwrap())
-            .collect();
-        for i in 0..enc.len() {
-            for j in 0..i {
-                let d: f64 = enc[i]
-                    .iter()
-                    .zip(&enc[j])
-                    .map(|(a, b)| (a - b).powi(2))
-                    .sum();
-                assert!(d.sqrt() > 1e-3, "batch points {i},{j} too close");
-            }
-        }
-    }
-
-    #[test]
-    fn seeded_runs_are_reproducible() {
-        let f = testfns::hartmann6();
-        let a = run_loop(&f, 14, 9);
-        let b = run_loop(&f, 14, 9);
-        assert_eq!(a, b);
-        let c = run_loop(&f, 14, 10);
-        assert_ne!(a, c);
-    }
-
-    /// Branin, 30 evaluations, fixed seed. Random search has median regret ≈ 1.2
-    /// after 30 evaluations and GP-BO typically ≈ 0.01; 0.5 is a loose bound that
-    /// still fails if the model phase is broken (it would then behave like random
-    /// search or worse).
-    #[test]
-    fn branin_end_to_end() {
-        let f = testfns::branin();
-        let o = run_loop(&f, 30, 42);
-        let best = o
-            .iter()
-            .filter_map(|x| x.value)
-            .fold(f64::INFINITY, f64::min);
-        let regret = best - f.optimum;
-        assert!(regret < 0.5, "regret {regret}");
-    }
-
-    #[test]
-    fn maximize_uses_negation() {
-        let space = small_finite();
-        let spec = StudySpec::new(space.clone(), Goal::Maximize, 2);
-        let o: Vec<Observation> = (0..3)
-            .filter_map(|i| space.config_at(i))
-            .enumerate()
-            .map(|(k, c)| obs(c, k as f64))
-            .collect();
-        let r = recommend(&spec, &o, None).unwrap();
-        assert_eq!(r.best_observed, Some(2));
-    }
-
-    #[test]
-    fn validation_errors_name_fields() {
-        let mut space = testfns::branin().space;
-        space.parameters[1].kind = ParamKind::Float {
-            low: 3.0,
-            high: 1.0,
-            log: false,
-        };
-        let e = space.validate().unwrap_err();
-        assert_eq!(
-            e,
-            BoError::InvalidSpace {
-                field: "parameters[1].float.low".into(),
-                rule: "must be < high".into()
-            }
-        );
-        let mut spec = StudySpec::new(testfns::branin().space, Goal::Minimize, 0);
-        spec.constraints = vec![
-            Constraint {
-                metric: "m".into(),
-                upper_bound: 1.0
-            };
-            2
-        ];
-        assert!(matches!(spec.validate(), Err(BoError::InvalidSpec { .. })));
-        let spec = StudySpec::new(testfns::branin().space, Goal::Minimize, 0);
-        let c = testfns::branin().space.config_at(0);
-        assert!(c.is_none());
-        let bad = vec![obs(spec.space.decode(&[0.5, 0.5]), f64::NAN)];
+        let m = BTreeMap::from([("p95_ms".to_string(), 150.0)]);
+        s.observe(1, 1.0, m.clone(), false, 2).unwrap();
         assert!(matches!(
-            suggest(&spec, &bad, &[], 1, None, 0),
-            Err(BoError::InvalidObservation { .. })
+            s.observe(1, 1.0, m.clone(), false, 2),
+            Err(ObserveError::AlreadyObserved(_))
         ));
+        assert!(matches!(
+            s.observe(9, 1.0, m.clone(), false, 2),
+            Err(ObserveError::NotFound(_))
+        ));
+        assert!(
+            matches!(s.observe(2, f64::NAN, m.clone(), false, 2), Err(ObserveError::Invalid(e)) if e.starts_with("value"))
+        );
+        s.observe(2, 0.0, BTreeMap::new(), true, 3).unwrap();
+        let b = s.best().unwrap();
+        assert_eq!(b.best_observed, Some(0));
+        assert_eq!(s.trials[1].state, TrialState::Failed);
+        let _ = ParamValue::Number(0.0);
     }
 
-    fn arb_kind() -> impl Strategy<Value = ParamKind> {
-        prop_oneof![
-            (-1e3f64..1e3, 1e-3f64..1e3, any::<bool>()).prop_map(|(l, w, log)| if log {
-                ParamKind::Float {
-                    low: w,
-                    high: w * 10.0,
-                    log,
-                }
-            } else {
-                ParamKind::Float {
-                    low: l,
-                    high: l + w,
-                    log,
-                }
-            }),
-            (-50i64..50, 1i64..100, any::<bool>()).prop_map(|(l, w, log)| if log {
-                ParamKind::Int {
-                    low: w,
-                    high: w + l.abs() + 1,
-                    log,
-                }
-            } else {
-                ParamKind::Int {
-                    low: l,
-                    high: l + w,
-                    log,
-                }
-            }),
-            prop::collection::btree_set(-100i32..100, 1..6).prop_map(|s| ParamKind::Ordinal {
-                values: s.into_iter().map(|v| v as f64 * 0.5).collect()
-            }),
-            (1usize..6).prop_map(|n| ParamKind::Categorical {
-                values: (0..n).map(|i| format!("l{i}")).collect()
-            }),
-        ]
+    #[test]
+    fn json_round_trip_is_exact() {
+        // The Redis store keeps studies as JSON; a pending configuration that
+        // came back one ulp off would no longer match its own key, and the
+        // same configuration could be suggested twice (serde_json needs its
+        // float_roundtrip feature for this).
+        let mut s = StudyState::new(def());
+        s.suggest(8, 1).unwrap();
+        let back: StudyState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
     }
 
-    fn arb_space() -> impl Strategy<Value = SearchSpace> {
-        prop::collection::vec(arb_kind(), 1..5).prop_map(|ks| SearchSpace {
-            parameters: ks
-                .into_iter()
-                .enumerate()
-                .map(|(i, kind)| Parameter {
-                    name: format!("p{i}"),
-                    kind,
+    #[test]
+    fn definition_rules_name_the_field() {
+        let mut d = def();
+        d.metrics = vec!["latency".into()];
+        let e = d.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("constraints[0].metric") && e.contains("not a declared metric"),
+            "{e}"
+        );
+        let mut d = def();
+        d.spec.constraints[0].metric = "cost".into();
+        assert!(d.validate().unwrap_err().to_string().contains("objective"));
+        def().validate().unwrap();
+    }
+
+    #[test]
+    fn caps_name_the_field_and_the_rule() {
+        use crate::bo::suggest::{MAX_CONSTRAINTS, MAX_METRIC_NAME_LEN};
+        let err = |d: StudyDef| d.validate().unwrap_err().to_string();
+        let constraints = |n: usize| {
+            (0..n)
+                .map(|i| Constraint {
+                    metric: format!("m{i}"),
+                    upper_bound: 1.0,
                 })
-                .collect(),
-        })
+                .collect::<Vec<_>>()
+        };
+        let mut d = def();
+        d.spec.constraints = constraints(MAX_CONSTRAINTS);
+        d.validate().unwrap();
+        d.spec.constraints = constraints(MAX_CONSTRAINTS + 1);
+        assert!(
+            err(d).contains("constraints: must have at most 8 constraints, got 9"),
+            "constraints"
+        );
+
+        let mut d = def();
+        d.objective = "o".repeat(MAX_METRIC_NAME_LEN);
+        d.validate().unwrap();
+        d.objective.push('o');
+        assert!(err(d).ends_with("objective.name: must be at most 64 bytes, got 65"));
+
+        let mut d = def();
+        d.metrics = (0..MAX_METRICS).map(|i| format!("m{i}")).collect();
+        d.spec.constraints[0].metric = "m0".into();
+        d.validate().unwrap();
+        d.metrics.push("extra".into());
+        assert!(err(d).ends_with("metrics: must have at most 32 metrics, got 33"));
+
+        let mut d = def();
+        d.metrics = vec!["p95_ms".into(), "x".repeat(100_000)];
+        assert!(err(d).ends_with("metrics[1]: must be at most 64 bytes, got 100000"));
+        let mut d = def();
+        d.spec.constraints[0].metric = "x".repeat(100_000);
+        assert!(err(d).ends_with("constraints[0].metric: must be at most 64 bytes, got 100000"));
+
+        let mut s = StudyState::new(def());
+        s.suggest(1, 1).unwrap();
+        let mut m = BTreeMap::from([("p95_ms".to_string(), 1.0)]);
+        m.insert("k".repeat(MAX_METRIC_NAME_LEN + 1), 1.0);
+        let e = s
+            .observe(1, 1.0, m.clone(), false, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("metrics: each key must be at most 64 bytes, got 65"),
+            "{e}"
+        );
+        m.remove(&"k".repeat(MAX_METRIC_NAME_LEN + 1));
+        m.insert("k".repeat(MAX_METRIC_NAME_LEN), 1.0);
+        s.observe(1, 1.0, m, false, 2).unwrap();
+        let many: BTreeMap<String, f64> =
+            (0..=MAX_METRICS).map(|i| (format!("m{i}"), 0.0)).collect();
+        let e = s.observe(1, 1.0, many, false, 2).unwrap_err().to_string();
+        assert!(
+            e.contains("at most 32 entries per observation, got 33"),
+            "{e}"
+        );
     }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(24))]
-
-        /// Suggestions are valid configurations of exactly the declared types, distinct,
-        /// and never repeat observations; whatever the values (duplicates, constants,
-        /// 1e12 scale, 0 or 1 observations) nothing panics.
-        #[test]
-        fn suggestions_valid_and_never_panic(
-            space in arb_space(),
-            n_obs in 0usize..12,
-            scale in prop_oneof![Just(0.0), Just(1.0), Just(1e12), Just(1e-12)],
-            dup in any::<bool>(),
-            fail_every in 0usize..4,
-            count in 1usize..4,
-            seed in any::<u64>(),
-        ) {
-            prop_assert!(space.validate().is_ok());
-            let mut spec = StudySpec::new(space.clone(), Goal::Minimize, seed);
-            spec.n_initial = 2;
-            let mut rng = StdRng::seed_from_u64(seed);
-            let mut o = Vec::new();
-            for i in 0..n_obs {
-                let c = if dup && i > 0 { o.iter().map(|x: &Observation| x.config.clone()).next().unwrap() } else { space.decode(&space.random_point(&mut rng)) };
-                if fail_every > 0 && i % (fail_every + 1) == 1 {
-                    o.push(failed(c));
-                } else {
-                    o.push(obs(c, scale * (i as f64).sin() + scale));
-                }
-            }
-            match suggest(&spec, &o, &[], count, None, seed) {
-                Ok(s) => {
-                    prop_assert!(!s.configs.is_empty() && s.configs.len() <= count);
-                    let mut keys: HashSet<Vec<u64>> = o.iter().map(|x| space.key(&x.config)).collect();
-                    for c in &s.configs {
-                        prop_assert!(space.validate_config(c).is_ok(), "{:?}", c);
-                        prop_assert!(keys.insert(space.key(c)), "repeat {:?}", c);
-                        for p in &space.parameters {
-                            match (&p.kind, &c[&p.name]) {
-                                (ParamKind::Int { .. }, ParamValue::Number(v)) => prop_assert_eq!(v.fract(), 0.0),
-                                (ParamKind::Categorical { .. }, ParamValue::Category(_)) => {}
-                                (ParamKind::Categorical { .. }, _) => prop_assert!(false),
-                                _ => {}
-                            }
-                        }
-                    }
-                    let _ = recommend(&spec, &o, s.fit.as_ref());
-                }
-                Err(BoError::SpaceExhausted) => prop_assert!(space.is_finite()),
-                Err(e) => prop_assert!(false, "unexpected error {e}"),
-            }
-        }
-    }
-
-    // Regret and timing reports live in examples/bo_benchmark.rs (bench/bo.sh),
-    // side by side with Optuna: performance is measured there, not in tests.
 }

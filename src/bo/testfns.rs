@@ -1,6 +1,6 @@
 //! Benchmark objectives (all minimized) for tests and benchmarks.
 
-use super::space::{Config, ParamKind, ParamValue, Parameter, SearchSpace};
+use super::space::{ParamKind, ParamValue, Parameter, Point, SearchSpace};
 
 /// A benchmark: its space, the objective and its known global minimum.
 #[derive(Debug, Clone)]
@@ -8,18 +8,18 @@ pub struct TestFn {
     pub name: &'static str,
     pub space: SearchSpace,
     pub optimum: f64,
-    f: fn(&Config) -> f64,
+    f: fn(&Point) -> f64,
     /// Noisy variant `f(c, z)` with `z ~ N(0, 1)`; `None` for deterministic functions.
-    noisy: Option<fn(&Config, f64) -> f64>,
+    noisy: Option<fn(&Point, f64) -> f64>,
 }
 
 impl TestFn {
     /// The noise-free value (what regret is measured on).
-    pub fn eval(&self, c: &Config) -> f64 {
+    pub fn eval(&self, c: &Point) -> f64 {
         (self.f)(c)
     }
     /// The observed value given a standard normal draw `z` (ignored when noise-free).
-    pub fn eval_noisy(&self, c: &Config, z: f64) -> f64 {
+    pub fn eval_noisy(&self, c: &Point, z: f64) -> f64 {
         match self.noisy {
             Some(g) => g(c, z),
             None => (self.f)(c),
@@ -27,7 +27,7 @@ impl TestFn {
     }
 }
 
-fn num(c: &Config, k: &str) -> f64 {
+fn num(c: &Point, k: &str) -> f64 {
     match c.get(k) {
         Some(ParamValue::Number(v)) => *v,
         _ => f64::NAN,
@@ -141,7 +141,7 @@ pub fn rosenbrock4() -> TestFn {
     }
 }
 
-fn serverless_cost(c: &Config) -> f64 {
+fn serverless_cost(c: &Point) -> f64 {
     // Toy cost (µ$ per 1000 items) of a batch-processing serverless function.
     let mem = num(c, "memory_mb");
     let batch = num(c, "batch_size");
@@ -206,7 +206,7 @@ pub fn serverless() -> TestFn {
 
 /// The "serverless toy" of BENCHMARKS.md (µUSD per invocation, Lambda-shaped):
 /// duration multiplied by `exp(0.05 z)`, then billed per started millisecond.
-fn lambda_cost(c: &Config, z: f64) -> f64 {
+fn lambda_cost(c: &Point, z: f64) -> f64 {
     let mem = num(c, "memory_mb");
     let arm = matches!(c.get("arch"), Some(ParamValue::Category(s)) if s == "arm");
     let (slow, price) = if arm {
@@ -259,7 +259,7 @@ pub fn serverless_toy() -> TestFn {
 mod tests {
     use super::*;
 
-    fn cfg(names: &[&str], x: &[f64]) -> Config {
+    fn cfg(names: &[&str], x: &[f64]) -> Point {
         names
             .iter()
             .zip(x)
@@ -283,7 +283,7 @@ mod tests {
         // BENCHMARKS.md: 35.6302 µUSD at 1152 MB on arm.
         let t = serverless_toy();
         assert!((t.optimum - 35.6302).abs() < 1e-3, "{}", t.optimum);
-        let mut c = Config::new();
+        let mut c = Point::new();
         c.insert("memory_mb".into(), ParamValue::Number(1152.0));
         c.insert("arch".into(), ParamValue::Category("arm".into()));
         assert!((t.eval(&c) - t.optimum).abs() < 1e-9);

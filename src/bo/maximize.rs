@@ -11,7 +11,7 @@ use rand_distr::{Distribution, Normal};
 
 use super::acquisition::AcqModel;
 use super::sobol::latin_hypercube;
-use super::space::{Codec, Config, SearchSpace};
+use super::space::{Codec, Point, SearchSpace};
 
 /// Finite spaces up to this size are enumerated exactly: it is about the size of
 /// the random candidate set, so enumeration costs the same and is never worse.
@@ -40,7 +40,7 @@ const MAX_ENUM_LEVELS: usize = 64;
 /// Candidate chunk size for batched evaluation (bounds the n × m kernel matrix).
 const CHUNK: usize = 1024;
 
-pub(crate) struct Optimizer<'a> {
+pub(crate) struct AcquisitionMaximizer<'a> {
     pub space: &'a SearchSpace,
     pub acq: &'a AcqModel<'a>,
     pub used: &'a HashSet<Vec<u64>>,
@@ -53,10 +53,10 @@ fn eval_chunked(acq: &AcqModel<'_>, pts: &[Vec<f64>]) -> Vec<f64> {
     pts.chunks(CHUNK).flat_map(|c| acq.values(c)).collect()
 }
 
-impl Optimizer<'_> {
+impl AcquisitionMaximizer<'_> {
     /// Best unused configuration found, or `None` if nothing unused was found
     /// (the caller then falls back to a random unused configuration).
-    pub fn run<R: Rng>(&self, rng: &mut R) -> Option<(Vec<f64>, Config)> {
+    pub fn run<R: Rng>(&self, rng: &mut R) -> Option<(Vec<f64>, Point)> {
         let sp = self.space;
         if let Some(card) = sp.cardinality()
             && card <= ENUMERATION_LIMIT
@@ -164,7 +164,7 @@ impl Optimizer<'_> {
         })
     }
 
-    fn enumerate(&self, card: u128) -> Option<(Vec<f64>, Config)> {
+    fn enumerate(&self, card: u128) -> Option<(Vec<f64>, Point)> {
         let sp = self.space;
         let mut pts = Vec::new();
         let mut cfgs = Vec::new();
@@ -264,7 +264,7 @@ pub(crate) fn random_unused<R: Rng>(
     space: &SearchSpace,
     used: &HashSet<Vec<u64>>,
     rng: &mut R,
-) -> Option<(Vec<f64>, Config)> {
+) -> Option<(Vec<f64>, Point)> {
     // Rejection sampling first (cheap when the space is mostly unused)...
     for _ in 0..1000 {
         let (e, c) = space.snap(&space.random_point(rng));
