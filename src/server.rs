@@ -139,25 +139,100 @@ fn read_pem(key: &str, path: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{key}: {path}: {e}"))
 }
 
-/// The listener's TLS settings, read from the PEM files the config names.
-fn tls_config(cfg: &Config) -> Result<Option<tonic::transport::ServerTlsConfig>, String> {
-    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+/// How long a client may take to finish its TLS handshake: a stalled
+/// handshake holds a task and a socket, never the accept loop.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Completed TLS connections waiting for the server to take them.
+const TLS_ACCEPT_QUEUE: usize = 1024;
+
+/// The listener's TLS acceptor, from the PEM files the config names.
+///
+/// Done here rather than by tonic: tonic's acceptor offers ALPN `h2` only,
+/// so an HTTP/1.1-only client (Python's requests, many webhook senders)
+/// could not speak HTTPS to the HTTP/JSON API. Offered: `h2` first (gRPC
+/// and HTTP/2 clients), then `http/1.1`.
+fn tls_acceptor(cfg: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let s = &cfg.server;
     if s.tls_cert.is_empty() {
         return Ok(None);
     }
-    let identity = Identity::from_pem(
-        read_pem("server.tls_cert", &s.tls_cert)?,
-        read_pem("server.tls_key", &s.tls_key)?,
-    );
-    let mut tls = ServerTlsConfig::new().identity(identity);
-    if !s.tls_client_ca.is_empty() {
-        tls = tls.client_ca_root(Certificate::from_pem(read_pem(
-            "server.tls_client_ca",
-            &s.tls_client_ca,
-        )?));
-    }
-    Ok(Some(tls))
+    let certs = CertificateDer::pem_slice_iter(&read_pem("server.tls_cert", &s.tls_cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("server.tls_cert: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(&read_pem("server.tls_key", &s.tls_key)?)
+        .map_err(|e| format!("server.tls_key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("server.tls_cert: {e}"))?;
+    let builder = if s.tls_client_ca.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in
+            CertificateDer::pem_slice_iter(&read_pem("server.tls_client_ca", &s.tls_client_ca)?)
+        {
+            let c = c.map_err(|e| format!("server.tls_client_ca: {e}"))?;
+            roots
+                .add(c)
+                .map_err(|e| format!("server.tls_client_ca: {e}"))?;
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                .build()
+                .map_err(|e| format!("server.tls_client_ca: {e}"))?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let mut tls = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("server.tls_cert / server.tls_key: {e}"))?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))))
+}
+
+/// Accept TCP connections and hand over those that finished their TLS
+/// handshake; each handshake runs in its own task, so one slow client
+/// cannot hold up the others. Stops when the server drops the receiver.
+fn tls_incoming(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+) -> tokio_stream::wrappers::ReceiverStream<
+    Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
+> {
+    let (tx, rx) = tokio::sync::mpsc::channel(TLS_ACCEPT_QUEUE);
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = tx.closed() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: say so,
+                        // breathe, go on accepting.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok(tls)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 /// Validate `cfg`, open the store, bind `cfg.server.listen` (port 0 picks a
@@ -250,17 +325,13 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     ));
 
     let (tx, rx) = oneshot::channel::<()>();
-    let mut builder = tonic::transport::Server::builder()
+    let tls = tls_acceptor(&cfg)?;
+    let builder = tonic::transport::Server::builder()
         // HTTP/1.1 beside HTTP/2 (prior knowledge, h2c): curl, browsers,
         // webhooks. gRPC itself stays HTTP/2.
         .accept_http1(true)
         .max_concurrent_streams(cfg.server.max_streams_per_connection)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES);
-    if let Some(tls) = tls_config(&cfg)? {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| format!("server.tls_cert: {e}"))?;
-    }
     let router = builder
         .layer(GrpcMetricsLayer::new(telemetry))
         .layer(AdmissionLayer::new(
@@ -268,18 +339,26 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
             cfg.server.max_concurrent_requests,
         ))
         .add_routes(tonic::service::Routes::from(both));
-    // Small gRPC responses must not wait on Nagle's algorithm (a 40 ms
-    // stall against delayed ACKs); tonic sets no socket options on streams
-    // handed to serve_with_incoming.
-    let incoming = TcpListenerStream::new(listener).map(|s| {
-        if let Ok(s) = &s {
-            let _ = s.set_nodelay(true);
-        }
-        s
-    });
-    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+    let shutdown = async {
         let _ = rx.await;
-    }));
+    };
+    let task = match tls {
+        Some(acceptor) => tokio::spawn(
+            router.serve_with_incoming_shutdown(tls_incoming(listener, acceptor), shutdown),
+        ),
+        None => {
+            // Small responses must not wait on Nagle's algorithm (a 40 ms
+            // stall against delayed ACKs); tonic sets no socket options on
+            // streams handed to serve_with_incoming.
+            let incoming = TcpListenerStream::new(listener).map(|s| {
+                if let Ok(s) = &s {
+                    let _ = s.set_nodelay(true);
+                }
+                s
+            });
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, shutdown))
+        }
+    };
     tracing::info!(%addr, store = backend, "posterior listening");
     Ok(Running {
         addr,
