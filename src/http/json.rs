@@ -123,7 +123,22 @@ pub fn decode<T: DeserializeOwned + Default>(
             }
         )));
     }
-    serde_json::from_slice(&body).map_err(|e| Error::invalid(format!("body: {e}")))
+    // serde_json alone names the field only for unknown and missing fields;
+    // a value of the wrong type would say "invalid float literal at line 1
+    // column 27" without saying whose. The path says whose ("value",
+    // "parameters[0].float.low").
+    let mut de = serde_json::Deserializer::from_slice(&body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            Error::invalid(format!("body: {inner}"))
+        } else {
+            Error::invalid(format!("body: {path}: {inner}"))
+        }
+    })?;
+    de.end().map_err(|e| Error::invalid(format!("body: {e}")))?;
+    Ok(value)
 }
 
 /// A query-string rejection (an unknown parameter, a non-number threshold)
