@@ -363,8 +363,10 @@ NAME_RULE = ("1 to 128 characters from `[A-Za-z0-9_.:-]`, starting with a letter
 # Each route: method, path, operationId (= gRPC method), tag, summary,
 # path bindings {path param: request field}, request message, response message,
 # body: "body" (request minus path fields as JSON body), "query" (as query
-# parameters), "none", or "empty" (optional empty body), 409 description or
-# None, scope (None for open routes), example request body.
+# parameters), "none", or "empty" (optional empty body), the
+# FAILED_PRECONDITION case (answered 400, as the error table maps it) or
+# None, the 409 description (ALREADY_EXISTS, ABORTED) or None, scope (None
+# for open routes), example request body.
 ROUTES = [
     dict(method="post", path="/v1/experiments", op="CreateExperiment", tag="Bandits",
          summary="Create an experiment", bind={}, req="CreateExperimentRequest",
@@ -387,24 +389,24 @@ ROUTES = [
     dict(method="post", path="/v1/experiments/{name}/arms", op="AddArm", tag="Bandits",
          summary="Add an arm to an experiment", bind={"name": "experiment"},
          req="AddArmRequest", resp="AddArmResponse", body="body", scope="admin",
-         conflict="`FAILED_PRECONDITION`: the arm was retired (a retired arm cannot be "
-                  "re-added); `ABORTED`: concurrent definition changes kept winning, retry.",
+         precondition="the arm was retired (a retired arm cannot be re-added).",
+         conflict="`ABORTED`: concurrent definition changes kept winning, retry.",
          example={"arm": "red"}),
     dict(method="post", path="/v1/experiments/{name}/arms/{arm}:retire", op="RetireArm",
          tag="Bandits", summary="Retire an arm", bind={"name": "experiment", "arm": "arm"},
          req="RetireArmRequest", resp="RetireArmResponse", body="empty", scope="admin",
-         conflict="`FAILED_PRECONDITION`: it is the last active arm; `ABORTED`: concurrent "
-                  "definition changes kept winning, retry."),
+         precondition="it is the last active arm.",
+         conflict="`ABORTED`: concurrent definition changes kept winning, retry."),
     dict(method="post", path="/v1/experiments/{name}:choose", op="Choose", tag="Bandits",
          summary="Choose an arm (Thompson sampling)", bind={"name": "experiment"},
          req="ChooseRequest", resp="ChooseResponse", body="body", scope="decide",
-         conflict="`FAILED_PRECONDITION`: every arm in `eligibleArms` is retired.",
+         precondition="every arm in `eligibleArms` is retired.",
          example={}),
     dict(method="post", path="/v1/experiments/{name}:reward", op="Reward", tag="Bandits",
          summary="Report the reward of a decision (or of an arm)", bind={"name": "experiment"},
          req="RewardRequest", resp="RewardResponse", body="body", scope="report",
-         conflict="`FAILED_PRECONDITION`: the decision id is older than the dedupe window "
-                  "(reward by `arm` to ingest it anyway).",
+         precondition="the decision id is older than the dedupe window "
+                      "(reward by `arm` to ingest it anyway).",
          example={"decisionId": "<decisionId from Choose>", "value": 1}),
     dict(method="post", path="/v1/studies", op="CreateStudy", tag="Optimizer",
          summary="Create a study", bind={}, req="CreateStudyRequest",
@@ -434,15 +436,15 @@ ROUTES = [
     dict(method="post", path="/v1/studies/{name}:suggest", op="Suggest", tag="Optimizer",
          summary="Suggest configurations to evaluate", bind={"name": "study"},
          req="SuggestRequest", resp="SuggestResponse", body="body", scope="decide",
-         conflict="`FAILED_PRECONDITION`: every configuration of the finite search space has "
-                  "been suggested (exhausted); `ABORTED`: concurrent updates of the study kept "
-                  "winning, retry.",
+         precondition="every configuration of the finite search space has been suggested "
+                      "(exhausted).",
+         conflict="`ABORTED`: concurrent updates of the study kept winning, retry.",
          example={"count": 2}),
     dict(method="post", path="/v1/studies/{name}:observe", op="Observe", tag="Optimizer",
          summary="Report the outcome of a trial", bind={"name": "study"},
          req="ObserveRequest", resp="ObserveResponse", body="body", scope="report",
-         conflict="`FAILED_PRECONDITION`: the trial was already observed (never counted "
-                  "twice); `ABORTED`: concurrent updates of the study kept winning, retry.",
+         precondition="the trial was already observed (never counted twice).",
+         conflict="`ABORTED`: concurrent updates of the study kept winning, retry.",
          example={"trialId": "3", "value": 0.0021, "metrics": {"p95_ms": 180}}),
 ]
 
@@ -682,7 +684,14 @@ def build():
             codes.append(409)
         codes += [429, 500, 503, 504]
         for c in codes:
-            if c == 409:
+            if c == 400 and r.get("precondition"):
+                resp["400"] = {
+                    "description": ERRORS[400][1] + " Or the resource's state forbids the "
+                                   "request (`FAILED_PRECONDITION`): " + r["precondition"],
+                    "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Error"}}},
+                }
+            elif c == 409:
                 resp["409"] = {
                     "description": "Conflict with the resource's state: " + r["conflict"],
                     "content": {"application/json": {
