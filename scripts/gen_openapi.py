@@ -13,7 +13,8 @@ JSON bodies are the proto3 JSON mapping as pbjson generates it:
 lowerCamelCase names (snake_case also accepted on input, not documented here),
 64-bit integers as strings (numbers accepted on input), enums as their names,
 oneof members as ordinary optional properties (at most one present), maps as
-objects, defaults omitted from responses. Requests refuse unknown fields, so
+objects, fields at their default written in responses too (pbjson's
+emit_fields; build.rs). Requests refuse unknown fields, so
 every message a request can carry has `additionalProperties: false`.
 
 The parser handles what these protos use (messages, enums, oneofs,
@@ -331,7 +332,7 @@ def enum_schema(name, enums, snake):
         vd = jsonify_doc(vdoc, snake)
         lines.append(f"- `{vname}`" + (f": {vd}" if vd else ""))
     lines.append(
-        "\nThe first value is the default: responses omit a field holding it."
+        "\nThe first value is the default."
     )
     return {"type": "string", "enum": [v[0] for v in e["values"]],
             "description": "\n".join(lines)}
@@ -506,8 +507,9 @@ INFO_DESCRIPTION = (
     "field names in lowerCamelCase (requests also accept the proto's snake_case "
     "names), 64-bit integers as decimal strings (requests also accept numbers), enums "
     "as their names, `oneof` members as ordinary optional properties (at most one "
-    "present). Responses omit fields that hold their default value (0, \"\", false, "
-    "the first enum value, empty lists and maps), so no response field is required. "
+    "present). Responses write fields that hold their default value too (0, \"\", "
+    "false, the first enum value, empty lists and maps); only unset message fields, "
+    "unset `optional` fields and unchosen `oneof` members are absent. "
     "Requests refuse unknown fields.\n\n"
     "Errors: `{\"error\": {\"code\": <HTTP status>, \"status\": \"<gRPC code name>\", "
     "\"message\": \"<field>: <rule>\"}}`.\n\n"
