@@ -398,6 +398,7 @@ ROUTES = [
     dict(method="post", path="/v1/experiments/{name}:choose", op="Choose", tag="Bandits",
          summary="Choose an arm (Thompson sampling)", bind={"name": "experiment"},
          req="ChooseRequest", resp="ChooseResponse", body="body", scope="decide",
+         optional_body=True,
          conflict="`FAILED_PRECONDITION`: every arm in `eligibleArms` is retired.",
          example={}),
     dict(method="post", path="/v1/experiments/{name}:reward", op="Reward", tag="Bandits",
@@ -434,6 +435,7 @@ ROUTES = [
     dict(method="post", path="/v1/studies/{name}:suggest", op="Suggest", tag="Optimizer",
          summary="Suggest configurations to evaluate", bind={"name": "study"},
          req="SuggestRequest", resp="SuggestResponse", body="body", scope="decide",
+         optional_body=True,
          conflict="`FAILED_PRECONDITION`: every configuration of the finite search space has "
                   "been suggested (exhausted); `ABORTED`: concurrent updates of the study kept "
                   "winning, retry.",
@@ -664,7 +666,8 @@ def build():
             if "example" in r:
                 media["example"] = r["example"]
             op["requestBody"] = {
-                "required": r["body"] == "body",
+                # Choose and Suggest work without a body (every arm; one trial).
+                "required": r["body"] == "body" and not r.get("optional_body"),
                 "content": {"application/json": media},
             }
             if r["body"] == "empty":

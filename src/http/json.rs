@@ -30,7 +30,12 @@ pub const RETRY_AFTER_SECONDS: &str = "1";
 
 /// The JSON error body of `e`, with its HTTP status from the kind table.
 pub fn error_response(rpc: &'static str, e: &Error) -> Response {
-    let status = e.kind.http_status();
+    error_response_with_status(rpc, e, e.kind.http_status())
+}
+
+/// The JSON error body of `e` under another HTTP status than the table's
+/// (405, which no gRPC code maps to); `code` in the body is that status.
+pub fn error_response_with_status(rpc: &'static str, e: &Error, status: u16) -> Response {
     let body = serde_json::json!({
         "error": {
             "code": status,

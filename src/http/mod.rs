@@ -25,7 +25,9 @@ use crate::app::page::PageRequest;
 use crate::bo::StudyDef;
 use crate::error::{Error, ErrorKind};
 use crate::pb;
-use json::{Outcome, decode, error_response, path_field, query_error, reply};
+use json::{
+    Outcome, decode, error_response, error_response_with_status, path_field, query_error, reply,
+};
 
 /// The OpenAPI 3.1 document of every route below (`scripts/gen_openapi.py`
 /// writes it from the protos; a test checks it and calls every route).
@@ -133,16 +135,15 @@ async fn no_route(req: Request) -> Response {
 }
 
 async fn method_not_allowed(req: Request) -> Response {
-    let mut res = error_response(
+    error_response_with_status(
         "other",
         &Error::invalid(format!(
             "method: {} is not allowed on {} (see GET /v1/openapi.json)",
             req.method(),
             req.uri().path()
         )),
-    );
-    *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    res
+        StatusCode::METHOD_NOT_ALLOWED.as_u16(),
+    )
 }
 
 /// The caller's deadline: past it the request is answered 504
