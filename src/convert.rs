@@ -69,6 +69,22 @@ impl TryFrom<pb::CreateExperimentRequest> for NewExperiment {
 
 impl From<&ExperimentDef> for pb::Experiment {
     fn from(def: &ExperimentDef) -> Self {
+        let prior = match def.prior {
+            Prior::Beta { alpha, beta } => {
+                pb::experiment::Prior::BetaPrior(pb::BetaPrior { alpha, beta })
+            }
+            Prior::NormalInverseGamma {
+                mean,
+                kappa,
+                alpha,
+                beta,
+            } => pb::experiment::Prior::NormalPrior(pb::NormalInverseGammaPrior {
+                mean,
+                kappa,
+                alpha,
+                beta,
+            }),
+        };
         pb::Experiment {
             name: def.name.clone(),
             model: pb::RewardModel::from(def.model) as i32,
@@ -80,22 +96,9 @@ impl From<&ExperimentDef> for pb::Experiment {
                 .map(|a| a.name.clone())
                 .collect(),
             half_life_seconds: def.half_life_seconds,
-            prior: Some(match def.prior {
-                Prior::Beta { alpha, beta } => {
-                    pb::experiment::Prior::BetaPrior(pb::BetaPrior { alpha, beta })
-                }
-                Prior::NormalInverseGamma {
-                    mean,
-                    kappa,
-                    alpha,
-                    beta,
-                } => pb::experiment::Prior::NormalPrior(pb::NormalInverseGammaPrior {
-                    mean,
-                    kappa,
-                    alpha,
-                    beta,
-                }),
-            }),
+            prior: Some(prior),
+            // Goal, policy, shares, stopping, metadata: not wired yet.
+            ..Default::default()
         }
     }
 }
@@ -156,6 +159,7 @@ impl From<ExperimentSummary> for pb::GetExperimentResponse {
                     beta,
                     mu,
                     kappa,
+                    ..Default::default()
                 }
             })
             .collect();
@@ -173,6 +177,7 @@ impl From<Choice> for pb::ChooseResponse {
             arm: c.arm,
             decision_id: c.decision_id,
             fallback: c.fallback,
+            ..Default::default()
         }
     }
 }
@@ -227,6 +232,7 @@ impl From<Page> for pb::ListExperimentsResponse {
         pb::ListExperimentsResponse {
             names: p.names,
             next_page_token: p.next_page_token,
+            ..Default::default()
         }
     }
 }

@@ -13,6 +13,7 @@ fn bernoulli(name: &str, arms: &[&str]) -> pb::CreateExperimentRequest {
         model: pb::RewardModel::Bernoulli as i32,
         prior: None,
         half_life_seconds: 0.0,
+        ..Default::default()
     }
 }
 
@@ -72,6 +73,7 @@ async fn create_choose_reward_gives_the_exact_posterior() {
                 .choose(pb::ChooseRequest {
                     experiment: "exact".into(),
                     eligible_arms: vec![],
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -154,6 +156,7 @@ async fn a_duplicated_reward_is_applied_once() {
             .choose(pb::ChooseRequest {
                 experiment: "dup".into(),
                 eligible_arms: vec![],
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -264,6 +267,7 @@ async fn retired_arms_are_never_chosen_and_keep_their_evidence() {
                 .choose(pb::ChooseRequest {
                     experiment: "r".into(),
                     eligible_arms: vec![],
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -294,6 +298,7 @@ async fn retired_arms_are_never_chosen_and_keep_their_evidence() {
                 .choose(pb::ChooseRequest {
                     experiment: "r".into(),
                     eligible_arms: vec![],
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -305,6 +310,7 @@ async fn retired_arms_are_never_chosen_and_keep_their_evidence() {
             .choose(pb::ChooseRequest {
                 experiment: "r".into(),
                 eligible_arms: vec!["a".into()],
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -315,6 +321,7 @@ async fn retired_arms_are_never_chosen_and_keep_their_evidence() {
                 .choose(pb::ChooseRequest {
                     experiment: "r".into(),
                     eligible_arms: vec!["a".into(), "c".into()],
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -365,6 +372,7 @@ async fn decision_ids_are_bound_to_their_experiment_and_incarnation() {
             .choose(pb::ChooseRequest {
                 experiment: "one".into(),
                 eligible_arms: vec![],
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -473,6 +481,7 @@ async fn bad_input_gets_its_code_and_names_the_field() {
             .choose(pb::ChooseRequest {
                 experiment: "big".into(),
                 eligible_arms: vec![],
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -524,6 +533,7 @@ async fn bad_input_gets_its_code_and_names_the_field() {
             .choose(pb::ChooseRequest {
                 experiment: "nope".into(),
                 eligible_arms: vec![],
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -532,6 +542,7 @@ async fn bad_input_gets_its_code_and_names_the_field() {
             .choose(pb::ChooseRequest {
                 experiment: "ok".into(),
                 eligible_arms: vec!["zz".into()],
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -541,6 +552,7 @@ async fn bad_input_gets_its_code_and_names_the_field() {
             .choose(pb::ChooseRequest {
                 experiment: "{bad}".into(),
                 eligible_arms: vec![],
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -600,6 +612,7 @@ async fn store_outage_is_unavailable_and_recovers_by_itself() {
     let choose = |name: &str| pb::ChooseRequest {
         experiment: name.into(),
         eligible_arms: vec![],
+        ..Default::default()
     };
     let d = c.choose(choose("o")).await.unwrap().into_inner();
     s.redis.as_mut().unwrap().kill();
@@ -682,6 +695,7 @@ async fn fallback_arm_when_the_store_is_down_and_nothing_is_cached() {
     let choose = |name: &str, eligible: &[&str]| pb::ChooseRequest {
         experiment: name.into(),
         eligible_arms: eligible.iter().map(|a| a.to_string()).collect(),
+        ..Default::default()
     };
     let up = c.choose(choose("warm", &[])).await.unwrap().into_inner();
     assert!(!up.fallback && !up.decision_id.is_empty());

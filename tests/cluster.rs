@@ -239,6 +239,7 @@ async fn reward_across_script_flush(
             .choose(pb::ChooseRequest {
                 experiment: n.clone(),
                 eligible_arms: vec![],
+                ..Default::default()
             })
             .await
             .unwrap()

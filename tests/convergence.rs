@@ -36,6 +36,7 @@ async fn the_best_arm_gets_most_choices_by_the_last_quarter() {
             model: pb::RewardModel::Bernoulli as i32,
             prior: None,
             half_life_seconds: 0.0,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -46,6 +47,7 @@ async fn the_best_arm_gets_most_choices_by_the_last_quarter() {
                 .choose(pb::ChooseRequest {
                     experiment: "conv".into(),
                     eligible_arms: vec![],
+                    ..Default::default()
                 })
                 .await
                 .unwrap()

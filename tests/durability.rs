@@ -57,6 +57,7 @@ async fn load(
             c.choose(pb::ChooseRequest {
                 experiment: "crash".into(),
                 eligible_arms: vec![],
+                ..Default::default()
             })
             .await
             .unwrap()

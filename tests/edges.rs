@@ -70,6 +70,7 @@ fn experiment(name: &str, arms: Vec<String>) -> pb::CreateExperimentRequest {
         model: pb::RewardModel::Bernoulli as i32,
         prior: None,
         half_life_seconds: 0.0,
+        ..Default::default()
     }
 }
 
@@ -359,6 +360,7 @@ async fn bandit_caps_hold_at_the_cap_and_refuse_one_above() {
     let choose = |eligible_arms: Vec<String>| pb::ChooseRequest {
         experiment: "arms-ok".into(),
         eligible_arms,
+        ..Default::default()
     };
     let chosen = b
         .choose(choose(names("a", MAX_ARMS)))
@@ -587,6 +589,7 @@ async fn malformed_protobuf_is_invalid_argument_and_the_server_keeps_serving() {
         .choose(pb::ChooseRequest {
             experiment: "raw-ok".into(),
             eligible_arms: vec![],
+            ..Default::default()
         })
         .await
         .expect("choose after the garbage")

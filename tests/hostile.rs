@@ -150,6 +150,7 @@ async fn run(
                 model,
                 prior: None,
                 half_life_seconds: hl,
+                ..Default::default()
             })
             .await
             .map(|_| ()),
@@ -157,6 +158,7 @@ async fn run(
             .choose(pb::ChooseRequest {
                 experiment,
                 eligible_arms,
+                ..Default::default()
             })
             .await
             .map(|_| ()),

@@ -465,6 +465,7 @@ impl Api {
                     .choose(pb::ChooseRequest {
                         experiment: experiment.into(),
                         eligible_arms,
+                        ..Default::default()
                     })
                     .await,
             ),
@@ -674,6 +675,7 @@ fn bernoulli(name: &str, arms: &[&str]) -> pb::CreateExperimentRequest {
         model: pb::RewardModel::Bernoulli as i32,
         prior: None,
         half_life_seconds: 0.0,
+        ..Default::default()
     }
 }
 

@@ -55,6 +55,7 @@ async fn counters_move_and_are_scraped() {
             .choose(pb::ChooseRequest {
                 experiment: "m".into(),
                 eligible_arms: vec![],
+                ..Default::default()
             })
             .await
             .expect("choose")
@@ -71,6 +72,7 @@ async fn counters_move_and_are_scraped() {
         .choose(pb::ChooseRequest {
             experiment: "nope".into(),
             eligible_arms: vec![],
+            ..Default::default()
         })
         .await;
     assert!(missing.is_err());

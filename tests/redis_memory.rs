@@ -37,6 +37,7 @@ async fn each_rewarded_decision_costs_under_100_bytes_of_redis_memory() {
             c.choose(pb::ChooseRequest {
                 experiment: "checkout-button".into(),
                 eligible_arms: vec![],
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -24,6 +24,7 @@ async fn two_instances_count_20000_concurrent_rewards_exactly() {
             model: pb::RewardModel::Bernoulli as i32,
             prior: None,
             half_life_seconds: 0.0,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -47,6 +48,7 @@ async fn two_instances_count_20000_concurrent_rewards_exactly() {
                     .choose(pb::ChooseRequest {
                         experiment: "load".into(),
                         eligible_arms: vec![],
+                        ..Default::default()
                     })
                     .await
                     .unwrap()

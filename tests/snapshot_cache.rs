@@ -46,6 +46,7 @@ async fn choose(c: &mut BanditsClient<Channel>, name: &str) -> pb::ChooseRespons
     c.choose(pb::ChooseRequest {
         experiment: name.into(),
         eligible_arms: vec![],
+        ..Default::default()
     })
     .await
     .expect("choose")
@@ -166,6 +167,7 @@ async fn definition_changes_on_this_replica_take_effect_at_once() {
             .choose(pb::ChooseRequest {
                 experiment: "defs".into(),
                 eligible_arms: vec!["d".into()],
+                ..Default::default()
             })
             .await
             .expect("the new arm is eligible at once");
@@ -180,6 +182,7 @@ async fn definition_changes_on_this_replica_take_effect_at_once() {
             .choose(pb::ChooseRequest {
                 experiment: "defs".into(),
                 eligible_arms: vec![],
+                ..Default::default()
             })
             .await
             .expect_err("deleted");
@@ -206,6 +209,7 @@ async fn reward_with_a_stale_cached_definition_falls_back_to_the_store() {
         .choose(pb::ChooseRequest {
             experiment: "stale".into(),
             eligible_arms: vec!["c".into()],
+            ..Default::default()
         })
         .await
         .expect("choose c")

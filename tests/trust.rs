@@ -58,6 +58,7 @@ async fn api_keys_and_scopes() {
     let mut req = tonic::Request::new(pb::ChooseRequest {
         experiment: "a".into(),
         eligible_arms: vec![],
+        ..Default::default()
     });
     req.metadata_mut().insert(
         "authorization",
@@ -82,6 +83,7 @@ async fn api_keys_and_scopes() {
             tonic::Request::new(pb::ChooseRequest {
                 experiment: "a".into(),
                 eligible_arms: vec![],
+                ..Default::default()
             }),
             REPORTER,
         ))
@@ -220,6 +222,7 @@ async fn sustained_shedding_never_kills_the_connection() {
                     .choose(pb::ChooseRequest {
                         experiment: "big".into(),
                         eligible_arms: vec![],
+                        ..Default::default()
                     })
                     .await
                 {

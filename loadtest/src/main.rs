@@ -358,6 +358,7 @@ async fn choose_phase(
                 .choose(pb::ChooseRequest {
                     experiment: experiment.clone(),
                     eligible_arms: vec![],
+                    ..Default::default()
                 })
                 .await
                 .map_err(|s| code(&s))?
@@ -470,6 +471,7 @@ async fn reward_phase(
                 .choose(pb::ChooseRequest {
                     experiment,
                     eligible_arms: vec![],
+                    ..Default::default()
                 })
                 .await
                 .map_err(|s| code(&s))?;

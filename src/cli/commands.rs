@@ -27,6 +27,7 @@ pub async fn run(conn: &Conn, command: Command) -> Result<(), Error> {
                 .choose(pb::ChooseRequest {
                     experiment,
                     eligible_arms: eligible,
+                    ..Default::default()
                 })
                 .await?;
             if conn.json {
@@ -153,6 +154,7 @@ async fn experiment(conn: &Conn, cmd: ExperimentCmd) -> Result<(), Error> {
                     model: model as i32,
                     prior,
                     half_life_seconds: half_life,
+                    ..Default::default()
                 })
                 .await?;
             if conn.json {
@@ -197,6 +199,7 @@ async fn experiment(conn: &Conn, cmd: ExperimentCmd) -> Result<(), Error> {
                 let all = pb::ListExperimentsResponse {
                     names,
                     next_page_token: String::new(),
+                    ..Default::default()
                 };
                 return print_json(&all.to_json());
             }
@@ -293,6 +296,7 @@ async fn study(conn: &Conn, cmd: StudyCmd) -> Result<(), Error> {
                 let all = pb::ListStudiesResponse {
                     names,
                     next_page_token: String::new(),
+                    ..Default::default()
                 };
                 return print_json(&all.to_json());
             }

@@ -89,4 +89,29 @@ impl Bandits for BanditsGrpc {
             self.app.bandits.reward(&reward).await?.into(),
         ))
     }
+
+    async fn reward_aggregate(
+        &self,
+        _req: Request<pb::RewardAggregateRequest>,
+    ) -> Answer<pb::RewardAggregateResponse> {
+        Err(Status::unimplemented("RewardAggregate: not built yet"))
+    }
+
+    async fn reward_batch(
+        &self,
+        _req: Request<pb::RewardBatchRequest>,
+    ) -> Answer<pb::RewardBatchResponse> {
+        Err(Status::unimplemented("RewardBatch: not built yet"))
+    }
+
+    async fn get_verdict(
+        &self,
+        _req: Request<pb::GetVerdictRequest>,
+    ) -> Answer<pb::GetVerdictResponse> {
+        Err(Status::unimplemented("GetVerdict: not built yet"))
+    }
+
+    async fn gate(&self, _req: Request<pb::GateRequest>) -> Answer<pb::GateResponse> {
+        Err(Status::unimplemented("Gate: not built yet"))
+    }
 }
