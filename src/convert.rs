@@ -12,7 +12,11 @@ use std::collections::BTreeMap;
 use crate::app::bandits::{Choice, ExperimentSummary, Reward, RewardTarget, Rewarded};
 use crate::app::page::{Page, PageRequest};
 use crate::app::studies::{Observation, StudyView};
-use crate::bandit::{ExperimentDef, Model, NewExperiment, Posterior, Prior};
+use crate::bandit::design::{DEFAULT_TOP_TWO_BETA, DEFAULT_WINNER_PROB_BEST};
+use crate::bandit::{
+    Design, ExperimentDef, Model, NewExperiment, OnWinner, Policy, Posterior, Prior, RewardGoal,
+    StoppingRule,
+};
 use crate::bo::{
     Acquisition, Constraint, Goal, ParamKind, ParamValue, Parameter, SearchSpace, StudyDef,
     StudySpec, Trial, TrialState, default_n_initial,
@@ -57,18 +61,90 @@ impl TryFrom<pb::CreateExperimentRequest> for NewExperiment {
                 beta: n.beta,
             },
         });
+        let design = design_from_pb(&r)?;
         Ok(NewExperiment {
             name: r.name,
             model,
             prior,
             half_life_seconds: r.half_life_seconds,
             arms: r.arms,
+            design,
         })
     }
 }
 
+/// The design fields of a create request; zero values mean the defaults.
+fn design_from_pb(r: &pb::CreateExperimentRequest) -> Result<Design, Error> {
+    let goal = match pb::RewardGoal::try_from(r.goal) {
+        Ok(pb::RewardGoal::MaximizeReward) => RewardGoal::Maximize,
+        Ok(pb::RewardGoal::MinimizeReward) => RewardGoal::Minimize,
+        Err(_) => {
+            return Err(Error::invalid(format!(
+                "goal: must be MAXIMIZE_REWARD or MINIMIZE_REWARD, got {}",
+                r.goal
+            )));
+        }
+    };
+    let policy = match pb::Policy::try_from(r.policy) {
+        Ok(pb::Policy::Thompson) if r.top_two_beta != 0.0 => {
+            return Err(Error::invalid(
+                "top_two_beta: only meaningful with policy TOP_TWO_THOMPSON",
+            ));
+        }
+        Ok(pb::Policy::Thompson) => Policy::Thompson,
+        Ok(pb::Policy::TopTwoThompson) => Policy::TopTwoThompson {
+            beta: if r.top_two_beta == 0.0 {
+                DEFAULT_TOP_TWO_BETA
+            } else {
+                r.top_two_beta
+            },
+        },
+        Err(_) => {
+            return Err(Error::invalid(format!(
+                "policy: must be THOMPSON or TOP_TWO_THOMPSON, got {}",
+                r.policy
+            )));
+        }
+    };
+    let stopping = match &r.stopping {
+        None => StoppingRule::default(),
+        Some(s) => StoppingRule {
+            prob_best: if s.prob_best == 0.0 {
+                DEFAULT_WINNER_PROB_BEST
+            } else {
+                s.prob_best
+            },
+            expected_loss: s.expected_loss,
+            min_rewards_per_arm: s.min_rewards_per_arm,
+            max_duration_seconds: s.max_duration_seconds,
+            on_winner: match pb::OnWinner::try_from(s.on_winner) {
+                Ok(pb::OnWinner::KeepLearning) => OnWinner::KeepLearning,
+                Ok(pb::OnWinner::Exploit) => OnWinner::Exploit,
+                Err(_) => {
+                    return Err(Error::invalid(format!(
+                        "stopping.on_winner: must be KEEP_LEARNING or EXPLOIT, got {}",
+                        s.on_winner
+                    )));
+                }
+            },
+        },
+    };
+    Ok(Design {
+        goal,
+        policy,
+        control_arm: (!r.control_arm.is_empty()).then(|| r.control_arm.clone()),
+        control_share: r.control_share,
+        min_share: r.min_share,
+        sticky_seconds: r.sticky_seconds,
+        stopping,
+        description: r.description.clone(),
+        labels: r.labels.clone().into_iter().collect(),
+    })
+}
+
 impl From<&ExperimentDef> for pb::Experiment {
     fn from(def: &ExperimentDef) -> Self {
+        let d = &def.design;
         let prior = match def.prior {
             Prior::Beta { alpha, beta } => {
                 pb::experiment::Prior::BetaPrior(pb::BetaPrior { alpha, beta })
@@ -97,8 +173,35 @@ impl From<&ExperimentDef> for pb::Experiment {
                 .collect(),
             half_life_seconds: def.half_life_seconds,
             prior: Some(prior),
-            // Goal, policy, shares, stopping, metadata: not wired yet.
-            ..Default::default()
+            goal: match d.goal {
+                RewardGoal::Maximize => pb::RewardGoal::MaximizeReward,
+                RewardGoal::Minimize => pb::RewardGoal::MinimizeReward,
+            } as i32,
+            policy: match d.policy {
+                Policy::Thompson => pb::Policy::Thompson,
+                Policy::TopTwoThompson { .. } => pb::Policy::TopTwoThompson,
+            } as i32,
+            top_two_beta: match d.policy {
+                Policy::Thompson => 0.0,
+                Policy::TopTwoThompson { beta } => beta,
+            },
+            control_arm: d.control_arm.clone().unwrap_or_default(),
+            control_share: d.control_share,
+            min_share: d.min_share,
+            sticky_seconds: d.sticky_seconds,
+            stopping: Some(pb::StoppingRule {
+                prob_best: d.stopping.prob_best,
+                expected_loss: d.stopping.expected_loss,
+                min_rewards_per_arm: d.stopping.min_rewards_per_arm,
+                max_duration_seconds: d.stopping.max_duration_seconds,
+                on_winner: match d.stopping.on_winner {
+                    OnWinner::KeepLearning => pb::OnWinner::KeepLearning,
+                    OnWinner::Exploit => pb::OnWinner::Exploit,
+                } as i32,
+            }),
+            description: d.description.clone(),
+            labels: d.labels.clone().into_iter().collect(),
+            created_ms: def.created_ms,
         }
     }
 }

@@ -167,7 +167,8 @@ impl Bandits {
     /// with `created = false`, a different definition is ALREADY_EXISTS.
     pub async fn create(&self, new: NewExperiment) -> Result<(ExperimentDef, bool), Error> {
         let id = RNG.with(|r| r.borrow_mut().random::<u64>());
-        let def = new.into_def(id)?;
+        let mut def = new.into_def(id)?;
+        def.created_ms = now_ms();
         match self.store.create_experiment(&def).await? {
             Created::Created => {}
             Created::Exists(existing) if existing.same_definition(&def) => {
@@ -538,6 +539,7 @@ mod tests {
             prior: None,
             half_life_seconds: 0.0,
             arms: vec!["a".into(), "b".into()],
+            design: Default::default(),
         }
         .into_def(5)
         .unwrap()

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::BanditError;
+use super::design::Design;
 use super::posterior::{Evidence, Model, Posterior, Prior};
 use crate::name;
 
@@ -42,6 +43,14 @@ pub struct ExperimentDef {
     /// Random per incarnation: decision ids of a deleted experiment are not
     /// valid for a new experiment of the same name.
     pub id: u64,
+    /// Goal, policy, holdback and floors, sticky units, stopping rule,
+    /// description and labels (defaults for records written before them).
+    #[serde(default)]
+    pub design: Design,
+    /// Unix milliseconds of the create call (the stopping rule's duration
+    /// counts from it; 0 for records written before it was kept).
+    #[serde(default)]
+    pub created_ms: i64,
 }
 
 /// A create request after defaults are filled in.
@@ -52,6 +61,7 @@ pub struct NewExperiment {
     pub prior: Option<Prior>,
     pub half_life_seconds: f64,
     pub arms: Vec<String>,
+    pub design: Design,
 }
 
 impl NewExperiment {
@@ -112,6 +122,7 @@ impl NewExperiment {
                 ),
             ));
         }
+        self.design.validate(&self.arms)?;
         Ok(ExperimentDef {
             name: self.name,
             model: self.model,
@@ -127,6 +138,8 @@ impl NewExperiment {
                 .collect(),
             created_with: self.arms,
             id,
+            design: self.design,
+            created_ms: 0,
         })
     }
 }
@@ -139,6 +152,7 @@ impl ExperimentDef {
             && self.prior == other.prior
             && self.half_life_seconds == other.half_life_seconds
             && self.created_with == other.created_with
+            && self.design == other.design
     }
 
     pub fn half_life_ms(&self) -> i64 {
@@ -283,6 +297,7 @@ mod tests {
             prior: None,
             half_life_seconds: 0.0,
             arms: arms.iter().map(|s| s.to_string()).collect(),
+            design: Default::default(),
         }
     }
 

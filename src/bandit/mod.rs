@@ -3,14 +3,18 @@
 //!
 //! - [`posterior`]: reward models, evidence, conjugate posteriors, decay.
 //! - [`experiment`]: an experiment's definition, arms and their limits.
+//! - [`design`]: goal, policy, holdback and floors, sticky units, stopping
+//!   rule, description and labels.
 //! - [`thompson`]: Thompson sampling and P(best).
 //! - [`token`]: signed decision ids (no store write on Choose).
 
+pub mod design;
 pub mod experiment;
 pub mod posterior;
 pub mod thompson;
 pub mod token;
 
+pub use design::{Design, OnWinner, Policy, RewardGoal, StoppingRule};
 pub use experiment::{Arm, ExperimentDef, MAX_ARMS, NewExperiment};
 pub use posterior::{Delta, Evidence, Model, Posterior, Prior};
 pub use token::{Decision, DecisionSigner, TokenError};

@@ -2,8 +2,8 @@
 //!
 //! | scope | grants |
 //! | --- | --- |
-//! | `decide` | Choose, Suggest, GetExperiment, ListExperiments, GetStudy, ListStudies |
-//! | `report` | Reward, Observe |
+//! | `decide` | Choose, Suggest, GetExperiment, ListExperiments, GetStudy, ListStudies, GetVerdict, Gate |
+//! | `report` | Reward, RewardAggregate, RewardBatch, Observe |
 //! | `admin` | CreateExperiment, DeleteExperiment, AddArm, RetireArm, CreateStudy, DeleteStudy |
 //!
 //! Health and reflection stay open: load balancers and generic gRPC tools
@@ -49,7 +49,7 @@ pub fn scope_for(method: &http::Method, path: &str) -> Option<Scope> {
     if path.starts_with("/posterior.v1.") {
         let rpc = path.rsplit('/').next().unwrap_or("");
         return Some(match rpc {
-            "Reward" | "Observe" => Scope::Report,
+            "Reward" | "RewardAggregate" | "RewardBatch" | "Observe" => Scope::Report,
             "CreateExperiment" | "DeleteExperiment" | "AddArm" | "RetireArm" | "CreateStudy"
             | "DeleteStudy" => Scope::Admin,
             // Everything else in our packages reads or decides. A new RPC
@@ -68,7 +68,9 @@ pub fn scope_for(method: &http::Method, path: &str) -> Option<Scope> {
     let verb = last.rsplit_once(':').map_or("", |(_, v)| v);
     Some(match (method, verb) {
         (&http::Method::POST, "choose" | "suggest") => Scope::Decide,
-        (&http::Method::POST, "reward" | "observe") => Scope::Report,
+        (&http::Method::POST, "reward" | "rewardAggregate" | "rewardBatch" | "observe") => {
+            Scope::Report
+        }
         _ => Scope::Admin,
     })
 }
@@ -243,7 +245,7 @@ mod tests {
                     let path = format!("/posterior.v1.{}/{}", s.name(), m.name());
                     let scope = scope_for(&http::Method::POST, &path).unwrap();
                     let expected = match m.name() {
-                        "Reward" | "Observe" => Scope::Report,
+                        n if n.starts_with("Reward") || n == "Observe" => Scope::Report,
                         n if n.starts_with("Create")
                             || n.starts_with("Delete")
                             || n.ends_with("Arm") =>
@@ -257,7 +259,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 14);
+        assert_eq!(seen, 18);
         assert_eq!(
             scope_for(&http::Method::POST, "/grpc.health.v1.Health/Check"),
             None
@@ -285,6 +287,22 @@ mod tests {
             ),
             (Method::POST, "/v1/studies/s:suggest", Some(Scope::Decide)),
             (Method::POST, "/v1/studies/s:observe", Some(Scope::Report)),
+            (
+                Method::POST,
+                "/v1/experiments/e:rewardAggregate",
+                Some(Scope::Report),
+            ),
+            (
+                Method::POST,
+                "/v1/experiments/e:rewardBatch",
+                Some(Scope::Report),
+            ),
+            (
+                Method::GET,
+                "/v1/experiments/e:verdict",
+                Some(Scope::Decide),
+            ),
+            (Method::GET, "/v1/experiments/e:gate", Some(Scope::Decide)),
             (Method::POST, "/v1/experiments", Some(Scope::Admin)),
             (Method::DELETE, "/v1/experiments/e", Some(Scope::Admin)),
             (Method::POST, "/v1/experiments/e/arms", Some(Scope::Admin)),
