@@ -129,13 +129,13 @@ impl Design {
     /// Every rule, against the experiment's arms at create; the error names
     /// the field.
     pub fn validate(&self, arms: &[String]) -> Result<(), BanditError> {
-        if let Policy::TopTwoThompson { beta } = self.policy {
-            if !(beta > 0.0 && beta < 1.0) {
-                return Err(BanditError::invalid(
-                    "top_two_beta",
-                    format!("must be in (0, 1) (0 means the default 0.5), got {beta}"),
-                ));
-            }
+        if let Policy::TopTwoThompson { beta } = self.policy
+            && !(beta > 0.0 && beta < 1.0)
+        {
+            return Err(BanditError::invalid(
+                "top_two_beta",
+                format!("must be in (0, 1) (0 means the default 0.5), got {beta}"),
+            ));
         }
         in_range(
             "control_share",

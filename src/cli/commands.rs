@@ -296,7 +296,6 @@ async fn study(conn: &Conn, cmd: StudyCmd) -> Result<(), Error> {
                 let all = pb::ListStudiesResponse {
                     names,
                     next_page_token: String::new(),
-                    ..Default::default()
                 };
                 return print_json(&all.to_json());
             }
