@@ -7,13 +7,19 @@
 //! - choose_cached/N: the same decision from a cached snapshot (posteriors
 //!   precomputed at refresh, `api::snapshot`): draws only, as the Choose
 //!   handler does it with `bandit.choose_max_staleness_ms > 0`.
+//! - choose_goal/N: choose/N through the goal-aware draw the Choose handler
+//!   uses (`thompson::choose_for` with the experiment's goal, unknown at
+//!   compile time), MAXIMIZE and MINIMIZE: the orientation must cost nothing
+//!   measurable next to choose/N.
 //! - reward_update: validating a reward and applying it with decay.
 //! - token sign / verify: the decision id's HMAC.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use posterior::bandit::{Decision, DecisionSigner, Evidence, Model, Posterior, Prior, thompson};
+use posterior::bandit::{
+    Decision, DecisionSigner, Evidence, Model, Posterior, Prior, RewardGoal, thompson,
+};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
@@ -44,6 +50,33 @@ fn bench_choose(c: &mut Criterion) {
                         .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
                 );
                 black_box(thompson::choose(&posteriors, &candidates, &mut rng))
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_choose_goal(c: &mut Criterion) {
+    let mut g = c.benchmark_group("choose_goal");
+    for (label, goal) in [("max", RewardGoal::Maximize), ("min", RewardGoal::Minimize)] {
+        let n = 10;
+        let ev = evidence(n);
+        let candidates: Vec<usize> = (0..n).collect();
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut posteriors = Vec::with_capacity(n);
+        g.bench_function(format!("{n}_arms_{label}"), |b| {
+            b.iter(|| {
+                posteriors.clear();
+                posteriors.extend(
+                    ev.iter()
+                        .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
+                );
+                black_box(thompson::choose_for(
+                    black_box(goal),
+                    &posteriors,
+                    &candidates,
+                    &mut rng,
+                ))
             })
         });
     }
@@ -101,6 +134,7 @@ fn bench_token(c: &mut Criterion) {
 criterion_group!(
     benches,
     bench_choose,
+    bench_choose_goal,
     bench_choose_cached,
     bench_reward,
     bench_token

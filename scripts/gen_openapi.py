@@ -118,7 +118,11 @@ def parse_proto(path, messages, enums, services):
         m = re.match(r"^(message|enum|service)\s+(\w+)\s*\{\s*(\}?)$", line)
         if m:
             kind, name, closed = m.groups()
-            if stack:
+            # An enum nested in a message (GetVerdictResponse.Status) becomes
+            # the schema GetVerdictResponseStatus; nothing else may nest.
+            if stack and kind == "enum" and stack[-1][0] == "message":
+                name = stack[-1][1] + name
+            elif stack:
                 raise ProtoError(f"{where}: nested declarations are not supported: {line}")
             table = {"message": messages, "enum": enums, "service": services}[kind]
             if name in messages or name in enums or name in services:
@@ -189,7 +193,11 @@ def load_protos():
         file_docs[p.name] = parse_proto(p, messages, enums, services)
     for mname, m in messages.items():
         for f in m["fields"]:
-            t = f["type"].split(".")[-1]
+            if "." in f["type"]:
+                f["type"] = f["type"].replace(".", "")
+            elif mname + f["type"] in enums:
+                f["type"] = mname + f["type"]
+            t = f["type"]
             if f["type"] not in SCALARS and t not in messages and t not in enums:
                 raise ProtoError(f"{mname}.{f['name']}: unknown type {f['type']}")
             f["type"] = f["type"] if f["type"] in SCALARS else t
@@ -365,6 +373,28 @@ NAME_RULE = ("1 to 128 characters from `[A-Za-z0-9_.:-]`, starting with a letter
 # body: "body" (request minus path fields as JSON body), "query" (as query
 # parameters), "none", or "empty" (optional empty body), 409 description or
 # None, scope (None for open routes), example request body.
+# RPCs in the proto contract still answering UNIMPLEMENTED, so without an
+# HTTP route yet (their branch adds the route and removes them from here).
+UNROUTED = {"RewardAggregate", "RewardBatch"}
+
+GATE_HEADERS = [{
+    "name": "x-gate-status", "in": "header", "required": False,
+    "description": "`200`: answer every verdict with 200 (the verdict only in the "
+                   "body), for callers that treat any non-2xx answer as an error "
+                   "without reading it (Argo Rollouts' `web` metric).",
+    "schema": {"type": "string", "enum": ["200"]},
+}]
+
+# The gate answers its verdict in the status too (not errors: the body is
+# the GateResponse).
+GATE_STATUSES = {
+    "412": "FAIL: the candidate is worse than the baseline by more than the margin, "
+           "or breaches the SLO, with probability >= confidence. The body is the "
+           "GateResponse.",
+    "425": "INCONCLUSIVE (Too Early): not enough evidence yet for PASS or FAIL; ask "
+           "again later. The body is the GateResponse.",
+}
+
 ROUTES = [
     dict(method="post", path="/v1/experiments", op="CreateExperiment", tag="Bandits",
          summary="Create an experiment", bind={}, req="CreateExperimentRequest",
@@ -407,6 +437,22 @@ ROUTES = [
          conflict="`FAILED_PRECONDITION`: the decision id is older than the dedupe window "
                   "(reward by `arm` to ingest it anyway).",
          example={"decisionId": "<decisionId from Choose>", "value": 1}),
+    dict(method="get", path="/v1/experiments/{name}:verdict", op="GetVerdict",
+         tag="Bandits", summary="The experiment's verdict under its stopping rule",
+         bind={"name": "name"}, req="GetVerdictRequest", resp="GetVerdictResponse",
+         body="query", scope="decide"),
+    dict(method="get", path="/v1/experiments/{name}:gate", op="Gate", tag="Bandits",
+         summary="Canary gate: may the candidate arm replace the baseline?",
+         bind={"name": "experiment"}, req="GateRequest", resp="GateResponse", body="query",
+         scope="decide",
+         header_params=GATE_HEADERS,
+         gate_statuses=GATE_STATUSES),
+    dict(method="post", path="/v1/experiments/{name}:gate", op="Gate", op_id="GateWebhook",
+         tag="Bandits",
+         summary="Canary gate for webhooks that only POST (Flagger): the query string as "
+                 "with GET, the body is not read",
+         bind={"name": "experiment"}, req="GateRequest", resp="GateResponse", body="query",
+         scope="decide", header_params=GATE_HEADERS, gate_statuses=GATE_STATUSES),
     dict(method="post", path="/v1/studies", op="CreateStudy", tag="Optimizer",
          summary="Create a study", bind={}, req="CreateStudyRequest",
          resp="CreateStudyResponse", body="body", scope="admin",
@@ -553,7 +599,7 @@ def build():
         for field in r["bind"].values():
             if field not in fields:
                 raise ProtoError(f"route {r['op']}: {r['req']} has no field {field}")
-    missing = set(rpcs) - {r["op"] for r in ROUTES}
+    missing = set(rpcs) - {r["op"] for r in ROUTES} - UNROUTED
     if missing:
         raise ProtoError(f"RPCs without a route: {sorted(missing)}")
 
@@ -650,11 +696,12 @@ def build():
                 if desc:
                     p["description"] = desc
                 params.append(p)
+        params += r.get("header_params", [])
         desc = jsonify_doc(rpc["doc"], snake) or (r["summary"] + ".")
         desc += f"\n\ngRPC: `posterior.v1.{rpc['service']}/{r['op']}`."
         desc += f" Needs the {SCOPE_TEXT[r['scope']]} scope when API keys are configured."
         op = {
-            "operationId": r["op"],
+            "operationId": r.get("op_id", r["op"]),
             "summary": r["summary"],
             "description": desc,
             "tags": [r["tag"]],
@@ -679,6 +726,13 @@ def build():
                     "schema": {"$ref": f"#/components/schemas/{r['resp']}"}}},
             },
         }
+        if "gate_statuses" in r:
+            resp["200"]["description"] = (
+                "PASS: the candidate is not worse than the baseline by more than the margin "
+                "(and keeps the SLO) with probability >= confidence. " + resp["200"]["description"])
+            for code, text in r["gate_statuses"].items():
+                resp[code] = {"description": text, "content": {"application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{r['resp']}"}}}}
         # FAILED_PRECONDITION is a 400 (the standard gRPC -> HTTP mapping,
         # src/error.rs); ALREADY_EXISTS and ABORTED are 409s.
         precondition, conflict = [], []

@@ -262,7 +262,10 @@ impl From<ExperimentSummary> for pb::GetExperimentResponse {
                     beta,
                     mu,
                     kappa,
-                    ..Default::default()
+                    expected_loss: a.expected_loss,
+                    lift_mean: a.lift.map(|l| l.mean),
+                    lift_lower: a.lift.map(|l| l.lower),
+                    lift_upper: a.lift.map(|l| l.upper),
                 }
             })
             .collect();
@@ -586,6 +589,94 @@ impl From<Trial> for pb::ObserveResponse {
     fn from(t: Trial) -> Self {
         pb::ObserveResponse {
             trial: Some((&t).into()),
+        }
+    }
+}
+
+// ---- verdicts, gates, listings ---------------------------------------------
+
+impl From<crate::bandit::verdict::Status> for pb::get_verdict_response::Status {
+    fn from(s: crate::bandit::verdict::Status) -> Self {
+        use crate::bandit::verdict::Status;
+        match s {
+            Status::Running => pb::get_verdict_response::Status::Running,
+            Status::Winner => pb::get_verdict_response::Status::Winner,
+            Status::Inconclusive => pb::get_verdict_response::Status::Inconclusive,
+        }
+    }
+}
+
+impl From<crate::app::verdict::VerdictView> for pb::GetVerdictResponse {
+    fn from(v: crate::app::verdict::VerdictView) -> Self {
+        pb::GetVerdictResponse {
+            status: pb::get_verdict_response::Status::from(v.status) as i32,
+            winner: v.winner.unwrap_or_default(),
+            reason: v.reason,
+            arms: v
+                .arms
+                .into_iter()
+                .map(|a| pb::ArmVerdict {
+                    name: a.name,
+                    prob_best: a.prob_best,
+                    expected_loss: a.expected_loss,
+                    rewards: a.rewards,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<pb::GateRequest> for crate::app::verdict::GateRequest {
+    fn from(r: pb::GateRequest) -> Self {
+        crate::app::verdict::GateRequest {
+            experiment: r.experiment,
+            baseline: r.baseline,
+            candidate: r.candidate,
+            margin: r.margin,
+            slo: r.slo,
+            min_rewards: r.min_rewards,
+            confidence: r.confidence,
+        }
+    }
+}
+
+impl From<crate::app::verdict::GateView> for pb::GateResponse {
+    fn from(g: crate::app::verdict::GateView) -> Self {
+        use crate::bandit::verdict::GateVerdict;
+        let verdict = match g.answer.verdict {
+            GateVerdict::Inconclusive => pb::gate_response::Verdict::Inconclusive,
+            GateVerdict::Pass => pb::gate_response::Verdict::Pass,
+            GateVerdict::Fail => pb::gate_response::Verdict::Fail,
+        };
+        pb::GateResponse {
+            verdict: verdict as i32,
+            prob_candidate_worse: g.answer.prob_candidate_worse,
+            prob_slo_breach: g.answer.prob_slo_breach,
+            baseline_rewards: g.baseline_rewards,
+            candidate_rewards: g.candidate_rewards,
+            reason: g.answer.reason,
+        }
+    }
+}
+
+impl From<crate::app::verdict::ExperimentPage> for pb::ListExperimentsResponse {
+    fn from(p: crate::app::verdict::ExperimentPage) -> Self {
+        pb::ListExperimentsResponse {
+            names: p.page.names,
+            next_page_token: p.page.next_page_token,
+            experiments: p
+                .listings
+                .into_iter()
+                .map(|l| pb::ExperimentListing {
+                    name: l.name,
+                    model: pb::RewardModel::from(l.model) as i32,
+                    arms: l.active_arms,
+                    rewards: l.rewards,
+                    status: pb::get_verdict_response::Status::from(l.status) as i32,
+                    description: l.description,
+                    labels: l.labels.into_iter().collect(),
+                })
+                .collect(),
         }
     }
 }

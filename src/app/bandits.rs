@@ -98,6 +98,10 @@ pub struct ArmSummary {
     pub prob_best: f64,
     pub prob_above_threshold: Option<f64>,
     pub posterior: Posterior,
+    /// E[max_j θ_j − θ_this] in the goal's direction (0 for retired arms).
+    pub expected_loss: f64,
+    /// Against the control arm, when the experiment has one.
+    pub lift: Option<crate::bandit::verdict::Lift>,
 }
 
 /// An experiment's definition and every arm's posterior.
@@ -122,9 +126,9 @@ thread_local! {
 
 /// The bandit use cases over one store.
 pub struct Bandits {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     signer: DecisionSigner,
-    settings: BanditSettings,
+    pub(super) settings: BanditSettings,
     /// Posterior snapshots for Choose (and definitions for Reward); off
     /// unless [`Bandits::with_cache`] is given one with a bound > 0.
     cache: SnapshotCache,
@@ -155,7 +159,7 @@ impl Bandits {
         self
     }
 
-    async fn load(&self, field: &str, name: &str) -> Result<ExperimentState, Error> {
+    pub(super) async fn load(&self, field: &str, name: &str) -> Result<ExperimentState, Error> {
         name::validate(field, name).map_err(Error::invalid)?;
         self.store
             .experiment(name)
@@ -318,7 +322,12 @@ impl Bandits {
         let now = now_ms();
         let (arm, nonce) = RNG.with(|r| {
             let mut rng = r.borrow_mut();
-            let arm = thompson::choose(&snap.posteriors, candidates, &mut *rng);
+            // EXPLOIT after a winner (found at snapshot refresh): the winner,
+            // when the caller may be shown it.
+            let arm = match snap.exploit {
+                Some(w) if candidates.contains(&w) => Some(w),
+                _ => thompson::choose_for(def.design.goal, &snap.posteriors, candidates, &mut *rng),
+            };
             (arm, rng.random::<u64>())
         });
         let arm = arm.ok_or_else(|| Error::internal("no candidate arm after eligibility check"))?;
@@ -482,8 +491,8 @@ fn summarize(
     let posteriors: Vec<Posterior> = decayed.iter().map(|(_, p)| *p).collect();
     let active = def.active_arms();
     let draws = thompson::prob_best_draws(active.len()).min(max_draws);
-    let prob_best =
-        RNG.with(|r| thompson::prob_best(&posteriors, &active, draws, &mut *r.borrow_mut()));
+    // P(best), expected loss and lift from the same joint draws, goal-aware.
+    let stats = super::verdict::stats_of(&def, &posteriors, draws);
     let arms = def
         .arms
         .iter()
@@ -499,9 +508,11 @@ fn summarize(
                 mean: p.mean(),
                 lower,
                 upper,
-                prob_best: prob_best[i],
+                prob_best: stats.prob_best[i],
                 prob_above_threshold: threshold.map(|t| p.prob_above(t)),
                 posterior: *p,
+                expected_loss: stats.expected_loss[i],
+                lift: stats.lift[i],
             }
         })
         .collect();

@@ -7,6 +7,7 @@
 //!   compare-and-set, retries), the recommendation.
 //! - [`snapshot`]: the Choose snapshot cache (bounded staleness, single-flight).
 //! - [`page`]: pagination of lists.
+//! - [`verdict`]: GetVerdict, Gate and the list view's per-experiment facts.
 //!
 //! Errors are [`crate::error::Error`]: a kind and a message naming the field
 //! and the rule; the transports map the kind through one table.
@@ -15,6 +16,7 @@ pub mod bandits;
 pub mod page;
 pub mod snapshot;
 pub mod studies;
+pub mod verdict;
 
 use std::sync::Arc;
 

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::bandit::{ExperimentDef, Posterior};
+use crate::bandit::{ExperimentDef, OnWinner, Posterior};
 use crate::store::{ExperimentState, Store, StoreError};
 use crate::telemetry::{ExperimentMetrics, Telemetry};
 
@@ -46,6 +46,12 @@ pub struct Snapshot {
     /// Indices of the active arms: the candidates when no eligible list is given.
     pub active: Vec<usize>,
     pub metrics: ExperimentMetrics,
+    /// With `on_winner = EXPLOIT` and a WINNER verdict at refresh: the
+    /// winner, which Choose then serves. Computed here, once per refresh
+    /// (bounded draws, see `app::verdict::SNAPSHOT_DRAW_BUDGET`), never per
+    /// Choose: a verdict reached after the refresh shows at the next one,
+    /// within the staleness bound (or at once with the cache off).
+    pub exploit: Option<usize>,
     read_at: Instant,
 }
 
@@ -56,6 +62,18 @@ impl Snapshot {
         read_at: Instant,
         telemetry: &Telemetry,
     ) -> Snapshot {
+        let exploit = (state.def.design.stopping.on_winner == OnWinner::Exploit)
+            .then(|| {
+                super::verdict::verdict_of(
+                    &state,
+                    now_ms,
+                    super::verdict::SNAPSHOT_DRAW_BUDGET,
+                    super::verdict::SNAPSHOT_MAX_DRAWS,
+                )
+                .0
+                .winner
+            })
+            .flatten();
         let def = state.def;
         let posteriors: Vec<Posterior> = def
             .posteriors_at(&state.evidence, now_ms)
@@ -80,6 +98,7 @@ impl Snapshot {
             posteriors,
             active,
             metrics,
+            exploit,
             read_at,
         }
     }

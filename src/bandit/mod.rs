@@ -7,12 +7,15 @@
 //!   rule, description and labels.
 //! - [`thompson`]: Thompson sampling and P(best).
 //! - [`token`]: signed decision ids (no store write on Choose).
+//! - [`verdict`]: expected loss, lift, the stopping rule's verdict and the
+//!   canary gate's probabilities.
 
 pub mod design;
 pub mod experiment;
 pub mod posterior;
 pub mod thompson;
 pub mod token;
+pub mod verdict;
 
 pub use design::{Design, OnWinner, Policy, RewardGoal, StoppingRule};
 pub use experiment::{Arm, ExperimentDef, MAX_ARMS, NewExperiment};

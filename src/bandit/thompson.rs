@@ -3,6 +3,7 @@
 
 use rand::Rng;
 
+use super::design::RewardGoal;
 use super::posterior::Posterior;
 
 /// Pick among `candidates` (indices into `posteriors`) the arm whose draw is
@@ -13,10 +14,22 @@ pub fn choose<R: Rng + ?Sized>(
     candidates: &[usize],
     rng: &mut R,
 ) -> Option<usize> {
+    choose_for(RewardGoal::Maximize, posteriors, candidates, rng)
+}
+
+/// [`choose`] in the goal's direction: the draw best for `goal` wins (the
+/// lowest for MINIMIZE). The orientation is one negation per draw.
+#[inline]
+pub fn choose_for<R: Rng + ?Sized>(
+    goal: RewardGoal,
+    posteriors: &[Posterior],
+    candidates: &[usize],
+    rng: &mut R,
+) -> Option<usize> {
     let mut best: Option<(usize, f64)> = None;
     for &i in candidates {
         let Some(p) = posteriors.get(i) else { continue };
-        let draw = p.sample(rng);
+        let draw = goal.oriented(p.sample(rng));
         // `>` keeps the first of exact ties; NaN never wins.
         if best.is_none_or(|(_, b)| draw > b) {
             best = Some((i, draw));
@@ -49,12 +62,23 @@ pub fn prob_best<R: Rng + ?Sized>(
     draws: usize,
     rng: &mut R,
 ) -> Vec<f64> {
+    prob_best_for(RewardGoal::Maximize, posteriors, candidates, draws, rng)
+}
+
+/// [`prob_best`] in the goal's direction.
+pub fn prob_best_for<R: Rng + ?Sized>(
+    goal: RewardGoal,
+    posteriors: &[Posterior],
+    candidates: &[usize],
+    draws: usize,
+    rng: &mut R,
+) -> Vec<f64> {
     let mut wins = vec![0u64; posteriors.len()];
     if draws == 0 {
         return vec![0.0; posteriors.len()];
     }
     for _ in 0..draws {
-        if let Some(i) = choose(posteriors, candidates, rng) {
+        if let Some(i) = choose_for(goal, posteriors, candidates, rng) {
             wins[i] += 1;
         }
     }

@@ -128,6 +128,8 @@ rpcs! {
     bandits.retire_arm(pb::RetireArmRequest) -> pb::RetireArmResponse;
     bandits.choose(pb::ChooseRequest) -> pb::ChooseResponse;
     bandits.reward(pb::RewardRequest) -> pb::RewardResponse;
+    bandits.get_verdict(pb::GetVerdictRequest) -> pb::GetVerdictResponse;
+    bandits.gate(pb::GateRequest) -> pb::GateResponse;
     optimizer.create_study(pb::CreateStudyRequest) -> pb::CreateStudyResponse;
     optimizer.get_study(pb::GetStudyRequest) -> pb::GetStudyResponse;
     optimizer.list_studies(pb::ListStudiesRequest) -> pb::ListStudiesResponse;

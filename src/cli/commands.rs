@@ -18,6 +18,38 @@ pub async fn run(conn: &Conn, command: Command) -> Result<(), Error> {
         Command::Serve(_) => Err(Error::Usage("serve is not a client command".into())),
         Command::Experiment(cmd) => experiment(conn, cmd).await,
         Command::Study(cmd) => study(conn, cmd).await,
+        Command::Gate {
+            experiment,
+            baseline,
+            candidate,
+            margin,
+            slo,
+            min_rewards,
+            confidence,
+        } => {
+            let r = Client::connect(conn)
+                .await?
+                .gate(pb::GateRequest {
+                    experiment,
+                    baseline,
+                    candidate,
+                    margin,
+                    slo,
+                    min_rewards,
+                    confidence,
+                })
+                .await?;
+            if conn.json {
+                print_json(&r.to_json())?;
+            } else {
+                emit(&render::gate(&r))?;
+            }
+            match pb::gate_response::Verdict::try_from(r.verdict) {
+                Ok(pb::gate_response::Verdict::Pass) => Ok(()),
+                Ok(pb::gate_response::Verdict::Fail) => Err(Error::Exit(1)),
+                _ => Err(Error::Exit(3)),
+            }
+        }
         Command::Choose {
             experiment,
             eligible,
@@ -181,6 +213,16 @@ async fn experiment(conn: &Conn, cmd: ExperimentCmd) -> Result<(), Error> {
                 return print_json(&r.to_json());
             }
             emit(&render::experiment(&r, threshold))
+        }
+        ExperimentCmd::Verdict { name } => {
+            let r = Client::connect(conn)
+                .await?
+                .get_verdict(pb::GetVerdictRequest { name })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            emit(&render::verdict(&r))
         }
         ExperimentCmd::List => {
             let mut c = Client::connect(conn).await?;

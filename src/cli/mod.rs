@@ -26,6 +26,7 @@ Exit status:
   1  the server answered with an error, or could not be reached
      (connection refused, TLS mismatch, not a posterior server, --timeout)
   2  usage error: unknown or conflicting flags, missing or malformed values
+  `posterior gate` also exits 1 on FAIL and 3 on INCONCLUSIVE (0 on PASS)
 
 Client commands print tables for people; --json prints the server's answer
 as JSON (proto3 JSON mapping: lowerCamelCase names, 64-bit integers as
@@ -138,6 +139,30 @@ pub enum Command {
         #[arg(long, allow_negative_numbers = true)]
         value: f64,
     },
+    /// Canary gate: may the candidate arm replace the baseline? Exit 0 on
+    /// PASS, 1 on FAIL (and on errors), 3 on INCONCLUSIVE.
+    Gate {
+        /// The experiment both arms belong to.
+        experiment: String,
+        /// The arm in production now.
+        #[arg(long, value_name = "ARM")]
+        baseline: String,
+        /// The arm that would replace it.
+        #[arg(long, value_name = "ARM")]
+        candidate: String,
+        /// How much worse the candidate may be, in reward units, in the goal's direction.
+        #[arg(long, default_value_t = 0.0)]
+        margin: f64,
+        /// A bound the candidate's rate must not cross (above it for MINIMIZE, below for MAXIMIZE).
+        #[arg(long, allow_negative_numbers = true)]
+        slo: Option<f64>,
+        /// Rewards each arm needs before a PASS [default: 100].
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        min_rewards: u64,
+        /// Posterior probability needed for PASS or FAIL [default: 0.95].
+        #[arg(long, default_value_t = 0.0)]
+        confidence: f64,
+    },
     /// Create, show, list and delete Bayesian-optimization studies.
     #[command(subcommand)]
     Study(StudyCmd),
@@ -214,6 +239,11 @@ pub enum ExperimentCmd {
     },
     /// List experiment names.
     List,
+    /// The experiment's verdict under its stopping rule: RUNNING, WINNER or INCONCLUSIVE.
+    Verdict {
+        /// The experiment to judge.
+        name: String,
+    },
     /// Delete an experiment and all its evidence.
     Delete {
         /// The experiment to delete.
@@ -293,6 +323,9 @@ pub enum Error {
     /// Whoever read our output went away (`| head -1`): not a failure of
     /// the command, nothing more to say, exit 0.
     Closed,
+    /// The answer is printed and its meaning is the exit status (`gate`:
+    /// 1 on FAIL, 3 on INCONCLUSIVE).
+    Exit(u8),
 }
 
 impl From<std::io::Error> for Error {
@@ -356,6 +389,7 @@ fn fail(e: &Error) -> ExitCode {
     let mut err = std::io::stderr().lock();
     match e {
         Error::Closed => ExitCode::SUCCESS,
+        Error::Exit(code) => ExitCode::from(*code),
         Error::Failed(msg) => {
             let _ = writeln!(err, "error: {msg}");
             ExitCode::from(1)

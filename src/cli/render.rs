@@ -729,3 +729,90 @@ mod tests {
         assert_eq!(lines[0].len(), lines[1].len(), "{text}");
     }
 }
+
+/// `posterior experiment verdict`: status, winner, the reason, and per arm
+/// P(best), expected loss and rewards.
+pub fn verdict(r: &pb::GetVerdictResponse) -> String {
+    let status = pb::get_verdict_response::Status::try_from(r.status)
+        .map(|s| s.as_str_name().to_string())
+        .unwrap_or_else(|_| r.status.to_string());
+    let mut out = format!("status:  {status}\n");
+    if !r.winner.is_empty() {
+        out.push_str(&format!("winner:  {}\n", r.winner));
+    }
+    out.push_str(&format!("reason:  {}\n\n", r.reason));
+    let mut t = Table::new(&[
+        ("ARM", Align::Left, 0),
+        ("P(BEST)", Align::Right, 0),
+        ("EXP.LOSS", Align::Right, 0),
+        ("REWARDS", Align::Right, 0),
+    ]);
+    for a in &r.arms {
+        t.row(vec![
+            a.name.clone(),
+            num(a.prob_best, 3),
+            num(a.expected_loss, 4),
+            a.rewards.to_string(),
+        ]);
+    }
+    out.push_str(&t.render());
+    out
+}
+
+/// `posterior gate`: the verdict, its probabilities and the reason.
+pub fn gate(r: &pb::GateResponse) -> String {
+    let verdict = pb::gate_response::Verdict::try_from(r.verdict)
+        .map(|s| s.as_str_name().to_string())
+        .unwrap_or_else(|_| r.verdict.to_string());
+    let mut out = format!(
+        "verdict:               {verdict}\nP(candidate worse):    {}\n",
+        num(r.prob_candidate_worse, 4)
+    );
+    if let Some(b) = r.prob_slo_breach {
+        out.push_str(&format!("P(SLO breach):         {}\n", num(b, 4)));
+    }
+    out.push_str(&format!(
+        "rewards:               baseline {}, candidate {}\nreason:                {}\n",
+        r.baseline_rewards, r.candidate_rewards, r.reason
+    ));
+    out
+}
+
+impl ToJson for pb::GetVerdictResponse {
+    fn to_json(&self) -> Json {
+        let arms: Vec<Json> = self
+            .arms
+            .iter()
+            .map(|a| {
+                json!({
+                    "name": a.name,
+                    "probBest": f(a.prob_best),
+                    "expectedLoss": f(a.expected_loss),
+                    "rewards": i64s(a.rewards),
+                })
+            })
+            .collect();
+        json!({
+            "status": en(self.status, pb::get_verdict_response::Status::as_str_name),
+            "winner": self.winner,
+            "reason": self.reason,
+            "arms": arms,
+        })
+    }
+}
+
+impl ToJson for pb::GateResponse {
+    fn to_json(&self) -> Json {
+        obj([
+            (
+                "verdict",
+                Some(en(self.verdict, pb::gate_response::Verdict::as_str_name)),
+            ),
+            ("probCandidateWorse", Some(f(self.prob_candidate_worse))),
+            ("probSloBreach", self.prob_slo_breach.map(f)),
+            ("baselineRewards", Some(i64s(self.baseline_rewards))),
+            ("candidateRewards", Some(i64s(self.candidate_rewards))),
+            ("reason", Some(json!(self.reason))),
+        ])
+    }
+}

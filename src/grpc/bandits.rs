@@ -47,7 +47,9 @@ impl Bandits for BanditsGrpc {
         req: Request<pb::ListExperimentsRequest>,
     ) -> Answer<pb::ListExperimentsResponse> {
         let page = PageRequest::try_from(req.get_ref())?;
-        Ok(Response::new(self.app.bandits.list(&page).await?.into()))
+        Ok(Response::new(
+            self.app.bandits.list_detailed(&page).await?.into(),
+        ))
     }
 
     async fn delete_experiment(
@@ -106,12 +108,14 @@ impl Bandits for BanditsGrpc {
 
     async fn get_verdict(
         &self,
-        _req: Request<pb::GetVerdictRequest>,
+        req: Request<pb::GetVerdictRequest>,
     ) -> Answer<pb::GetVerdictResponse> {
-        Err(Status::unimplemented("GetVerdict: not built yet"))
+        let v = self.app.bandits.verdict(&req.get_ref().name).await?;
+        Ok(Response::new(v.into()))
     }
 
-    async fn gate(&self, _req: Request<pb::GateRequest>) -> Answer<pb::GateResponse> {
-        Err(Status::unimplemented("Gate: not built yet"))
+    async fn gate(&self, req: Request<pb::GateRequest>) -> Answer<pb::GateResponse> {
+        let g = self.app.bandits.gate(&req.into_inner().into()).await?;
+        Ok(Response::new(g.into()))
     }
 }

@@ -231,7 +231,7 @@ async fn list_experiments(
         async {
             let page = ListQuery::page(q)?;
             Ok(pb::ListExperimentsResponse::from(
-                app.bandits.list(&page).await?,
+                app.bandits.list_detailed(&page).await?,
             ))
         }
         .await,
@@ -244,11 +244,23 @@ struct GetExperimentQuery {
     threshold: Option<f64>,
 }
 
+/// `GET /v1/experiments/{name}`, and the GET custom methods `:verdict` and
+/// `:gate` (the verb after the last colon; any other suffix is part of the
+/// name, as before).
 async fn get_experiment(
     State(app): AppState,
     name: Result<Path<String>, PathRejection>,
-    q: Result<Query<GetExperimentQuery>, QueryRejection>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
 ) -> Response {
+    if let Ok(Path(segment)) = &name {
+        match custom_method(segment) {
+            Some((n, "verdict")) => return get_verdict(&app, n, &uri).await,
+            Some((n, "gate")) => return gate(&app, n, &uri, &headers).await,
+            _ => {}
+        }
+    }
+    let q = Query::<GetExperimentQuery>::try_from_uri(&uri);
     respond(
         GET_EXPERIMENT,
         async {
@@ -276,10 +288,13 @@ async fn delete_experiment(
     )
 }
 
-/// `POST /v1/experiments/{name}:choose` and `:reward`.
+/// `POST /v1/experiments/{name}:choose` and `:reward`; `:gate` as with GET
+/// (for webhooks that only POST, e.g. Flagger: the query string is the
+/// request, the body is the caller's own payload and is not read).
 async fn experiment_method(
     State(app): AppState,
     segment: Result<Path<String>, PathRejection>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -312,9 +327,10 @@ async fn experiment_method(
             }
             .await,
         ),
+        Some((name, "gate")) => gate(&app, name, &uri, &headers).await,
         _ => error_response(
             "other",
-            &unknown_method("an experiment", &segment, ":choose and :reward"),
+            &unknown_method("an experiment", &segment, ":choose, :reward and :gate"),
         ),
     }
 }
@@ -484,5 +500,87 @@ mod tests {
         assert_eq!(custom_method("checkout"), None);
         assert_eq!(custom_method("a:b2"), None);
         assert_eq!(custom_method("a:"), None);
+    }
+}
+
+// ---- verdicts and gates ----------------------------------------------------
+
+const GET_VERDICT: &str = "posterior.v1.Bandits/GetVerdict";
+const GATE: &str = "posterior.v1.Bandits/Gate";
+/// `x-gate-status: 200`: answer every gate verdict with 200.
+pub const GATE_STATUS_HEADER: &str = "x-gate-status";
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NoQuery {}
+
+/// `GET /v1/experiments/{name}:verdict`.
+async fn get_verdict(app: &App, name: &str, uri: &axum::http::Uri) -> Response {
+    respond(
+        GET_VERDICT,
+        async {
+            Query::<NoQuery>::try_from_uri(uri).map_err(query_error)?;
+            Ok(pb::GetVerdictResponse::from(
+                app.bandits.verdict(name).await?,
+            ))
+        }
+        .await,
+    )
+}
+
+/// The gate's query parameters (camelCase, proto names accepted too).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct GateQuery {
+    baseline: Option<String>,
+    candidate: Option<String>,
+    margin: Option<f64>,
+    slo: Option<f64>,
+    #[serde(alias = "min_rewards")]
+    min_rewards: Option<u64>,
+    confidence: Option<f64>,
+}
+
+/// `GET /v1/experiments/{name}:gate?baseline=..&candidate=..`: the
+/// GateResponse with 200 on PASS, 412 on FAIL and 425 (Too Early) on
+/// INCONCLUSIVE, so a webhook caller can act on the status alone. Errors
+/// keep the error table's statuses.
+///
+/// With the request header `x-gate-status: 200`, every verdict answers 200
+/// (the verdict only in the body): for callers such as Argo Rollouts' `web`
+/// metric, which treats any non-2xx answer as a measurement error and never
+/// reads its body.
+async fn gate(app: &App, name: &str, uri: &axum::http::Uri, headers: &HeaderMap) -> Response {
+    let always_200 = headers
+        .get(GATE_STATUS_HEADER)
+        .is_some_and(|v| v.as_bytes() == b"200");
+    let out = async {
+        let Query(q) = Query::<GateQuery>::try_from_uri(uri).map_err(query_error)?;
+        let req = crate::app::verdict::GateRequest {
+            experiment: name.to_string(),
+            baseline: q.baseline.unwrap_or_default(),
+            candidate: q.candidate.unwrap_or_default(),
+            margin: q.margin.unwrap_or(0.0),
+            slo: q.slo,
+            min_rewards: q.min_rewards.unwrap_or(0),
+            confidence: q.confidence.unwrap_or(0.0),
+        };
+        Ok(pb::GateResponse::from(app.bandits.gate(&req).await?))
+    }
+    .await;
+    match out {
+        Ok(body) => {
+            let status = match pb::gate_response::Verdict::try_from(body.verdict) {
+                Ok(pb::gate_response::Verdict::Pass) => StatusCode::OK,
+                Ok(pb::gate_response::Verdict::Fail) => StatusCode::PRECONDITION_FAILED,
+                _ => StatusCode::from_u16(425).unwrap_or(StatusCode::CONFLICT),
+            };
+            let mut res = reply(GATE, &body);
+            if res.status() == StatusCode::OK && !always_200 {
+                *res.status_mut() = status;
+            }
+            res
+        }
+        Err(e) => error_response(GATE, &e),
     }
 }
