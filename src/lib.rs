@@ -16,12 +16,15 @@
 //!   decode, call [`app`], encode. [`pb`] holds the generated messages and
 //!   their proto3 JSON mapping; [`convert`] the proto ⇄ domain conversions.
 //! - [`app`]: the use cases, each once: Choose with its snapshot cache and
-//!   fallback, Reward, experiment and arm admin, summaries, Suggest/Observe
+//!   fallback, Reward, experiment and arm admin, summaries, verdicts and
+//!   canary gates ([`app::verdict`]), Suggest/Observe
 //!   with study lock and compare-and-set, pagination.
 //! - [`error`]: failure kinds and the one table mapping them to gRPC codes
 //!   and HTTP statuses.
 //! - [`bandit`]: the pure domain of multi-armed bandits: conjugate posteriors
-//!   with decay, Thompson sampling, signed decision ids. No I/O.
+//!   with decay, goal-aware Thompson sampling, signed decision ids; P(best),
+//!   expected loss, lift, the stopping rule and the gate's probabilities
+//!   ([`bandit::verdict`]). No I/O.
 //! - [`bo`]: the pure domain of Bayesian optimization: search spaces, the
 //!   Gaussian process and its fit, acquisitions, suggest/recommend. No I/O.
 //! - [`store`]: one trait for experiment and study state; in-memory, embedded
