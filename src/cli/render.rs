@@ -648,88 +648,6 @@ impl ToJson for pb::ObserveResponse {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ordinary_numbers_in_fixed_notation() {
-        assert_eq!(num(0.66667, 4), "0.6667");
-        assert_eq!(num(1.0, 3), "1.000");
-        assert_eq!(num(-12.5, 2), "-12.50");
-        assert_eq!(num(999_999.0, 1), "999999.0");
-        assert_eq!(num(0.001, 4), "0.0010");
-        assert_eq!(num(0.0, 4), "0.0000");
-    }
-
-    #[test]
-    fn extremes_in_scientific_notation() {
-        assert_eq!(num(1.234e-7, 4), "1.234e-7");
-        assert_eq!(num(-1.234e-7, 4), "-1.234e-7");
-        assert_eq!(num(0.000_999_9, 4), "9.999e-4");
-        assert_eq!(num(1e6, 2), "1.000e6");
-        assert_eq!(num(-3.5e12, 6), "-3.500e12");
-        assert_eq!(num(f64::MIN_POSITIVE, 4), "2.225e-308");
-        assert_eq!(num_short(1e-7), "1e-7");
-        assert_eq!(num_short(2.5e9), "2.5e9");
-        assert_eq!(num_short(40.5), "40.5");
-        assert_eq!(num_short(149.0), "149");
-    }
-
-    #[test]
-    fn no_negative_zero_and_named_non_finite() {
-        assert_eq!(num(-0.0, 4), "0.0000");
-        assert_eq!(num_short(-0.0), "0");
-        assert_eq!(num(f64::NAN, 4), "NaN");
-        assert_eq!(num(f64::INFINITY, 4), "inf");
-        assert_eq!(num(f64::NEG_INFINITY, 4), "-inf");
-        assert_eq!(num_short(f64::NAN), "NaN");
-        assert_eq!(f(f64::NAN), json!("NaN"));
-        assert_eq!(f(f64::NEG_INFINITY), json!("-Infinity"));
-    }
-
-    #[test]
-    fn table_columns_stay_aligned_whatever_the_widths() {
-        let mut t = Table::new(&[("arm", Align::Left, 3), ("mean", Align::Right, 6)]);
-        t.row(vec!["a".into(), num(0.5, 4)]);
-        t.row(vec!["long-arm-name".into(), num(1.234e-9, 4)]);
-        t.row(vec!["b".into(), num(f64::NAN, 4)]);
-        let text = t.render();
-        let lines: Vec<&str> = text.lines().collect();
-        // Widths: the longest name (13) and the longest number (8).
-        assert_eq!(lines[0], format!("{:<13}  {:>8}", "arm", "mean"));
-        assert_eq!(lines[1], format!("{:<13}  {:>8}", "a", "0.5000"));
-        assert_eq!(lines[2], "long-arm-name  1.234e-9");
-        assert_eq!(lines[3], format!("{:<13}  {:>8}", "b", "NaN"));
-        // Every line ends at the same column: right-aligned last column.
-        assert!(lines.iter().all(|l| l.len() == lines[0].len()), "{text}");
-    }
-
-    #[test]
-    fn experiment_table_keeps_intervals_aligned() {
-        let arm = |name: &str, lower: f64, upper: f64| pb::ArmSummary {
-            name: name.into(),
-            mean: (lower + upper) / 2.0,
-            lower,
-            upper,
-            prob_best: 0.5,
-            ..Default::default()
-        };
-        let r = pb::GetExperimentResponse {
-            experiment: None,
-            arms: vec![arm("a", 0.1, 0.9), arm("b", -2.5e-9, 3.0e7)],
-            prob_best_draws: 10,
-        };
-        let text = experiment(&r, None);
-        let lines: Vec<&str> = text.lines().take(3).collect();
-        let col = |l: &str, c: char| l.find(c);
-        assert_eq!(col(lines[1], '['), col(lines[2], '['), "{text}");
-        assert_eq!(col(lines[1], ','), col(lines[2], ','), "{text}");
-        assert_eq!(col(lines[1], ']'), col(lines[2], ']'), "{text}");
-        assert_eq!(lines[0].len(), lines[1].len(), "{text}");
-    }
-}
-
 /// `posterior experiment verdict`: status, winner, the reason, and per arm
 /// P(best), expected loss and rewards.
 pub fn verdict(r: &pb::GetVerdictResponse) -> String {
@@ -814,5 +732,87 @@ impl ToJson for pb::GateResponse {
             ("candidateRewards", Some(i64s(self.candidate_rewards))),
             ("reason", Some(json!(self.reason))),
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_numbers_in_fixed_notation() {
+        assert_eq!(num(0.66667, 4), "0.6667");
+        assert_eq!(num(1.0, 3), "1.000");
+        assert_eq!(num(-12.5, 2), "-12.50");
+        assert_eq!(num(999_999.0, 1), "999999.0");
+        assert_eq!(num(0.001, 4), "0.0010");
+        assert_eq!(num(0.0, 4), "0.0000");
+    }
+
+    #[test]
+    fn extremes_in_scientific_notation() {
+        assert_eq!(num(1.234e-7, 4), "1.234e-7");
+        assert_eq!(num(-1.234e-7, 4), "-1.234e-7");
+        assert_eq!(num(0.000_999_9, 4), "9.999e-4");
+        assert_eq!(num(1e6, 2), "1.000e6");
+        assert_eq!(num(-3.5e12, 6), "-3.500e12");
+        assert_eq!(num(f64::MIN_POSITIVE, 4), "2.225e-308");
+        assert_eq!(num_short(1e-7), "1e-7");
+        assert_eq!(num_short(2.5e9), "2.5e9");
+        assert_eq!(num_short(40.5), "40.5");
+        assert_eq!(num_short(149.0), "149");
+    }
+
+    #[test]
+    fn no_negative_zero_and_named_non_finite() {
+        assert_eq!(num(-0.0, 4), "0.0000");
+        assert_eq!(num_short(-0.0), "0");
+        assert_eq!(num(f64::NAN, 4), "NaN");
+        assert_eq!(num(f64::INFINITY, 4), "inf");
+        assert_eq!(num(f64::NEG_INFINITY, 4), "-inf");
+        assert_eq!(num_short(f64::NAN), "NaN");
+        assert_eq!(f(f64::NAN), json!("NaN"));
+        assert_eq!(f(f64::NEG_INFINITY), json!("-Infinity"));
+    }
+
+    #[test]
+    fn table_columns_stay_aligned_whatever_the_widths() {
+        let mut t = Table::new(&[("arm", Align::Left, 3), ("mean", Align::Right, 6)]);
+        t.row(vec!["a".into(), num(0.5, 4)]);
+        t.row(vec!["long-arm-name".into(), num(1.234e-9, 4)]);
+        t.row(vec!["b".into(), num(f64::NAN, 4)]);
+        let text = t.render();
+        let lines: Vec<&str> = text.lines().collect();
+        // Widths: the longest name (13) and the longest number (8).
+        assert_eq!(lines[0], format!("{:<13}  {:>8}", "arm", "mean"));
+        assert_eq!(lines[1], format!("{:<13}  {:>8}", "a", "0.5000"));
+        assert_eq!(lines[2], "long-arm-name  1.234e-9");
+        assert_eq!(lines[3], format!("{:<13}  {:>8}", "b", "NaN"));
+        // Every line ends at the same column: right-aligned last column.
+        assert!(lines.iter().all(|l| l.len() == lines[0].len()), "{text}");
+    }
+
+    #[test]
+    fn experiment_table_keeps_intervals_aligned() {
+        let arm = |name: &str, lower: f64, upper: f64| pb::ArmSummary {
+            name: name.into(),
+            mean: (lower + upper) / 2.0,
+            lower,
+            upper,
+            prob_best: 0.5,
+            ..Default::default()
+        };
+        let r = pb::GetExperimentResponse {
+            experiment: None,
+            arms: vec![arm("a", 0.1, 0.9), arm("b", -2.5e-9, 3.0e7)],
+            prob_best_draws: 10,
+        };
+        let text = experiment(&r, None);
+        let lines: Vec<&str> = text.lines().take(3).collect();
+        let col = |l: &str, c: char| l.find(c);
+        assert_eq!(col(lines[1], '['), col(lines[2], '['), "{text}");
+        assert_eq!(col(lines[1], ','), col(lines[2], ','), "{text}");
+        assert_eq!(col(lines[1], ']'), col(lines[2], ']'), "{text}");
+        assert_eq!(lines[0].len(), lines[1].len(), "{text}");
     }
 }
