@@ -68,8 +68,11 @@ pub struct Snapshot {
     default_propensities: OnceLock<Arc<[f64]>>,
     /// Propensities over explicit eligible subsets (sorted indices), at
     /// most [`MAX_SUBSET_PROPENSITIES`].
-    subset_propensities: Mutex<HashMap<Box<[usize]>, Arc<[f64]>>>,
+    subset_propensities: Mutex<SubsetTables>,
 }
+
+/// Sorted arm indices of an eligible subset → its propensity table.
+type SubsetTables = HashMap<Box<[usize]>, Arc<[f64]>>;
 
 /// Eligible subsets whose propensity tables a snapshot keeps. A flag system
 /// narrows eligibility by a few segments (platform, country tier), not per
