@@ -11,14 +11,21 @@
 //!   uses (`thompson::choose_for` with the experiment's goal, unknown at
 //!   compile time), MAXIMIZE and MINIMIZE: the orientation must cost nothing
 //!   measurable next to choose/N.
+//! - choose/10_arms_top_two_floors_holdback: the same over 10 arms under
+//!   top-two Thompson (β = 0.5), a 10 % holdback and 5 % floors.
+//! - choose/10_arms_thompson_fn: the pre-allocation path
+//!   (`thompson::choose`), kept as the baseline the above are compared to.
+//! - propensity_table/…: one snapshot's propensity table (10,000 joint
+//!   draws), computed at refresh off the async threads, never per Choose.
 //! - reward_update: validating a reward and applying it with decay.
 //! - token sign / verify: the decision id's HMAC.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use posterior::bandit::allocation::{self, Allocation};
 use posterior::bandit::{
-    Decision, DecisionSigner, Evidence, Model, Posterior, Prior, RewardGoal, thompson,
+    Decision, DecisionSigner, Evidence, Model, Policy, Posterior, Prior, RewardGoal, thompson,
 };
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -49,7 +56,72 @@ fn bench_choose(c: &mut Criterion) {
                     ev.iter()
                         .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
                 );
-                black_box(thompson::choose(&posteriors, &candidates, &mut rng))
+                black_box(Allocation::THOMPSON.choose(&posteriors, &candidates, &mut rng))
+            })
+        });
+    }
+    let n = 10;
+    let ev = evidence(n);
+    let candidates: Vec<usize> = (0..n).collect();
+    let mut rng = SmallRng::seed_from_u64(1);
+    let mut posteriors = Vec::with_capacity(n);
+    g.bench_function(format!("{n}_arms_thompson_fn"), |b| {
+        b.iter(|| {
+            posteriors.clear();
+            posteriors.extend(
+                ev.iter()
+                    .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
+            );
+            black_box(thompson::choose(&posteriors, &candidates, &mut rng))
+        })
+    });
+    let full = full_design();
+    g.bench_function(format!("{n}_arms_top_two_floors_holdback"), |b| {
+        b.iter(|| {
+            posteriors.clear();
+            posteriors.extend(
+                ev.iter()
+                    .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
+            );
+            black_box(full.choose(&posteriors, &candidates, &mut rng))
+        })
+    });
+    g.finish();
+}
+
+/// Top-two (β = 0.5), arm 0 the control with a 10 % holdback, 5 % floors.
+fn full_design() -> Allocation {
+    Allocation {
+        goal: RewardGoal::Maximize,
+        policy: Policy::TopTwoThompson { beta: 0.5 },
+        control: Some(0),
+        control_share: 0.1,
+        min_share: 0.05,
+    }
+}
+
+fn bench_propensity(c: &mut Criterion) {
+    let mut g = c.benchmark_group("propensity_table");
+    g.sample_size(10);
+    let n = 10;
+    let posteriors: Vec<Posterior> = evidence(n)
+        .iter()
+        .map(|e| Posterior::new(&Prior::DEFAULT_BETA, e))
+        .collect();
+    let candidates: Vec<usize> = (0..n).collect();
+    let mut rng = SmallRng::seed_from_u64(1);
+    for (name, a) in [
+        ("thompson", Allocation::THOMPSON),
+        ("top_two_floors_holdback", full_design()),
+    ] {
+        g.bench_function(format!("{n}_arms_{name}"), |b| {
+            b.iter(|| {
+                black_box(a.propensities(
+                    &posteriors,
+                    &candidates,
+                    allocation::PROPENSITY_DRAWS,
+                    &mut rng,
+                ))
             })
         });
     }
@@ -93,7 +165,7 @@ fn bench_choose_cached(c: &mut Criterion) {
         let candidates: Vec<usize> = (0..n).collect();
         let mut rng = SmallRng::seed_from_u64(1);
         g.bench_function(format!("{n}_arms"), |b| {
-            b.iter(|| black_box(thompson::choose(&posteriors, &candidates, &mut rng)))
+            b.iter(|| black_box(Allocation::THOMPSON.choose(&posteriors, &candidates, &mut rng)))
         });
     }
     g.finish();
@@ -136,6 +208,7 @@ criterion_group!(
     bench_choose,
     bench_choose_goal,
     bench_choose_cached,
+    bench_propensity,
     bench_reward,
     bench_token
 );

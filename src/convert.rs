@@ -283,7 +283,7 @@ impl From<Choice> for pb::ChooseResponse {
             arm: c.arm,
             decision_id: c.decision_id,
             fallback: c.fallback,
-            ..Default::default()
+            propensity: c.propensity,
         }
     }
 }

@@ -23,7 +23,8 @@ use crate::bandit::{
 use crate::error::Error;
 use crate::name;
 use crate::store::{
-    Created, Dedupe, ExperimentState, RewardOutcome, RewardUpdate, Store, StoreError,
+    AssignUnit, Assignment, Created, Dedupe, ExperimentState, RewardOutcome, RewardUpdate, Store,
+    StoreError,
 };
 use crate::telemetry::Telemetry;
 
@@ -55,6 +56,9 @@ pub struct Choice {
     pub decision_id: String,
     /// The configured fallback arm, answered during a store outage.
     pub fallback: bool,
+    /// The probability this arm had of being chosen (see
+    /// `bandit::allocation`); 0 for a fallback answer (not a draw).
+    pub propensity: f64,
 }
 
 /// Which decision (or arm) a reward is for.
@@ -112,6 +116,16 @@ pub struct ExperimentSummary {
     /// Joint draws behind `prob_best`.
     pub prob_best_draws: usize,
 }
+
+/// Longest `ChooseRequest.unit_id`: user, session and device ids (a UUID is
+/// 36 bytes, a hex SHA-256 64) fit; every sticky assignment stores it in
+/// its key, so the bound also bounds what a unit costs the store.
+pub const MAX_UNIT_ID_LEN: usize = 128;
+
+/// Atomic replacements of a sticky unit's ineligible stored arm before a
+/// Choose gives up storing: only replicas racing with different eligible
+/// sets for the same unit need more than one.
+const MAX_STICKY_REPLACEMENTS: usize = 3;
 
 /// Compare-and-set retries for AddArm/RetireArm: contention on one
 /// experiment's definition is rare (admin calls), so a few tries suffice.
@@ -274,74 +288,171 @@ impl Bandits {
         Err(StoreError::Conflict(format!("experiment {experiment:?}")).into())
     }
 
-    /// Which arm now: one posterior draw per eligible arm from the snapshot
-    /// (no store write). During a store outage with no snapshot to draw
+    /// Which arm now: one decision under the experiment's allocation
+    /// (policy, holdback, floors) from the snapshot, with its propensity. No
+    /// store write, except a sticky unit's first decision (see
+    /// [`Bandits::sticky`]). During a store outage with no snapshot to draw
     /// from, the configured fallback arm if the caller may be shown it.
-    pub async fn choose(&self, experiment: &str, eligible: &[String]) -> Result<Choice, Error> {
+    ///
+    /// `unit_id` (may be empty: none) matters only when the experiment is
+    /// sticky; on other experiments it is ignored, so callers can always
+    /// send it and an experiment can become sticky without client changes.
+    /// It is checked either way (at most [`MAX_UNIT_ID_LEN`] bytes).
+    pub async fn choose(
+        &self,
+        experiment: &str,
+        eligible: &[String],
+        unit_id: &str,
+    ) -> Result<Choice, Error> {
         name::validate("experiment", experiment).map_err(Error::invalid)?;
+        if unit_id.len() > MAX_UNIT_ID_LEN {
+            return Err(Error::invalid(format!(
+                "unit_id: must be at most {MAX_UNIT_ID_LEN} bytes, got {}",
+                unit_id.len()
+            )));
+        }
         let snap = match self.cache.get(experiment).await {
             Ok(snap) => snap,
             // The store is down and there is no snapshot to draw from (the
             // cache already served one if it had it): the configured
             // fallback keeps the caller's product working, if it may be shown.
-            Err(StoreError::Unavailable(e)) => {
-                return match self.settings.fallback_arm(experiment) {
-                    Some(arm) if eligible.is_empty() || eligible.iter().any(|a| a == arm) => {
-                        self.cache.telemetry().choose_fallback.increment(1);
-                        tracing::debug!(experiment, arm, error = %e, "store down: fallback arm");
-                        Ok(Choice {
-                            arm: arm.to_string(),
-                            decision_id: String::new(),
-                            fallback: true,
-                        })
-                    }
-                    _ => Err(StoreError::Unavailable(e).into()),
-                };
-            }
+            Err(StoreError::Unavailable(e)) => return self.fallback(experiment, eligible, e),
             Err(e) => return Err(e.into()),
         }
         .ok_or_else(|| not_found("experiment", experiment))?;
-        self.draw(&snap, eligible)
-    }
-
-    /// Thompson draw over the snapshot's precomputed posteriors.
-    fn draw(&self, snap: &Snapshot, eligible: &[String]) -> Result<Choice, Error> {
-        let def = &snap.def;
         let owned;
         let candidates: &[usize] = if eligible.is_empty() {
             &snap.active
         } else {
-            owned = def.eligible_arms(eligible)?;
+            owned = snap.def.eligible_arms(eligible)?;
             &owned
         };
         if candidates.is_empty() {
             // Unreachable through the API (the last arm cannot be retired),
             // but say so rather than answer nothing.
-            def.eligible_arms(&[])?;
+            snap.def.eligible_arms(&[])?;
         }
-        let now = now_ms();
+        let propensities = match snap.propensities_ready(candidates) {
+            Some(p) => p,
+            // First Choose on this eligible subset with this snapshot (or
+            // the cache is off): milliseconds of draws, on the blocking pool.
+            None => {
+                let (s, c) = (snap.clone(), candidates.to_vec());
+                tokio::task::spawn_blocking(move || s.propensities(&c))
+                    .await
+                    .map_err(|e| Error::internal(format!("propensity task: {e}")))?
+            }
+        };
+        let exploit = snap.exploit.filter(|w| candidates.contains(w));
         let (arm, nonce) = RNG.with(|r| {
             let mut rng = r.borrow_mut();
             // EXPLOIT after a winner (found at snapshot refresh): the winner,
-            // when the caller may be shown it.
-            let arm = match snap.exploit {
-                Some(w) if candidates.contains(&w) => Some(w),
-                _ => thompson::choose_for(def.design.goal, &snap.posteriors, candidates, &mut *rng),
+            // when the caller may be shown it; otherwise the allocation
+            // (policy, holdback, floors).
+            let arm = match exploit {
+                Some(w) => Some(w),
+                None => snap
+                    .allocation
+                    .choose(&snap.posteriors, candidates, &mut *rng),
             };
             (arm, rng.random::<u64>())
         });
         let arm = arm.ok_or_else(|| Error::internal("no candidate arm after eligibility check"))?;
+        let fresh = Assignment {
+            arm,
+            // Exploiting a winner is no draw: it is played with certainty.
+            propensity: if exploit.is_some() {
+                1.0
+            } else {
+                propensities.get(arm).copied().unwrap_or(0.0)
+            },
+        };
+        let sticky_ms = snap.def.design.sticky_seconds * 1000.0;
+        let decided = if !unit_id.is_empty() && sticky_ms >= 1.0 {
+            match self
+                .sticky(&snap, candidates, unit_id, fresh, sticky_ms as u64)
+                .await
+            {
+                Ok(a) => a,
+                Err(StoreError::Unavailable(e)) => return self.fallback(experiment, eligible, e),
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            fresh
+        };
+        Ok(self.decision(&snap, decided, nonce))
+    }
+
+    /// A sticky unit's arm: its stored assignment when that arm is still
+    /// eligible, else `fresh`, stored with one atomic set-if-absent (or a
+    /// compare-and-set replacing an ineligible stored arm). One store round
+    /// trip per sticky Choose; a write only for a unit's first decision.
+    async fn sticky(
+        &self,
+        snap: &Snapshot,
+        candidates: &[usize],
+        unit: &str,
+        fresh: Assignment,
+        ttl_ms: u64,
+    ) -> Result<Assignment, StoreError> {
+        let mut replace = None;
+        for _ in 0..MAX_STICKY_REPLACEMENTS {
+            let got = self
+                .store
+                .assign_unit(&AssignUnit {
+                    experiment: &snap.def.name,
+                    experiment_id: snap.def.id,
+                    unit,
+                    proposed: fresh,
+                    replace,
+                    ttl_ms,
+                })
+                .await?;
+            if candidates.contains(&got.arm) {
+                return Ok(got);
+            }
+            // Retired, or not eligible for this request: reassign, unless
+            // another replica already has (then check theirs).
+            replace = Some(got.arm);
+        }
+        // Replicas with different eligible sets kept replacing each
+        // other's assignment: answer this request's draw, unstored.
+        Ok(fresh)
+    }
+
+    /// The answer for `a`, with a fresh signed decision id.
+    fn decision(&self, snap: &Snapshot, a: Assignment, nonce: u64) -> Choice {
+        let def = &snap.def;
         snap.metrics.decisions.increment(1);
         let decision = Decision {
-            arm: arm as u32,
-            issued_ms: now.max(0) as u64,
+            arm: a.arm as u32,
+            issued_ms: now_ms().max(0) as u64,
             nonce,
         };
-        Ok(Choice {
-            arm: def.arms[arm].name.clone(),
+        Choice {
+            arm: def.arms[a.arm].name.clone(),
             decision_id: self.signer.sign(&def.name, def.id, &decision),
             fallback: false,
-        })
+            propensity: a.propensity,
+        }
+    }
+
+    /// The configured fallback arm for a store outage, if the caller may be
+    /// shown it; else the outage (UNAVAILABLE, retryable).
+    fn fallback(&self, experiment: &str, eligible: &[String], e: String) -> Result<Choice, Error> {
+        match self.settings.fallback_arm(experiment) {
+            Some(arm) if eligible.is_empty() || eligible.iter().any(|a| a == arm) => {
+                self.cache.telemetry().choose_fallback.increment(1);
+                tracing::debug!(experiment, arm, error = %e, "store down: fallback arm");
+                Ok(Choice {
+                    arm: arm.to_string(),
+                    decision_id: String::new(),
+                    fallback: true,
+                    propensity: 0.0,
+                })
+            }
+            _ => Err(StoreError::Unavailable(e).into()),
+        }
     }
 
     /// Apply a reward: by decision id exactly once, by arm as bulk ingestion.

@@ -28,12 +28,27 @@
 //!
 //! Posteriors are precomputed at refresh (with decay evaluated at read
 //! time; half-lives are hours, the bound milliseconds), so Choose only draws.
+//!
+//! **Propensities** (the probability each arm had of being chosen) are a
+//! Monte Carlo table per snapshot and eligible set, computed once, never
+//! per call: the default set's table (and those of the explicit subsets the
+//! previous snapshot had served) at refresh, on the blocking pool, before
+//! the snapshot is installed; any other subset at its first Choose (also on
+//! the blocking pool), then kept in the snapshot, at most
+//! [`MAX_SUBSET_PROPENSITIES`] subsets. Cost: `propensity_draws` joint
+//! draws (10,000 for up to 200 arms, fewer beyond, ≤ 2 M single draws:
+//! see `bandit::allocation`), ~2–4 ms for 10 arms. With the cache off
+//! (bound 0) every Choose builds a snapshot and so computes its table.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use crate::bandit::allocation::{self, Allocation};
 use crate::bandit::{ExperimentDef, OnWinner, Posterior};
 use crate::store::{ExperimentState, Store, StoreError};
 use crate::telemetry::{ExperimentMetrics, Telemetry};
@@ -45,6 +60,8 @@ pub struct Snapshot {
     pub posteriors: Vec<Posterior>,
     /// Indices of the active arms: the candidates when no eligible list is given.
     pub active: Vec<usize>,
+    /// The design's allocation rule (policy, holdback, floors, goal).
+    pub allocation: Allocation,
     pub metrics: ExperimentMetrics,
     /// With `on_winner = EXPLOIT` and a WINNER verdict at refresh: the
     /// winner, which Choose then serves. Computed here, once per refresh
@@ -53,6 +70,29 @@ pub struct Snapshot {
     /// within the staleness bound (or at once with the cache off).
     pub exploit: Option<usize>,
     read_at: Instant,
+    /// Propensities over `active`, once per snapshot.
+    default_propensities: OnceLock<Arc<[f64]>>,
+    /// Propensities over explicit eligible subsets (sorted indices), at
+    /// most [`MAX_SUBSET_PROPENSITIES`].
+    subset_propensities: Mutex<SubsetTables>,
+}
+
+/// Sorted arm indices of an eligible subset → its propensity table.
+type SubsetTables = HashMap<Box<[usize]>, Arc<[f64]>>;
+
+/// Eligible subsets whose propensity tables a snapshot keeps. A flag system
+/// narrows eligibility by a few segments (platform, country tier), not per
+/// request; 32 tables of ≤ 2,000 f64 stay ≤ 512 KiB per experiment. A 33rd
+/// subset still gets its table, computed for the call and not kept (so a
+/// caller rotating through more subsets pays the computation per Choose).
+pub const MAX_SUBSET_PROPENSITIES: usize = 32;
+
+/// A subset's key: its indices, sorted (the table does not depend on order).
+fn subset_key(candidates: &[usize]) -> Box<[usize]> {
+    let mut k: Vec<usize> = candidates.to_vec();
+    k.sort_unstable();
+    k.dedup();
+    k.into_boxed_slice()
 }
 
 impl Snapshot {
@@ -81,6 +121,7 @@ impl Snapshot {
             .map(|(_, p)| p)
             .collect();
         let active = def.active_arms();
+        let allocation = Allocation::new(&def.design, |a| def.arm_index(a));
         let metrics = telemetry.experiment(&def.name);
         if telemetry.enabled() {
             let widths: Vec<f64> = posteriors
@@ -97,9 +138,88 @@ impl Snapshot {
             def,
             posteriors,
             active,
+            allocation,
             metrics,
             exploit,
             read_at,
+            default_propensities: OnceLock::new(),
+            subset_propensities: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The propensity table of `candidates` (the default set `active`, or
+    /// an explicit subset) if already computed: a lookup, for the Choose path.
+    pub fn propensities_ready(&self, candidates: &[usize]) -> Option<Arc<[f64]>> {
+        if candidates == self.active.as_slice() {
+            return self.default_propensities.get().cloned();
+        }
+        let key = subset_key(candidates);
+        if *key == *self.active {
+            return self.default_propensities.get().cloned();
+        }
+        self.subset_propensities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned()
+    }
+
+    /// The propensity table of `candidates`, computing (and keeping) it if
+    /// needed. CPU-bound (milliseconds): call it off the async threads.
+    pub fn propensities(&self, candidates: &[usize]) -> Arc<[f64]> {
+        if let Some(p) = self.propensities_ready(candidates) {
+            return p;
+        }
+        let key = subset_key(candidates);
+        if *key == *self.active {
+            return self
+                .default_propensities
+                .get_or_init(|| self.compute_propensities(&self.active))
+                .clone();
+        }
+        let table = self.compute_propensities(&key);
+        let mut subsets = self
+            .subset_propensities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if subsets.len() < MAX_SUBSET_PROPENSITIES {
+            subsets.insert(key, table.clone());
+        }
+        table
+    }
+
+    fn compute_propensities(&self, candidates: &[usize]) -> Arc<[f64]> {
+        let mut rng = SmallRng::from_rng(&mut rand::rng());
+        self.allocation
+            .propensities(
+                &self.posteriors,
+                candidates,
+                allocation::propensity_draws(candidates.len()),
+                &mut rng,
+            )
+            .into()
+    }
+
+    /// Compute the default table, and those of the subsets `previous` had
+    /// served (still valid index sets of this definition): at refresh, so
+    /// steady traffic never computes on the Choose path.
+    pub fn warm(&self, previous: Option<&Snapshot>) {
+        self.propensities(&self.active);
+        let Some(prev) = previous else { return };
+        let keys: Vec<Box<[usize]>> = prev
+            .subset_propensities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for key in keys {
+            if key
+                .iter()
+                .all(|&i| self.def.arms.get(i).is_some_and(|a| !a.retired))
+            {
+                self.propensities(&key);
+            }
         }
     }
 
@@ -401,6 +521,13 @@ impl Inner {
             read_at,
             &inner.telemetry,
         ));
+        // Propensity tables before install, on the blocking pool (ms of
+        // draws). If that task fails, Choose computes them at first use.
+        let (warming, previous) = (snap.clone(), slot.current());
+        if let Err(e) = tokio::task::spawn_blocking(move || warming.warm(previous.as_deref())).await
+        {
+            tracing::warn!(experiment = %name, error = %e, "propensity warm-up failed");
+        }
         let mut cur = slot.current.write().unwrap_or_else(|p| p.into_inner());
         if slot.generation.load(Ordering::SeqCst) == generation {
             *cur = Some(snap.clone());

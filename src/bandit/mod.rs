@@ -5,11 +5,14 @@
 //! - [`experiment`]: an experiment's definition, arms and their limits.
 //! - [`design`]: goal, policy, holdback and floors, sticky units, stopping
 //!   rule, description and labels.
+//! - [`allocation`]: how Choose allocates: policy (Thompson, top-two),
+//!   holdback, floors, and the propensity of each arm.
 //! - [`thompson`]: Thompson sampling and P(best).
 //! - [`token`]: signed decision ids (no store write on Choose).
 //! - [`verdict`]: expected loss, lift, the stopping rule's verdict and the
 //!   canary gate's probabilities.
 
+pub mod allocation;
 pub mod design;
 pub mod experiment;
 pub mod posterior;
@@ -17,6 +20,7 @@ pub mod thompson;
 pub mod token;
 pub mod verdict;
 
+pub use allocation::Allocation;
 pub use design::{Design, OnWinner, Policy, RewardGoal, StoppingRule};
 pub use experiment::{Arm, ExperimentDef, MAX_ARMS, NewExperiment};
 pub use posterior::{Delta, Evidence, Model, Posterior, Prior};

@@ -80,7 +80,7 @@ impl Bandits for BanditsGrpc {
         let choice = self
             .app
             .bandits
-            .choose(&r.experiment, &r.eligible_arms)
+            .choose(&r.experiment, &r.eligible_arms, &r.unit_id)
             .await?;
         Ok(Response::new(choice.into()))
     }

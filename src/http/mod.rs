@@ -310,7 +310,7 @@ async fn experiment_method(
                 path_field("experiment", name, &mut req.experiment)?;
                 Ok(pb::ChooseResponse::from(
                     app.bandits
-                        .choose(&req.experiment, &req.eligible_arms)
+                        .choose(&req.experiment, &req.eligible_arms, &req.unit_id)
                         .await?,
                 ))
             }

@@ -14,6 +14,10 @@
 //! - `evidence`: (name, arm) → (a, b, c, count, t_ms)
 //! - `dedupe`: (name, decision key) → expiry; `dedupe_expiry`: (expiry, name, key) → () for pruning
 //! - `studies`: name → study (JSON)
+//! - `units`: (name, incarnation id, unit) → (arm, propensity, expiry ms):
+//!   sticky units; `unit_expiry`: (expiry, name, id, unit) → () for pruning.
+//!   Created at the first sticky assignment (a reader that finds no table
+//!   finds no assignment).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +27,10 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use tokio::sync::oneshot;
 
-use super::{Created, ExperimentState, RewardOutcome, RewardUpdate, Store, StoreError};
+use super::{
+    AssignUnit, Assignment, Created, ExperimentState, RewardOutcome, RewardUpdate, Store,
+    StoreError,
+};
 use crate::bandit::{Evidence, ExperimentDef};
 use crate::bo::StudyState;
 
@@ -432,4 +439,96 @@ impl Store for EmbeddedStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn assign_unit(&self, a: &AssignUnit<'_>) -> Result<Assignment, StoreError> {
+        // A repeat is a read transaction: no write, no fsync.
+        if let Some(cur) = self.live_unit(a, now_ms())? {
+            return Ok(cur);
+        }
+        let (experiment, id, unit) = (
+            a.experiment.to_string(),
+            a.experiment_id,
+            a.unit.to_string(),
+        );
+        let (proposed, replace, ttl) = (a.proposed, a.replace, a.ttl_ms);
+        self.write(move |tx, now| {
+            let key = (experiment.as_str(), id, unit.as_str());
+            let mut units = tx.open_table(UNITS)?;
+            if let Some((arm, p, expires)) = units.get(key)?.map(|v| v.value())
+                && expires > now
+                && Some(arm as usize) != replace
+            {
+                return Ok(Assignment {
+                    arm: arm as usize,
+                    propensity: p,
+                });
+            }
+            let expires = now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
+            units.insert(key, (proposed.arm as u32, proposed.propensity, expires))?;
+            let mut idx = tx.open_table(UNIT_EXPIRY)?;
+            idx.insert((expires, experiment.as_str(), id, unit.as_str()), ())?;
+            prune_units(&mut units, &mut idx, now)?;
+            Ok(proposed)
+        })
+        .await
+    }
+}
+
+const UNITS: TableDefinition<(&str, u64, &str), (u32, f64, i64)> = TableDefinition::new("units");
+const UNIT_EXPIRY: TableDefinition<(i64, &str, u64, &str), ()> =
+    TableDefinition::new("unit_expiry");
+/// Expired sticky assignments dropped per new assignment: more than one, so
+/// the table shrinks whenever units expire faster than new ones arrive.
+const PRUNE_UNITS_PER_WRITE: usize = 16;
+
+impl EmbeddedStore {
+    /// The unit's live assignment, unless absent, expired or to be replaced.
+    fn live_unit(&self, a: &AssignUnit<'_>, now: i64) -> Result<Option<Assignment>, StoreError> {
+        let tx = self.db.begin_read().map_err(io)?;
+        let units = match tx.open_table(UNITS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let Some((arm, propensity, expires)) = units
+            .get((a.experiment, a.experiment_id, a.unit))
+            .map_err(io)?
+            .map(|v| v.value())
+        else {
+            return Ok(None);
+        };
+        if expires <= now || Some(arm as usize) == a.replace {
+            return Ok(None);
+        }
+        Ok(Some(Assignment {
+            arm: arm as usize,
+            propensity,
+        }))
+    }
+}
+
+/// Drop a few expired assignments (the index may list a unit whose
+/// assignment was since renewed: only an entry with that very expiry goes).
+fn prune_units(
+    units: &mut redb::Table<'_, (&'static str, u64, &'static str), (u32, f64, i64)>,
+    idx: &mut redb::Table<'_, (i64, &'static str, u64, &'static str), ()>,
+    now: i64,
+) -> Result<(), redb::Error> {
+    let mut expired: Vec<(i64, String, u64, String)> = Vec::new();
+    for entry in idx
+        .range::<(i64, &str, u64, &str)>(..(now, "", 0u64, ""))?
+        .take(PRUNE_UNITS_PER_WRITE)
+    {
+        let (k, _) = entry?;
+        let (e, name, id, unit) = k.value();
+        expired.push((e, name.to_string(), id, unit.to_string()));
+    }
+    for (e, name, id, unit) in expired {
+        idx.remove((e, name.as_str(), id, unit.as_str()))?;
+        let key = (name.as_str(), id, unit.as_str());
+        if units.get(key)?.is_some_and(|v| v.value().2 == e) {
+            units.remove(key)?;
+        }
+    }
+    Ok(())
 }

@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 
-use super::{Created, ExperimentState, RewardOutcome, RewardUpdate, Store, StoreError};
+use super::{
+    AssignUnit, Assignment, Created, ExperimentState, RewardOutcome, RewardUpdate, Store,
+    StoreError,
+};
 use crate::bandit::{Evidence, ExperimentDef};
 use crate::bo::StudyState;
 
@@ -20,6 +23,25 @@ pub struct MemoryStore {
     experiments: RwLock<HashMap<String, Arc<Mutex<Entry>>>>,
     /// Studies change a few times an hour: one lock for all of them is enough.
     studies: Mutex<HashMap<String, StudyState>>,
+    /// Sticky units' assignments: one lock (a unit's first decision only
+    /// writes; repeats read).
+    units: Mutex<Units>,
+}
+
+/// (experiment, incarnation id, unit) → (assignment, expiry in ms).
+#[derive(Default)]
+struct Units {
+    map: HashMap<(String, u64, String), (Assignment, i64)>,
+    /// Size at which expired entries are dropped (doubles with the live
+    /// set, so the sweep costs O(1) per insert, amortized).
+    prune_at: usize,
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 struct Entry {
@@ -200,5 +222,29 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn assign_unit(&self, a: &AssignUnit<'_>) -> Result<Assignment, StoreError> {
+        let now = wall_ms();
+        let mut units = self.units.lock().map_err(|_| poisoned())?;
+        let key = (
+            a.experiment.to_string(),
+            a.experiment_id,
+            a.unit.to_string(),
+        );
+        if let Some(&(cur, expires)) = units.map.get(&key)
+            && expires > now
+            && Some(cur.arm) != a.replace
+        {
+            return Ok(cur);
+        }
+        let expires = now.saturating_add(i64::try_from(a.ttl_ms).unwrap_or(i64::MAX));
+        units.map.insert(key, (a.proposed, expires));
+        if units.map.len() >= units.prune_at {
+            units.map.retain(|_, (_, e)| *e > now);
+            let live = units.map.len();
+            units.prune_at = (2 * live).max(1024);
+        }
+        Ok(a.proposed)
     }
 }

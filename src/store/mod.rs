@@ -67,6 +67,33 @@ pub enum RewardOutcome {
     Duplicate,
 }
 
+/// A sticky unit's arm, stored with its first decision.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Assignment {
+    /// Index into the definition's arms.
+    pub arm: usize,
+    /// The probability the first decision had: every repeat reports it.
+    pub propensity: f64,
+}
+
+/// Assign a sticky unit: see [`Store::assign_unit`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct AssignUnit<'a> {
+    pub experiment: &'a str,
+    /// The incarnation: part of the stored key, so a re-created experiment
+    /// of the same name never reads its predecessor's assignments.
+    pub experiment_id: u64,
+    pub unit: &'a str,
+    /// What to store when the unit has no live assignment.
+    pub proposed: Assignment,
+    /// An assignment to this arm (retired, or not eligible for this
+    /// request) counts as absent and is overwritten, in the same atomic
+    /// step: a compare-and-set on the stored arm.
+    pub replace: Option<usize>,
+    /// How long the assignment lives (the experiment's sticky_seconds).
+    pub ttl_ms: u64,
+}
+
 /// Errors of the store layer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -128,4 +155,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Sticky units: the unit's live assignment in this incarnation of the
+    /// experiment; when it has none (never assigned, expired, or assigned
+    /// to `a.replace`), store `a.proposed` for `a.ttl_ms` and return it.
+    /// One atomic set-if-absent across every process sharing the backend:
+    /// concurrent first decisions for one unit all get the same arm.
+    async fn assign_unit(&self, a: &AssignUnit<'_>) -> Result<Assignment, StoreError>;
 }

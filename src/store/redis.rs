@@ -27,7 +27,10 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Script, Value};
 
-use super::{Created, ExperimentState, RewardOutcome, RewardUpdate, Store, StoreError};
+use super::{
+    AssignUnit, Assignment, Created, ExperimentState, RewardOutcome, RewardUpdate, Store,
+    StoreError,
+};
 use crate::bandit::{Evidence, ExperimentDef};
 use crate::bo::StudyState;
 
@@ -562,6 +565,51 @@ impl Store for RedisStore {
             .map_err(unavailable)?;
         Ok(())
     }
+
+    async fn assign_unit(&self, a: &AssignUnit<'_>) -> Result<Assignment, StoreError> {
+        let mut c = self.conn.clone();
+        let proposed = format!("{} {:?}", a.proposed.arm, a.proposed.propensity);
+        let stored: String = ASSIGN_UNIT
+            .key(unit_key(a.experiment, a.experiment_id, a.unit))
+            .arg(&proposed)
+            .arg(a.ttl_ms.max(1))
+            .arg(a.replace.map_or(String::new(), |r| format!("{r} ")))
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        parse_assignment(&stored)
+    }
+}
+
+/// A sticky unit's key: under the experiment's hash tag (Cluster), with the
+/// incarnation id, so a re-created experiment never reads these (they are
+/// left to expire, like dedupe keys).
+fn unit_key(name: &str, id: u64, unit: &str) -> String {
+    format!("posterior:{{{name}}}:u:{id}:{unit}")
+}
+
+/// KEYS: unit. ARGV: "arm propensity", ttl ms, "arm " of an assignment to
+/// replace (or ""). Set-if-absent (or compare-and-set on the stored arm);
+/// returns the assignment in force. Redis expires it (PX).
+const ASSIGN_UNIT_LUA: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur and (ARGV[3] == '' or string.sub(cur, 1, #ARGV[3]) ~= ARGV[3]) then
+  return cur
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+"#;
+
+static ASSIGN_UNIT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(ASSIGN_UNIT_LUA));
+
+fn parse_assignment(s: &str) -> Result<Assignment, StoreError> {
+    let bad = || StoreError::Corrupt(format!("sticky assignment {s:?}"));
+    let (arm, p) = s.split_once(' ').ok_or_else(bad)?;
+    Ok(Assignment {
+        arm: arm.parse().map_err(|_| bad())?,
+        propensity: p.parse().map_err(|_| bad())?,
+    })
 }
 
 #[cfg(test)]
