@@ -294,11 +294,8 @@ impl Posterior {
     pub fn credible_interval(&self, mass: f64) -> (f64, f64) {
         let lo = (1.0 - mass) / 2.0;
         let hi = 1.0 - lo;
-        match self.marginal() {
-            Marginal::Beta(d) => (d.inverse_cdf(lo), d.inverse_cdf(hi)),
-            Marginal::StudentT(d) => (d.inverse_cdf(lo), d.inverse_cdf(hi)),
-            Marginal::Point(m) => (m, m),
-        }
+        let m = self.marginal();
+        (m.quantile(lo), m.quantile(hi))
     }
 
     /// P(mean > threshold): the canary question.
@@ -313,26 +310,48 @@ impl Posterior {
                     0.0
                 }
             }
+            large => 1.0 - large.cdf_by_quantile(threshold),
         }
     }
 
-    /// The marginal posterior of the mean, as a statrs distribution: Beta, or
-    /// Student-t with 2α degrees of freedom, location μ, scale √(β/(ακ)).
+    /// The marginal posterior of the mean: Beta, or Student-t with 2α
+    /// degrees of freedom, location μ, scale √(β/(ακ)); as statrs
+    /// distributions up to [`EXACT_QUANTILE_LIMIT`], as large-sample
+    /// approximations beyond.
     fn marginal(&self) -> Marginal {
         match *self {
-            Posterior::Beta { alpha, beta } => match BetaDist::new(alpha, beta) {
-                Ok(d) => Marginal::Beta(d),
-                Err(_) => Marginal::Point(self.mean()),
-            },
+            Posterior::Beta { alpha, beta } => {
+                if !(alpha > 0.0 && beta > 0.0 && alpha.is_finite() && beta.is_finite()) {
+                    return Marginal::Point(self.mean());
+                }
+                if alpha + beta > EXACT_QUANTILE_LIMIT {
+                    return Marginal::LargeBeta { alpha, beta };
+                }
+                match BetaDist::new(alpha, beta) {
+                    Ok(d) => Marginal::Beta(d),
+                    Err(_) => Marginal::Point(self.mean()),
+                }
+            }
             Posterior::NormalInverseGamma {
                 mu,
                 kappa,
                 alpha,
                 beta,
-            } => match StudentsT::new(mu, (beta / (alpha * kappa)).sqrt(), 2.0 * alpha) {
-                Ok(d) => Marginal::StudentT(d),
-                Err(_) => Marginal::Point(mu),
-            },
+            } => {
+                let scale = (beta / (alpha * kappa)).sqrt();
+                let freedom = 2.0 * alpha;
+                if freedom > EXACT_QUANTILE_LIMIT && scale.is_finite() && scale > 0.0 {
+                    return Marginal::LargeStudentT {
+                        location: mu,
+                        scale,
+                        freedom,
+                    };
+                }
+                match StudentsT::new(mu, scale, freedom) {
+                    Ok(d) => Marginal::StudentT(d),
+                    Err(_) => Marginal::Point(mu),
+                }
+            }
         }
     }
 
@@ -367,10 +386,122 @@ impl Posterior {
     }
 }
 
+/// Beyond this α + β (Beta) or these degrees of freedom (Student-t), statrs's
+/// inverse CDFs are not used: both invert the regularized incomplete beta by
+/// Newton's method (AS 109), which stops converging for large parameters
+/// (Beta(2, 10^7) loops forever) while the incomplete beta's 140-term
+/// continued fraction loses accuracy. One RewardAggregate reaches such
+/// evidence in a single call. Up to the limit statrs is exact and fast;
+/// beyond it the large-sample approximations of [`Marginal`] are accurate
+/// to far better than the interval's width.
+pub const EXACT_QUANTILE_LIMIT: f64 = 1e5;
+
 enum Marginal {
     Beta(BetaDist),
     StudentT(StudentsT),
     Point(f64),
+    /// α + β > [`EXACT_QUANTILE_LIMIT`].
+    LargeBeta {
+        alpha: f64,
+        beta: f64,
+    },
+    /// More than [`EXACT_QUANTILE_LIMIT`] degrees of freedom.
+    LargeStudentT {
+        location: f64,
+        scale: f64,
+        freedom: f64,
+    },
+}
+
+/// Below this, the smaller Beta parameter is treated as a Gamma shape (see
+/// `Marginal::quantile`); above it, the Beta is near-normal (skewness at
+/// most 2/√100 = 0.2), and a Cornish-Fisher expansion is accurate.
+const SMALL_SHAPE: f64 = 100.0;
+
+impl Marginal {
+    /// The `p` quantile. Every branch terminates (no unbounded iteration).
+    fn quantile(&self, p: f64) -> f64 {
+        match *self {
+            Marginal::Beta(d) => d.inverse_cdf(p),
+            Marginal::StudentT(d) => d.inverse_cdf(p),
+            Marginal::Point(m) => m,
+            Marginal::LargeBeta { alpha, beta } => large_beta_quantile(alpha, beta, p),
+            Marginal::LargeStudentT {
+                location,
+                scale,
+                freedom,
+            } => {
+                // Cornish-Fisher expansion of Student-t in 1/ν (Abramowitz
+                // & Stegun 26.7.5); the next term is O(z⁷/ν³), < 10^-12 here.
+                let z = std_normal_quantile(p);
+                let (z3, z5) = (z.powi(3), z.powi(5));
+                let t = z
+                    + (z3 + z) / (4.0 * freedom)
+                    + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * freedom * freedom);
+                location + scale * t
+            }
+        }
+    }
+
+    /// P(X ≤ x) for the large-sample approximations, by bisection on the
+    /// quantile function (monotone; 64 halvings of [0, 1] reach f64's
+    /// resolution), so the interval and the tail probability agree.
+    fn cdf_by_quantile(&self, x: f64) -> f64 {
+        if x.is_nan() {
+            return f64::NAN;
+        }
+        let (mut lo, mut hi) = (0.0f64, 1.0f64);
+        for _ in 0..64 {
+            let mid = 0.5 * (lo + hi);
+            if self.quantile(mid) <= x {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        0.5 * (lo + hi)
+    }
+}
+
+fn std_normal_quantile(p: f64) -> f64 {
+    use statrs::distribution::Normal;
+    Normal::standard().inverse_cdf(p.clamp(1e-300, 1.0 - 1e-16))
+}
+
+/// The `p` quantile of Beta(α, β) with α + β > [`EXACT_QUANTILE_LIMIT`].
+///
+/// - One shape below [`SMALL_SHAPE`] (few successes, or few failures, in
+///   very many rewards): Beta(α, β) = G/(G + H) with G ~ Gamma(α),
+///   H ~ Gamma(β); H's relative spread 1/√β ≤ 0.3% barely moves G/(G + H),
+///   so H is taken as β and the quantile is that of Gamma(α) mapped through
+///   g ↦ g/(g + β) (statrs's Gamma quantile is a bracketed, bounded
+///   iteration, accurate for small shapes).
+/// - Both shapes large: near-normal; Cornish-Fisher expansion with the
+///   Beta's skewness and excess kurtosis.
+fn large_beta_quantile(alpha: f64, beta: f64, p: f64) -> f64 {
+    use statrs::distribution::Gamma;
+    if alpha.min(beta) < SMALL_SHAPE {
+        let (small, big, q) = if alpha <= beta {
+            (alpha, beta, p)
+        } else {
+            (beta, alpha, 1.0 - p)
+        };
+        let g = Gamma::new(small, 1.0)
+            .map(|d| d.inverse_cdf(q.clamp(0.0, 1.0)))
+            .unwrap_or(small);
+        let x = g / (g + big);
+        return if alpha <= beta { x } else { 1.0 - x };
+    }
+    let n = alpha + beta;
+    let mean = alpha / n;
+    let sd = (alpha * beta / (n * n * (n + 1.0))).sqrt();
+    let skew = 2.0 * (beta - alpha) * (n + 1.0).sqrt() / ((n + 2.0) * (alpha * beta).sqrt());
+    let kurt = 6.0 * ((alpha - beta).powi(2) * (n + 1.0) - alpha * beta * (n + 2.0))
+        / (alpha * beta * (n + 2.0) * (n + 3.0));
+    let z = std_normal_quantile(p);
+    let w = z + (z * z - 1.0) * skew / 6.0 + (z.powi(3) - 3.0 * z) * kurt / 24.0
+        - (2.0 * z.powi(3) - 5.0 * z) * skew * skew / 36.0;
+    (mean + sd * w).clamp(0.0, 1.0)
 }
 
 /// A Gamma(shape, 1) draw. Parameters are validated upstream; a degenerate
@@ -534,6 +665,76 @@ mod tests {
         assert!((d.cdf(lo) - 0.025).abs() < 1e-6 && (d.cdf(hi) - 0.975).abs() < 1e-6);
         assert!((p.prob_above(0.05) - (1.0 - d.cdf(0.05))).abs() < 1e-9);
         assert!(lo < p.mean() && p.mean() < hi);
+    }
+
+    #[test]
+    fn huge_evidence_gives_intervals_without_hanging() {
+        // Past the limit the approximations take over; at the limit they
+        // agree with statrs's exact quantiles.
+        for (a, b) in [
+            (2.0, 99_990.0),
+            (150.0, 99_000.0),
+            (40_000.0, 59_000.0),
+            (99_000.0, 30.0),
+        ] {
+            let exact = Posterior::Beta { alpha: a, beta: b }.credible_interval(0.95);
+            for (i, p) in [0.025, 0.975].into_iter().enumerate() {
+                let approx = large_beta_quantile(a, b, p);
+                let want = if i == 0 { exact.0 } else { exact.1 };
+                let width = exact.1 - exact.0;
+                assert!(
+                    (approx - want).abs() < 2e-3 * width,
+                    "Beta({a}, {b}) q{p}: {approx} vs {want}"
+                );
+            }
+        }
+        for (a, b) in [
+            (2.0, 1e7),
+            (2.0, 1e9 + 10.0),
+            (1e8, 1e8),
+            (5e11, 3.0),
+            (0.5, 1e12),
+        ] {
+            let p = Posterior::Beta { alpha: a, beta: b };
+            let (lo, hi) = p.credible_interval(0.95);
+            assert!(
+                lo.is_finite() && hi.is_finite() && lo <= p.mean() && p.mean() <= hi,
+                "Beta({a}, {b}): {lo} {hi}"
+            );
+            let tail = p.prob_above(hi);
+            assert!(
+                (tail - 0.025).abs() < 1e-3,
+                "Beta({a}, {b}): P(> upper) = {tail}"
+            );
+        }
+        let t = Posterior::NormalInverseGamma {
+            mu: 120.0,
+            kappa: 1e9,
+            alpha: 5e8,
+            beta: 5e8 * 400.0,
+        };
+        let (lo, hi) = t.credible_interval(0.95);
+        let sd = (400.0f64 / 1e9).sqrt();
+        assert!(
+            (hi - 120.0 - 1.959_964 * sd).abs() < 1e-5 * sd
+                && (120.0 - lo - 1.959_964 * sd).abs() < 1e-5 * sd,
+            "{lo} {hi}"
+        );
+        assert!((t.prob_above(120.0) - 0.5).abs() < 1e-9);
+        // Student-t at the limit: the expansion agrees with statrs.
+        let near = Posterior::NormalInverseGamma {
+            mu: 0.0,
+            kappa: 1.0,
+            alpha: 49_000.0,
+            beta: 49_000.0,
+        };
+        let m = Marginal::LargeStudentT {
+            location: 0.0,
+            scale: 1.0,
+            freedom: 98_000.0,
+        };
+        let (exact, approx) = (near.credible_interval(0.95).1, m.quantile(0.975));
+        assert!((exact - approx).abs() < 1e-6, "{exact} vs {approx}");
     }
 
     #[test]
