@@ -453,6 +453,12 @@ ROUTES = [
                  "with GET, the body is not read",
          bind={"name": "experiment"}, req="GateRequest", resp="GateResponse", body="query",
          scope="decide", header_params=GATE_HEADERS, gate_statuses=GATE_STATUSES),
+    dict(method="get", path="/v1/experiments/{name}/history", op="GetExperimentHistory",
+         tag="Bandits",
+         summary="The experiment's history: a point per interval with every arm's posterior "
+                 "and decisions",
+         bind={"name": "name"}, req="GetExperimentHistoryRequest",
+         resp="GetExperimentHistoryResponse", body="query", scope="decide"),
     dict(method="post", path="/v1/studies", op="CreateStudy", tag="Optimizer",
          summary="Create a study", bind={}, req="CreateStudyRequest",
          resp="CreateStudyResponse", body="body", scope="admin",

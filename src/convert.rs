@@ -680,3 +680,32 @@ impl From<crate::app::verdict::ExperimentPage> for pb::ListExperimentsResponse {
         }
     }
 }
+
+// ---- history ---------------------------------------------------------------
+
+impl From<Vec<crate::bandit::history::HistoryPoint>> for pb::GetExperimentHistoryResponse {
+    fn from(points: Vec<crate::bandit::history::HistoryPoint>) -> Self {
+        pb::GetExperimentHistoryResponse {
+            points: points
+                .into_iter()
+                .map(|p| pb::HistoryPoint {
+                    time_ms: p.time_ms,
+                    arms: p
+                        .arms
+                        .into_iter()
+                        .map(|a| pb::HistoryArm {
+                            name: a.name,
+                            rewards: a.rewards,
+                            evidence: a.evidence,
+                            mean: a.mean,
+                            lower: a.lower,
+                            upper: a.upper,
+                            prob_best: a.prob_best,
+                            decisions: a.decisions,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}

@@ -55,6 +55,10 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
                 .post(experiment_method),
         )
         .route("/v1/experiments/{name}/arms", post(add_arm))
+        .route(
+            "/v1/experiments/{name}/history",
+            get(get_experiment_history),
+        )
         .route("/v1/experiments/{name}/arms/{arm}", post(arm_method))
         .route("/v1/studies", post(create_study).get(list_studies))
         .route(
@@ -501,6 +505,47 @@ mod tests {
         assert_eq!(custom_method("a:b2"), None);
         assert_eq!(custom_method("a:"), None);
     }
+}
+
+// ---- history ----------------------------------------------------------------
+
+const GET_EXPERIMENT_HISTORY: &str = "posterior.v1.Bandits/GetExperimentHistory";
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct HistoryQuery {
+    /// Parsed below, so a bad value gets a message naming the field.
+    #[serde(alias = "since_ms")]
+    since_ms: Option<String>,
+}
+
+/// `GET /v1/experiments/{name}/history?sinceMs=..`.
+async fn get_experiment_history(
+    State(app): AppState,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Response {
+    respond(
+        GET_EXPERIMENT_HISTORY,
+        async {
+            let Path(name) = name.map_err(path_error)?;
+            let Query(q) = q.map_err(query_error)?;
+            let since_ms = q
+                .since_ms
+                .map(|s| {
+                    s.parse::<i64>().map_err(|_| {
+                        Error::invalid(format!(
+                            "sinceMs: must be a Unix time in milliseconds (an integer), got {s:?}"
+                        ))
+                    })
+                })
+                .transpose()?;
+            Ok(pb::GetExperimentHistoryResponse::from(
+                app.bandits.history(&name, since_ms).await?,
+            ))
+        }
+        .await,
+    )
 }
 
 // ---- verdicts and gates ----------------------------------------------------
