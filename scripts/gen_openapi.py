@@ -481,6 +481,11 @@ ROUTES = [
     dict(method="get", path="/v1/studies/{name}", op="GetStudy", tag="Optimizer",
          summary="Get a study, its trials and the recommendation", bind={"name": "name"},
          req="GetStudyRequest", resp="GetStudyResponse", body="query", scope="decide"),
+    dict(method="get", path="/v1/studies/{name}/slices", op="GetStudySlices", tag="Optimizer",
+         summary="The objective's GP posterior along each parameter through the "
+                 "recommended configuration, and the GP's calibration",
+         bind={"name": "name"}, req="GetStudySlicesRequest", resp="GetStudySlicesResponse",
+         body="query", scope="decide"),
     dict(method="delete", path="/v1/studies/{name}", op="DeleteStudy", tag="Optimizer",
          summary="Delete a study", bind={"name": "name"}, req="DeleteStudyRequest",
          resp="DeleteStudyResponse", body="query", scope="admin"),

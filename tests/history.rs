@@ -502,3 +502,233 @@ async fn redis_bytes_per_experiment_at_the_default_retention() {
     // per-member overhead (~60 bytes per point): under 1 KiB per point.
     assert!(bytes < 10 * 1024 * 1024, "{bytes} bytes");
 }
+
+// ---- study slices and calibration ------------------------------------------------
+
+use posterior::pb::optimizer_client::OptimizerClient;
+
+fn number(v: &pb::Value) -> Option<f64> {
+    match v.kind {
+        Some(pb::value::Kind::Number(x)) => Some(x),
+        _ => None,
+    }
+}
+
+/// A study with a float, an int and a categorical parameter, and 12
+/// observed trials of a smooth objective with a little deterministic noise.
+async fn study_with_trials(c: &mut OptimizerClient<Channel>, name: &str, trials: usize) {
+    use pb::parameter::Kind;
+    c.create_study(pb::CreateStudyRequest {
+        name: name.into(),
+        parameters: vec![
+            pb::Parameter {
+                name: "x".into(),
+                kind: Some(Kind::Float(pb::FloatRange {
+                    low: 0.0,
+                    high: 1.0,
+                    log: false,
+                })),
+            },
+            pb::Parameter {
+                name: "n".into(),
+                kind: Some(Kind::Int(pb::IntRange {
+                    low: 1,
+                    high: 8,
+                    log: false,
+                })),
+            },
+            pb::Parameter {
+                name: "arch".into(),
+                kind: Some(Kind::Categorical(pb::CategoricalValues {
+                    values: vec!["x86".into(), "arm".into()],
+                })),
+            },
+        ],
+        objective: Some(pb::Objective {
+            name: "cost".into(),
+            goal: pb::Goal::Minimize as i32,
+        }),
+        seed: 3,
+        ..Default::default()
+    })
+    .await
+    .expect("create study");
+    for k in 0..trials {
+        let t = c
+            .suggest(pb::SuggestRequest {
+                study: name.into(),
+                count: 1,
+            })
+            .await
+            .expect("suggest")
+            .into_inner()
+            .trials
+            .remove(0);
+        let x = t.params.get("x").and_then(number).expect("x");
+        let n = t.params.get("n").and_then(number).expect("n");
+        let arm = matches!(
+            t.params.get("arch").and_then(|v| v.kind.clone()),
+            Some(pb::value::Kind::Category(ref c)) if c == "arm"
+        );
+        let value = (x - 0.3).powi(2)
+            + 0.05 * (n - 4.0).abs()
+            + if arm { 0.1 } else { 0.0 }
+            + 0.01 * ((k * 7 % 5) as f64 - 2.0);
+        c.observe(pb::ObserveRequest {
+            study: name.into(),
+            trial_id: t.trial_id,
+            value,
+            ..Default::default()
+        })
+        .await
+        .expect("observe");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slices_pass_through_the_recommendation_on_every_store() {
+    for backend in common::BACKENDS {
+        let s = common::TestServer::start(backend).await;
+        let running = s.running.as_ref().expect("running");
+        let mut c = OptimizerClient::connect(s.url.clone())
+            .await
+            .expect("connect");
+        study_with_trials(&mut c, "s", 12).await;
+        let study = c
+            .get_study(pb::GetStudyRequest { name: "s".into() })
+            .await
+            .expect("get study")
+            .into_inner();
+        let rec = study.recommended.clone().expect("a recommendation");
+        let at = rec.trial.clone().expect("trial").params;
+        let slices = c
+            .get_study_slices(pb::GetStudySlicesRequest {
+                name: "s".into(),
+                points: Some(20),
+            })
+            .await
+            .expect("slices")
+            .into_inner();
+        assert_eq!(
+            slices.recommended.as_ref().map(|t| t.params.clone()),
+            Some(at.clone())
+        );
+        let names: Vec<&str> = slices.slices.iter().map(|p| p.parameter.as_str()).collect();
+        assert_eq!(names, vec!["x", "n", "arch"], "{backend:?}");
+        for p in &slices.slices {
+            assert_eq!(p.values.len(), p.mean.len());
+            assert_eq!(p.values.len(), p.std.len());
+            assert!(p.std.iter().all(|s| s.is_finite() && *s >= 0.0));
+            // The slice at the recommended value is the GP's prediction
+            // there: GetStudy's recommended mean and std.
+            let k = p
+                .values
+                .iter()
+                .position(|v| Some(v) == at.get(&p.parameter))
+                .unwrap_or_else(|| panic!("{}: recommended value not in the slice", p.parameter));
+            let tol = 1e-9 * (1.0 + rec.mean.abs());
+            assert!(
+                (p.mean[k] - rec.mean).abs() < tol,
+                "{}: {} vs {}",
+                p.parameter,
+                p.mean[k],
+                rec.mean
+            );
+            assert!(
+                (p.std[k] - rec.std).abs() < 1e-9 * (1.0 + rec.std),
+                "{}: {} vs {}",
+                p.parameter,
+                p.std[k],
+                rec.std
+            );
+        }
+        // x: 20 values over [0, 1] plus the recommended one (unless it is one of them).
+        let x = &slices.slices[0];
+        assert!((20..=21).contains(&x.values.len()), "{}", x.values.len());
+        let xs: Vec<f64> = x.values.iter().filter_map(number).collect();
+        assert_eq!(xs.first(), Some(&0.0));
+        assert_eq!(xs.last(), Some(&1.0));
+        assert!(xs.windows(2).all(|w| w[0] < w[1]));
+        // n: whole numbers 1..=8, once each.
+        let ns: Vec<f64> = slices.slices[1].values.iter().filter_map(number).collect();
+        assert_eq!(ns, (1..=8).map(f64::from).collect::<Vec<_>>());
+        // arch: one value per level.
+        assert_eq!(slices.slices[2].values.len(), 2);
+        // Calibration: a coverage, the same in GetStudy and in the slices.
+        let cal = study.calibration.expect("calibration with 12 trials");
+        println!(
+            "{backend:?}: recommended mean {:.4} ± {:.4}, calibration {cal}",
+            rec.mean, rec.std
+        );
+        assert!((0.0..=1.0).contains(&cal), "{cal}");
+        assert_eq!(slices.calibration, Some(cal));
+
+        // HTTP answers the same.
+        let (status, body) = http_get(running.addr, "/v1/studies/s/slices?points=20").await;
+        assert_eq!(status, 200, "{body}");
+        let http: pb::GetStudySlicesResponse = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(http, slices);
+        // Default points: 50 along x.
+        let (_, body) = http_get(running.addr, "/v1/studies/s/slices").await;
+        let http: pb::GetStudySlicesResponse = serde_json::from_str(&body).expect("JSON");
+        assert!((50..=51).contains(&http.slices[0].values.len()));
+    }
+}
+
+#[tokio::test]
+async fn slices_bad_input_and_a_study_without_trials() {
+    let s = common::TestServer::start(common::Backend::Memory).await;
+    let addr = s.running.as_ref().expect("running").addr;
+    let mut c = OptimizerClient::connect(s.url.clone())
+        .await
+        .expect("connect");
+    study_with_trials(&mut c, "empty", 0).await;
+    // No completed trial: nothing to slice through, no calibration.
+    let r = c
+        .get_study_slices(pb::GetStudySlicesRequest {
+            name: "empty".into(),
+            points: None,
+        })
+        .await
+        .expect("slices")
+        .into_inner();
+    assert!(r.recommended.is_none() && r.slices.is_empty() && r.calibration.is_none());
+    let st = c
+        .get_study(pb::GetStudyRequest {
+            name: "empty".into(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(st.calibration, None);
+
+    for (points, http) in [(1, "1"), (1001, "1001"), (-3, "-3")] {
+        let e = c
+            .get_study_slices(pb::GetStudySlicesRequest {
+                name: "empty".into(),
+                points: Some(points),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert!(e.message().starts_with("points"), "{}", e.message());
+        let (status, body) =
+            http_get(addr, &format!("/v1/studies/empty/slices?points={http}")).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("points"), "{body}");
+    }
+    let (status, body) = http_get(addr, "/v1/studies/empty/slices?points=many").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("points"), "{body}");
+    let e = c
+        .get_study_slices(pb::GetStudySlicesRequest {
+            name: "nope".into(),
+            points: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(e.message().contains("nope"));
+    let (status, _) = http_get(addr, "/v1/studies/nope/slices").await;
+    assert_eq!(status, 404);
+}

@@ -1470,7 +1470,7 @@ async fn json_uses_the_proto3_mapping() {
 // ---- OpenAPI ------------------------------------------------------------------------
 
 /// The 20 operations of the HTTP API.
-const OPERATIONS: [&str; 21] = [
+const OPERATIONS: [&str; 22] = [
     "GET /healthz",
     "GET /readyz",
     "GET /v1/openapi.json",
@@ -1490,6 +1490,7 @@ const OPERATIONS: [&str; 21] = [
     "GET /v1/studies",
     "GET /v1/studies/{name}",
     "DELETE /v1/studies/{name}",
+    "GET /v1/studies/{name}/slices",
     "POST /v1/studies/{name}:suggest",
     "POST /v1/studies/{name}:observe",
 ];

@@ -259,7 +259,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 19);
+        assert_eq!(seen, 20);
         assert_eq!(
             scope_for(&http::Method::POST, "/grpc.health.v1.Health/Check"),
             None

@@ -61,6 +61,7 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
         )
         .route("/v1/experiments/{name}/arms/{arm}", post(arm_method))
         .route("/v1/studies", post(create_study).get(list_studies))
+        .route("/v1/studies/{name}/slices", get(get_study_slices))
         .route(
             "/v1/studies/{name}",
             get(get_study).delete(delete_study).post(study_method),
@@ -542,6 +543,42 @@ async fn get_experiment_history(
                 .transpose()?;
             Ok(pb::GetExperimentHistoryResponse::from(
                 app.bandits.history(&name, since_ms).await?,
+            ))
+        }
+        .await,
+    )
+}
+
+const GET_STUDY_SLICES: &str = "posterior.v1.Optimizer/GetStudySlices";
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SlicesQuery {
+    /// Parsed below, so a bad value gets a message naming the field.
+    points: Option<String>,
+}
+
+/// `GET /v1/studies/{name}/slices?points=..`.
+async fn get_study_slices(
+    State(app): AppState,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<SlicesQuery>, QueryRejection>,
+) -> Response {
+    respond(
+        GET_STUDY_SLICES,
+        async {
+            let Path(name) = name.map_err(path_error)?;
+            let Query(q) = q.map_err(query_error)?;
+            let points = q
+                .points
+                .map(|s| {
+                    s.parse::<i32>().map_err(|_| {
+                        Error::invalid(format!("points: must be an integer, got {s:?}"))
+                    })
+                })
+                .transpose()?;
+            Ok(pb::GetStudySlicesResponse::from(
+                app.studies.slices(&name, points).await?,
             ))
         }
         .await,
