@@ -3,6 +3,7 @@
 //!
 //! - [`bandits`]: experiments and arms, Choose (snapshot cache, eligibility,
 //!   outage fallback), Reward (exactly-once by decision id), summaries.
+//! - [`ingest`]: RewardAggregate and RewardBatch (through Reward's path).
 //! - [`studies`]: studies, Suggest and Observe (study lock, revision,
 //!   compare-and-set, retries), the recommendation.
 //! - [`snapshot`]: the Choose snapshot cache (bounded staleness, single-flight).
@@ -13,6 +14,7 @@
 //! and the rule; the transports map the kind through one table.
 
 pub mod bandits;
+pub mod ingest;
 pub mod page;
 pub mod snapshot;
 pub mod studies;
