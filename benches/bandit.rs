@@ -181,6 +181,7 @@ fn bench_reward(c: &mut Criterion) {
                     a: 0.0,
                     b: 0.0,
                     c: 0.0,
+                    count: 1,
                 });
             black_box(ev.apply(d, black_box(5_000), 3_600_000))
         })

@@ -375,7 +375,7 @@ NAME_RULE = ("1 to 128 characters from `[A-Za-z0-9_.:-]`, starting with a letter
 # None, scope (None for open routes), example request body.
 # RPCs in the proto contract still answering UNIMPLEMENTED, so without an
 # HTTP route yet (their branch adds the route and removes them from here).
-UNROUTED = {"RewardAggregate", "RewardBatch"}
+UNROUTED = set()
 
 GATE_HEADERS = [{
     "name": "x-gate-status", "in": "header", "required": False,
@@ -437,6 +437,21 @@ ROUTES = [
          conflict="`FAILED_PRECONDITION`: the decision id is older than the dedupe window "
                   "(reward by `arm` to ingest it anyway).",
          example={"decisionId": "<decisionId from Choose>", "value": 1}),
+    dict(method="post", path="/v1/experiments/{name}:rewardAggregate", op="RewardAggregate",
+         tag="Bandits",
+         summary="Report many outcomes of one arm at once (count, sum, sum of squares), "
+                 "exactly once per requestId",
+         bind={"name": "experiment"},
+         req="RewardAggregateRequest", resp="RewardAggregateResponse", body="body",
+         scope="report",
+         example={"arm": "candidate", "count": "412", "sum": 9, "requestId": "scrape-12:00"}),
+    dict(method="post", path="/v1/experiments/{name}:rewardBatch", op="RewardBatch",
+         tag="Bandits",
+         summary="Report up to 1,000 rewards in one call; one result per item, in order",
+         bind={"name": "experiment"},
+         req="RewardBatchRequest", resp="RewardBatchResponse", body="body", scope="report",
+         example={"rewards": [{"decisionId": "<decisionId from Choose>", "value": 1},
+                              {"arm": "control", "value": 0}]}),
     dict(method="get", path="/v1/experiments/{name}:verdict", op="GetVerdict",
          tag="Bandits", summary="The experiment's verdict under its stopping rule",
          bind={"name": "name"}, req="GetVerdictRequest", resp="GetVerdictResponse",

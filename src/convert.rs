@@ -9,7 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::app::bandits::{Choice, ExperimentSummary, Reward, RewardTarget, Rewarded};
+use crate::app::bandits::{
+    Choice, ExperimentSummary, Reward, RewardTarget, Rewarded, missing_target,
+};
+use crate::app::ingest::{Aggregate, Batch, BatchItem};
 use crate::app::page::{Page, PageRequest};
 use crate::app::studies::{Observation, StudyView};
 use crate::bandit::design::{DEFAULT_TOP_TWO_BETA, DEFAULT_WINNER_PROB_BEST};
@@ -294,11 +297,7 @@ impl TryFrom<pb::RewardRequest> for Reward {
         let target = match r.target {
             Some(pb::reward_request::Target::DecisionId(t)) => RewardTarget::Decision(t),
             Some(pb::reward_request::Target::Arm(a)) => RewardTarget::Arm(a),
-            None => {
-                return Err(Error::invalid(
-                    "decision_id: required (or arm, for bulk ingestion without exactly-once)",
-                ));
-            }
+            None => return Err(missing_target()),
         };
         Ok(Reward {
             experiment: r.experiment,
@@ -314,6 +313,71 @@ impl From<Rewarded> for pb::RewardResponse {
             arm: r.arm,
             duplicate: r.duplicate,
         }
+    }
+}
+
+impl From<pb::RewardAggregateRequest> for Aggregate {
+    fn from(r: pb::RewardAggregateRequest) -> Self {
+        Aggregate {
+            experiment: r.experiment,
+            arm: r.arm,
+            count: r.count,
+            sum: r.sum,
+            sum_squares: r.sum_squares,
+            request_id: r.request_id,
+        }
+    }
+}
+
+impl From<Rewarded> for pb::RewardAggregateResponse {
+    fn from(r: Rewarded) -> Self {
+        pb::RewardAggregateResponse {
+            arm: r.arm,
+            duplicate: r.duplicate,
+        }
+    }
+}
+
+impl From<pb::RewardBatchRequest> for Batch {
+    fn from(r: pb::RewardBatchRequest) -> Self {
+        let rewards = r
+            .rewards
+            .into_iter()
+            .map(|b| BatchItem {
+                target: b.target.map(|t| match t {
+                    pb::batch_reward::Target::DecisionId(d) => RewardTarget::Decision(d),
+                    pb::batch_reward::Target::Arm(a) => RewardTarget::Arm(a),
+                }),
+                value: b.value,
+            })
+            .collect();
+        Batch {
+            experiment: r.experiment,
+            rewards,
+        }
+    }
+}
+
+/// One result per item: the arm and duplicate flag, or the error's code
+/// name and message (the item failed alone).
+impl From<Vec<Result<Rewarded, Error>>> for pb::RewardBatchResponse {
+    fn from(out: Vec<Result<Rewarded, Error>>) -> Self {
+        let results = out
+            .into_iter()
+            .map(|r| match r {
+                Ok(r) => pb::RewardResult {
+                    arm: r.arm,
+                    duplicate: r.duplicate,
+                    ..Default::default()
+                },
+                Err(e) => pb::RewardResult {
+                    error_code: e.kind.name().to_string(),
+                    error_message: e.message,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        pb::RewardBatchResponse { results }
     }
 }
 

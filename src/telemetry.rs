@@ -390,6 +390,14 @@ impl Store for TimedStore {
     async fn reward(&self, update: &RewardUpdate) -> Result<RewardOutcome, StoreError> {
         timed(&self.h[5], self.inner.reward(update)).await
     }
+    async fn reward_batch(
+        &self,
+        updates: &[RewardUpdate],
+    ) -> Result<Vec<Result<RewardOutcome, StoreError>>, StoreError> {
+        // Looked up per call, as for assign_unit below (one per batch).
+        let h = metrics::histogram!("posterior_store_duration_seconds", "op" => "reward_batch");
+        timed(&h, self.inner.reward_batch(updates)).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         timed(&self.h[6], self.inner.ping()).await
     }

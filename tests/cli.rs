@@ -560,3 +560,97 @@ fn help_is_complete() {
         assert!(stdout(&o).contains("--timeout <SECONDS>"), "{sub:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reward_aggregate_counts_once_per_request_id() {
+    let s = TestServer::start(Backend::Memory).await;
+    let url = s.url.as_str();
+    ok(&[
+        "experiment",
+        "create",
+        "canary",
+        "--arms",
+        "baseline,candidate",
+        "--server",
+        url,
+    ])
+    .await;
+    let agg = |id: &'static str| {
+        [
+            "experiment",
+            "reward-aggregate",
+            "canary",
+            "--arm",
+            "candidate",
+            "--count",
+            "412",
+            "--sum",
+            "9",
+            "--request-id",
+            id,
+            "--server",
+            url,
+        ]
+    };
+    assert_eq!(
+        ok(&agg("m-12:00")).await,
+        "candidate: 412 outcomes (sum 9) applied, request m-12:00\n"
+    );
+    let v = json(&agg("m-12:00")).await;
+    assert_eq!(
+        v,
+        serde_json::json!({"arm": "candidate", "duplicate": true})
+    );
+    // Without --request-id: a fresh id each run, printed.
+    let out = ok(&[
+        "experiment",
+        "reward-aggregate",
+        "canary",
+        "--arm",
+        "baseline",
+        "--count",
+        "400",
+        "--sum",
+        "2",
+        "--server",
+        url,
+    ])
+    .await;
+    assert!(
+        out.starts_with("baseline: 400 outcomes (sum 2) applied, request cli-"),
+        "{out}"
+    );
+    let v = json(&["experiment", "show", "canary", "--server", url]).await;
+    let rewards: Vec<u64> = v["arms"]
+        .as_array()
+        .expect("arms")
+        .iter()
+        // uint64 as a string, as in the proto3 JSON mapping.
+        .map(|a| {
+            a["rewards"]
+                .as_str()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0)
+        })
+        .collect();
+    assert_eq!(rewards, [400, 412]);
+    // Bad input: the server's message names the field; exit 1.
+    let err = fails(
+        1,
+        &[
+            "experiment",
+            "reward-aggregate",
+            "canary",
+            "--arm",
+            "baseline",
+            "--count",
+            "10",
+            "--sum",
+            "11",
+            "--server",
+            url,
+        ],
+    )
+    .await;
+    assert!(err.contains("sum:"), "{err}");
+}

@@ -528,3 +528,89 @@ async fn sticky_units_verdicts_and_gates_on_a_three_master_cluster() {
     );
     s.stop().await.unwrap();
 }
+
+/// RewardAggregate and RewardBatch on a cluster: experiments on several
+/// masters, the batch one pipeline per experiment's slot, every node's
+/// script cache flushed between batches (NOSCRIPT → load → re-send), each
+/// request id and decision applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_and_batches_on_a_three_master_cluster() {
+    use pb::batch_reward::Target as Item;
+    let cluster = start_cluster(None);
+    let mut cfg = test_config();
+    cfg.store.redis_url = cluster.url("redis");
+    let s = posterior::server::start(cfg).await.unwrap();
+    let mut c = BanditsClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    let names: Vec<String> = (0..6).map(|i| format!("ingest-{i}")).collect();
+    let with_keys = create_spread(&mut c, &cluster, &names).await;
+    assert!(with_keys >= 2, "keys on {with_keys} node(s)");
+    for n in &names {
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            let d = c
+                .choose(pb::ChooseRequest {
+                    experiment: n.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            ids.push(d.decision_id);
+        }
+        for &p in &cluster.ports {
+            assert_eq!(cluster.cli(p, &["SCRIPT", "FLUSH"]).trim(), "OK");
+        }
+        for pass in 0..2 {
+            let out = c
+                .reward_batch(pb::RewardBatchRequest {
+                    experiment: n.clone(),
+                    rewards: ids
+                        .iter()
+                        .map(|d| pb::BatchReward {
+                            target: Some(Item::DecisionId(d.clone())),
+                            value: 1.0,
+                        })
+                        .collect(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .results;
+            assert!(
+                out.iter()
+                    .all(|r| r.error_code.is_empty() && r.duplicate == (pass == 1)),
+                "{n} pass {pass}: {out:?}"
+            );
+        }
+        for &p in &cluster.ports {
+            assert_eq!(cluster.cli(p, &["SCRIPT", "FLUSH"]).trim(), "OK");
+        }
+        for pass in 0..2 {
+            let r = c
+                .reward_aggregate(pb::RewardAggregateRequest {
+                    experiment: n.clone(),
+                    arm: "b".into(),
+                    count: 100,
+                    sum: 7.0,
+                    sum_squares: 0.0,
+                    request_id: "minute-1".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(r.duplicate, pass == 1, "{n}");
+        }
+        let g = c
+            .get_experiment(pb::GetExperimentRequest {
+                name: n.clone(),
+                threshold: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(g.arms.iter().map(|a| a.rewards).sum::<u64>(), 120, "{n}");
+    }
+    s.stop().await.unwrap();
+}

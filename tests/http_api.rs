@@ -1469,8 +1469,8 @@ async fn json_uses_the_proto3_mapping() {
 
 // ---- OpenAPI ------------------------------------------------------------------------
 
-/// The 20 operations of the HTTP API.
-const OPERATIONS: [&str; 22] = [
+/// Every operation of the HTTP API.
+const OPERATIONS: &[&str] = &[
     "GET /healthz",
     "GET /readyz",
     "GET /v1/openapi.json",
@@ -1482,6 +1482,8 @@ const OPERATIONS: [&str; 22] = [
     "POST /v1/experiments/{name}/arms/{arm}:retire",
     "POST /v1/experiments/{name}:choose",
     "POST /v1/experiments/{name}:reward",
+    "POST /v1/experiments/{name}:rewardAggregate",
+    "POST /v1/experiments/{name}:rewardBatch",
     "GET /v1/experiments/{name}:verdict",
     "GET /v1/experiments/{name}:gate",
     "POST /v1/experiments/{name}:gate",
@@ -1584,6 +1586,12 @@ fn request_for(op: &str, name_override: Option<&str>) -> (String, String, Option
         "POST /v1/experiments/{name}/arms/{arm}:retire" => None,
         "POST /v1/experiments/{name}:choose" => Some(json!({})),
         "POST /v1/experiments/{name}:reward" => Some(json!({"arm": "a", "value": 1})),
+        "POST /v1/experiments/{name}:rewardAggregate" => {
+            Some(json!({"arm": "a", "count": "10", "sum": 3, "requestId": "r1"}))
+        }
+        "POST /v1/experiments/{name}:rewardBatch" => {
+            Some(json!({"rewards": [{"arm": "a", "value": 1}]}))
+        }
         "POST /v1/studies" => Some(serde_json::to_value(study("s2", 1)).unwrap()),
         "POST /v1/studies/{name}:suggest" => Some(json!({"count": 1})),
         "POST /v1/studies/{name}:observe" => {
@@ -1941,9 +1949,12 @@ async fn custom_methods_names_with_colons_and_routing_errors() {
     for (path, known) in [
         (
             "/v1/experiments/a:b:frobnicate",
-            ":choose, :reward and :gate",
+            ":choose, :reward, :rewardAggregate, :rewardBatch and :gate",
         ),
-        ("/v1/experiments/a:b:choose2", ":choose, :reward and :gate"),
+        (
+            "/v1/experiments/a:b:choose2",
+            ":choose, :reward, :rewardAggregate, :rewardBatch and :gate",
+        ),
         ("/v1/experiments/a:b/arms/x:delete", ":retire"),
         ("/v1/studies/s:choose", ":suggest and :observe"),
     ] {

@@ -23,8 +23,8 @@ use crate::bandit::{
 use crate::error::Error;
 use crate::name;
 use crate::store::{
-    AssignUnit, Assignment, Created, Dedupe, ExperimentState, RewardOutcome, RewardUpdate, Store,
-    StoreError,
+    AssignUnit, Assignment, Created, Dedupe, DedupeKind, ExperimentState, RewardOutcome,
+    RewardUpdate, Store, StoreError,
 };
 use crate::telemetry::Telemetry;
 
@@ -68,6 +68,11 @@ pub enum RewardTarget {
     Decision(String),
     /// Bulk ingestion by arm name: no exactly-once guarantee.
     Arm(String),
+}
+
+/// A reward with neither a decision id nor an arm.
+pub fn missing_target() -> Error {
+    Error::invalid("decision_id: required (or arm, for bulk ingestion without exactly-once)")
 }
 
 /// A reward as a caller sends it.
@@ -146,6 +151,14 @@ pub struct Bandits {
     /// Posterior snapshots for Choose (and definitions for Reward); off
     /// unless [`Bandits::with_cache`] is given one with a bound > 0.
     pub(super) cache: SnapshotCache,
+}
+
+/// The index of the arm named `a` (retired arms included: late outcomes of
+/// a retired arm still count), or NOT_FOUND naming the field.
+pub(super) fn arm_index(def: &ExperimentDef, a: &str) -> Result<usize, Error> {
+    name::validate("arm", a).map_err(Error::invalid)?;
+    def.arm_index(a)
+        .ok_or_else(|| Error::not_found(format!("arm: {a:?} is not in experiment {:?}", def.name)))
 }
 
 fn not_found(field: &str, name: &str) -> Error {
@@ -459,61 +472,133 @@ impl Bandits {
 
     /// Apply a reward: by decision id exactly once, by arm as bulk ingestion.
     pub async fn reward(&self, r: &Reward) -> Result<Rewarded, Error> {
-        name::validate("experiment", &r.experiment).map_err(Error::invalid)?;
         let now = now_ms();
-        // Fast path: the cached definition, no read round trip. The store's
-        // reward step re-checks the incarnation id and the arm atomically;
-        // whatever a stale definition could explain (an arm added elsewhere,
-        // a re-created experiment) is retried below on a fresh read.
-        let cached = self.cache.cached(&r.experiment);
-        if let Some(snap) = &cached
-            && let Ok(update) = self.reward_update(&snap.def, r, now)
-        {
-            match self.store.reward(&update).await {
-                Ok(outcome) => return Ok(self.rewarded(&snap.def, &update, outcome)),
-                Err(StoreError::NotFound(_)) => self.cache.invalidate(&r.experiment),
-                Err(e) => return Err(e.into()),
+        let mut out = self
+            .ingest(&r.experiment, 1, |def, _| {
+                self.reward_update(def, &r.target, r.value, now)
+            })
+            .await?;
+        out.pop()
+            .unwrap_or_else(|| Err(Error::internal("reward: no result")))
+    }
+
+    /// Apply `n` rewards to one experiment in one store operation: `build`
+    /// checks item `i` against a definition and computes its update. One
+    /// result per item, in order; the outer error fails them all (unknown
+    /// experiment, store down).
+    ///
+    /// Fast path: the cached definition, no read round trip. The store's
+    /// reward step re-checks the incarnation id and the arm atomically;
+    /// items a stale definition could explain failing (an arm added
+    /// elsewhere, a re-created experiment) are retried on a fresh read.
+    pub(super) async fn ingest(
+        &self,
+        experiment: &str,
+        n: usize,
+        build: impl Fn(&ExperimentDef, usize) -> Result<RewardUpdate, Error>,
+    ) -> Result<Vec<Result<Rewarded, Error>>, Error> {
+        name::validate("experiment", experiment).map_err(Error::invalid)?;
+        let mut out: Vec<Option<Result<Rewarded, Error>>> = vec![None; n];
+        let mut retry: Vec<usize> = (0..n).collect();
+        let cached = self.cache.cached(experiment);
+        if let Some(snap) = &cached {
+            retry = self
+                .apply(&snap.def, &retry, &build, &mut out, true)
+                .await?;
+            if retry.is_empty() {
+                return Ok(out.into_iter().flatten().collect());
             }
         }
         let (snap, state);
         let def = if cached.is_none() && self.cache.enabled() {
             // Nothing cached yet: read through the cache, so the next
             // rewards (and Choose) find the definition there.
-            snap = self.cache.get(&r.experiment).await?;
+            snap = self.cache.get(experiment).await?;
             &snap
                 .as_ref()
-                .ok_or_else(|| not_found("experiment", &r.experiment))?
+                .ok_or_else(|| not_found("experiment", experiment))?
                 .def
         } else {
-            state = self.load("experiment", &r.experiment).await?;
+            state = self.load("experiment", experiment).await?;
             &state.def
         };
-        let update = self.reward_update(def, r, now)?;
-        let outcome = self.store.reward(&update).await?;
-        Ok(self.rewarded(def, &update, outcome))
+        self.apply(def, &retry, &build, &mut out, false).await?;
+        Ok(out
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(Error::internal("reward: no result"))))
+            .collect())
+    }
+
+    /// Build and store the items `which` against `def`, filling `out`.
+    /// With `stale_ok` (a cached definition), an item that fails to build
+    /// or finds its experiment or arm gone is left unanswered and returned
+    /// for a retry on a fresh read.
+    async fn apply(
+        &self,
+        def: &ExperimentDef,
+        which: &[usize],
+        build: &impl Fn(&ExperimentDef, usize) -> Result<RewardUpdate, Error>,
+        out: &mut [Option<Result<Rewarded, Error>>],
+        stale_ok: bool,
+    ) -> Result<Vec<usize>, Error> {
+        let mut retry = Vec::new();
+        let (mut updates, mut sent) = (Vec::with_capacity(which.len()), Vec::new());
+        for &i in which {
+            match build(def, i) {
+                Ok(u) => {
+                    updates.push(u);
+                    sent.push(i);
+                }
+                Err(_) if stale_ok => retry.push(i),
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        if updates.is_empty() {
+            return Ok(retry);
+        }
+        let outcomes = match updates.as_slice() {
+            // A single reward keeps the store's single-reward operation
+            // (and its latency histogram).
+            [u] => match self.store.reward(u).await {
+                Err(e @ StoreError::Unavailable(_)) => return Err(e.into()),
+                r => vec![r],
+            },
+            _ => self.store.reward_batch(&updates).await?,
+        };
+        let mut gone = false;
+        for ((i, u), outcome) in sent.into_iter().zip(&updates).zip(outcomes) {
+            match outcome {
+                Ok(o) => out[i] = Some(Ok(self.rewarded(def, u, o))),
+                Err(StoreError::NotFound(_)) if stale_ok => {
+                    gone = true;
+                    retry.push(i);
+                }
+                Err(e) => out[i] = Some(Err(e.into())),
+            }
+        }
+        if gone {
+            self.cache.invalidate(&def.name);
+        }
+        retry.sort_unstable();
+        Ok(retry)
     }
 
     /// Check a reward against `def` and compute the store update.
-    fn reward_update(
+    pub(super) fn reward_update(
         &self,
         def: &ExperimentDef,
-        r: &Reward,
+        target: &RewardTarget,
+        value: f64,
         now: i64,
     ) -> Result<RewardUpdate, Error> {
-        let (arm, dedupe) = match &r.target {
+        let (arm, dedupe) = match target {
             RewardTarget::Decision(t) => {
                 let (arm, d) = self.verify_decision(def, t, now)?;
                 (arm, Some(d))
             }
-            RewardTarget::Arm(a) => {
-                name::validate("arm", a).map_err(Error::invalid)?;
-                let arm = def.arm_index(a).ok_or_else(|| {
-                    Error::not_found(format!("arm: {a:?} is not in experiment {:?}", def.name))
-                })?;
-                (arm, None)
-            }
+            RewardTarget::Arm(a) => (arm_index(def, a)?, None),
         };
-        let delta = def.model.delta(r.value)?;
+        let delta = def.model.delta(value)?;
         Ok(RewardUpdate {
             experiment: def.name.clone(),
             experiment_id: def.id,
@@ -539,7 +624,7 @@ impl Bandits {
                 .telemetry()
                 .experiment(&def.name)
                 .rewards
-                .increment(1);
+                .increment(update.delta.count);
         }
         Rewarded {
             arm: def.arms[update.arm].name.clone(),
@@ -581,6 +666,7 @@ impl Bandits {
         Ok((
             arm,
             Dedupe {
+                kind: DedupeKind::Decision,
                 key: d.dedupe_key(),
                 issued_ms: d.issued_ms,
                 // The key must outlive every moment the id is still accepted

@@ -3,6 +3,7 @@
 //!
 //! - [`bandits`]: experiments and arms, Choose (snapshot cache, eligibility,
 //!   outage fallback), Reward (exactly-once by decision id), summaries.
+//! - [`ingest`]: RewardAggregate and RewardBatch (through Reward's path).
 //! - [`studies`]: studies, Suggest and Observe (study lock, revision,
 //!   compare-and-set, retries), the recommendation.
 //! - [`history`]: the per-interval history of every experiment (recording
@@ -16,6 +17,7 @@
 
 pub mod bandits;
 pub mod history;
+pub mod ingest;
 pub mod page;
 pub mod snapshot;
 pub mod studies;

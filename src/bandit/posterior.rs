@@ -127,7 +127,19 @@ pub struct Delta {
     pub a: f64,
     pub b: f64,
     pub c: f64,
+    /// Outcomes this delta summarizes: 1 for a reward, `count` for an
+    /// aggregate (added to [`Evidence::count`]).
+    pub count: u64,
 }
+
+/// Most outcomes one RewardAggregate may summarize: a billion requests is
+/// more than any scrape interval sees, and keeps `count` (as an f64 weight)
+/// and `count * MAX_GAUSSIAN_REWARD²` far from overflow.
+pub const MAX_AGGREGATE_COUNT: u64 = 1_000_000_000;
+
+/// Relative slack of the check Σx² ≥ (Σx)²/n (Cauchy-Schwarz): a caller's
+/// sums carry rounding error, which must not reject a genuine aggregate.
+pub const SUM_SQUARES_TOLERANCE: f64 = 1e-6;
 
 impl Model {
     /// Validate a reward value and turn it into an evidence increment.
@@ -147,6 +159,7 @@ impl Model {
                     a: value,
                     b: 1.0 - value,
                     c: 0.0,
+                    count: 1,
                 })
             }
             Model::Gaussian => {
@@ -162,6 +175,81 @@ impl Model {
                     a: 1.0,
                     b: value,
                     c: value * value,
+                    count: 1,
+                })
+            }
+        }
+    }
+
+    /// Validate the sufficient statistics of `count` outcomes (their sum,
+    /// and for GAUSSIAN the sum of their squares) and turn them into one
+    /// evidence increment: exactly the sum of the `count` single deltas,
+    /// so the posterior is the one the outcomes sent one by one give.
+    pub fn aggregate(self, count: u64, sum: f64, sum_squares: f64) -> Result<Delta, BanditError> {
+        if count == 0 || count > MAX_AGGREGATE_COUNT {
+            return Err(BanditError::invalid(
+                "count",
+                format!("must be in [1, {MAX_AGGREGATE_COUNT}], got {count}"),
+            ));
+        }
+        let n = count as f64;
+        if !sum.is_finite() {
+            return Err(BanditError::invalid(
+                "sum",
+                format!("must be a finite number, got {sum}"),
+            ));
+        }
+        if !sum_squares.is_finite() {
+            return Err(BanditError::invalid(
+                "sum_squares",
+                format!("must be a finite number, got {sum_squares}"),
+            ));
+        }
+        match self {
+            Model::Bernoulli => {
+                // Each outcome is in [0, 1] (fractional = partial success,
+                // as for Reward), so their sum is in [0, count].
+                if !(0.0..=n).contains(&sum) {
+                    return Err(BanditError::invalid(
+                        "sum",
+                        format!(
+                            "a BERNOULLI aggregate's sum (successes) must be in [0, count] = [0, {count}], got {sum}"
+                        ),
+                    ));
+                }
+                Ok(Delta {
+                    a: sum,
+                    b: n - sum,
+                    c: 0.0,
+                    count,
+                })
+            }
+            Model::Gaussian => {
+                if sum.abs() > n * MAX_GAUSSIAN_REWARD {
+                    return Err(BanditError::invalid(
+                        "sum",
+                        format!(
+                            "a GAUSSIAN aggregate's outcomes must each have magnitude at most {MAX_GAUSSIAN_REWARD:e}; |sum| {} exceeds count × that",
+                            sum.abs()
+                        ),
+                    ));
+                }
+                // Σx² ≥ (Σx)²/n for any n numbers (Cauchy-Schwarz): below
+                // it, no outcomes have these sums (a negative variance).
+                let least = sum * (sum / n);
+                if sum_squares < least * (1.0 - SUM_SQUARES_TOLERANCE) {
+                    return Err(BanditError::invalid(
+                        "sum_squares",
+                        format!(
+                            "must be at least sum²/count = {least} (no {count} numbers summing to {sum} have a smaller sum of squares), got {sum_squares}"
+                        ),
+                    ));
+                }
+                Ok(Delta {
+                    a: n,
+                    b: sum,
+                    c: sum_squares,
+                    count,
                 })
             }
         }
@@ -206,7 +294,7 @@ impl Evidence {
         }
     }
 
-    /// Decay to `now_ms`, then add one reward. The Redis store's Lua script
+    /// Decay to `now_ms`, then add one reward (or one aggregate). The Redis store's Lua script
     /// performs exactly this arithmetic; keep the two in step.
     pub fn apply(&self, delta: Delta, now_ms: i64, half_life_ms: i64) -> Evidence {
         let d = self.at(now_ms, half_life_ms);
@@ -214,7 +302,7 @@ impl Evidence {
             a: d.a + delta.a,
             b: d.b + delta.b,
             c: d.c + delta.c,
-            count: d.count.saturating_add(1),
+            count: d.count.saturating_add(delta.count),
             t_ms: d.t_ms,
         }
     }
@@ -587,6 +675,59 @@ mod tests {
             }
         );
         assert_eq!(ev.count, 5);
+    }
+
+    /// The delta of an aggregate is the sum of the single deltas: the
+    /// evidence (hence the posterior) is the same to float error.
+    #[test]
+    fn an_aggregate_is_the_sum_of_its_single_rewards() {
+        let xs = [2.0, -4.5, 9.25, 0.0, 1e-3, 7.0];
+        for (model, xs) in [
+            (Model::Gaussian, &xs[..]),
+            (Model::Bernoulli, &[1.0, 0.0, 0.0, 1.0, 0.25, 1.0][..]),
+        ] {
+            let mut one = Evidence::default();
+            for &x in xs {
+                one = one.apply(model.delta(x).unwrap(), 10, 1000);
+            }
+            let sum: f64 = xs.iter().sum();
+            let ss: f64 = xs.iter().map(|x| x * x).sum();
+            let d = model.aggregate(xs.len() as u64, sum, ss).unwrap();
+            let agg = Evidence::default().apply(d, 10, 1000);
+            assert_eq!(agg.count, one.count);
+            for (a, b) in [(agg.a, one.a), (agg.b, one.b), (agg.c, one.c)] {
+                assert!(
+                    (a - b).abs() <= 1e-12 * a.abs().max(1.0),
+                    "{model:?}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn aggregates_outside_what_outcomes_can_sum_to_are_refused() {
+        let field = |r: Result<Delta, BanditError>| match r {
+            Err(BanditError::Invalid(m)) => m.split(':').next().unwrap_or("").to_string(),
+            other => panic!("{other:?}"),
+        };
+        let (b, g) = (Model::Bernoulli, Model::Gaussian);
+        assert_eq!(field(b.aggregate(0, 0.0, 0.0)), "count");
+        assert_eq!(
+            field(b.aggregate(MAX_AGGREGATE_COUNT + 1, 0.0, 0.0)),
+            "count"
+        );
+        assert_eq!(field(b.aggregate(10, 10.5, 0.0)), "sum");
+        assert_eq!(field(b.aggregate(10, -0.5, 0.0)), "sum");
+        assert_eq!(field(g.aggregate(10, f64::NAN, 0.0)), "sum");
+        assert_eq!(field(g.aggregate(10, 1.0, f64::INFINITY)), "sum_squares");
+        assert_eq!(field(g.aggregate(2, 0.0, -1.0)), "sum_squares");
+        // 4 numbers summing to 8 have Σx² ≥ 16 (all equal to 2).
+        assert_eq!(field(g.aggregate(4, 8.0, 15.9)), "sum_squares");
+        assert!(g.aggregate(4, 8.0, 16.0).is_ok());
+        // Rounding in the caller's sums is tolerated.
+        assert!(g.aggregate(4, 8.0, 16.0 * (1.0 - 1e-9)).is_ok());
+        assert!(b.aggregate(10, 10.0, 0.0).is_ok());
+        assert!(b.aggregate(10, 0.0, 0.0).is_ok());
     }
 
     #[test]

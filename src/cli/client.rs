@@ -128,6 +128,7 @@ rpcs! {
     bandits.retire_arm(pb::RetireArmRequest) -> pb::RetireArmResponse;
     bandits.choose(pb::ChooseRequest) -> pb::ChooseResponse;
     bandits.reward(pb::RewardRequest) -> pb::RewardResponse;
+    bandits.reward_aggregate(pb::RewardAggregateRequest) -> pb::RewardAggregateResponse;
     bandits.get_verdict(pb::GetVerdictRequest) -> pb::GetVerdictResponse;
     bandits.gate(pb::GateRequest) -> pb::GateResponse;
     optimizer.create_study(pb::CreateStudyRequest) -> pb::CreateStudyResponse;

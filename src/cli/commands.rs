@@ -284,6 +284,45 @@ async fn experiment(conn: &Conn, cmd: ExperimentCmd) -> Result<(), Error> {
             }
             emit(&format!("arm {arm} retired\n"))
         }
+        ExperimentCmd::RewardAggregate {
+            name,
+            arm,
+            count,
+            sum,
+            sum_squares,
+            request_id,
+        } => {
+            // No id given: a fresh one, so this invocation counts once even
+            // when the call is retried; printed so a rerun can reuse it.
+            let request_id =
+                request_id.unwrap_or_else(|| format!("cli-{:016x}", rand::random::<u64>()));
+            let r = Client::connect(conn)
+                .await?
+                .reward_aggregate(pb::RewardAggregateRequest {
+                    experiment: name,
+                    arm,
+                    count,
+                    sum,
+                    sum_squares,
+                    request_id: request_id.clone(),
+                })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            emit(&if r.duplicate {
+                format!(
+                    "{}: request {request_id} already counted (not applied again)\n",
+                    r.arm
+                )
+            } else {
+                format!(
+                    "{}: {count} outcomes (sum {}) applied, request {request_id}\n",
+                    r.arm,
+                    num_short(sum)
+                )
+            })
+        }
     }
 }
 

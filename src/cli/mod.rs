@@ -263,6 +263,28 @@ pub enum ExperimentCmd {
         /// The arm to retire.
         arm: String,
     },
+    /// Report many outcomes of one arm at once (e.g. "412 requests, 9 errors"),
+    /// exactly once per request id.
+    RewardAggregate {
+        /// The experiment the outcomes belong to.
+        name: String,
+        /// The arm the outcomes belong to.
+        #[arg(long)]
+        arm: String,
+        /// How many outcomes.
+        #[arg(long)]
+        count: u64,
+        /// Their sum (BERNOULLI: successes, in [0, count]).
+        #[arg(long, allow_negative_numbers = true)]
+        sum: f64,
+        /// The sum of their squares (GAUSSIAN).
+        #[arg(long, value_name = "Q", default_value_t = 0.0)]
+        sum_squares: f64,
+        /// Counted once however often it is retried [default: a fresh random id,
+        /// printed, so a retry can pass it].
+        #[arg(long, value_name = "ID")]
+        request_id: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

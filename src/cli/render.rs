@@ -504,6 +504,12 @@ impl ToJson for pb::RewardResponse {
     }
 }
 
+impl ToJson for pb::RewardAggregateResponse {
+    fn to_json(&self) -> Json {
+        json!({"arm": self.arm, "duplicate": self.duplicate})
+    }
+}
+
 impl ToJson for pb::Parameter {
     fn to_json(&self) -> Json {
         use pb::parameter::Kind;

@@ -94,16 +94,22 @@ impl Bandits for BanditsGrpc {
 
     async fn reward_aggregate(
         &self,
-        _req: Request<pb::RewardAggregateRequest>,
+        req: Request<pb::RewardAggregateRequest>,
     ) -> Answer<pb::RewardAggregateResponse> {
-        Err(Status::unimplemented("RewardAggregate: not built yet"))
+        let a = req.into_inner().into();
+        Ok(Response::new(
+            self.app.bandits.reward_aggregate(&a).await?.into(),
+        ))
     }
 
     async fn reward_batch(
         &self,
-        _req: Request<pb::RewardBatchRequest>,
+        req: Request<pb::RewardBatchRequest>,
     ) -> Answer<pb::RewardBatchResponse> {
-        Err(Status::unimplemented("RewardBatch: not built yet"))
+        let b = req.into_inner().into();
+        Ok(Response::new(
+            self.app.bandits.reward_batch(&b).await?.into(),
+        ))
     }
 
     async fn get_verdict(

@@ -193,6 +193,8 @@ const ADD_ARM: &str = "posterior.v1.Bandits/AddArm";
 const RETIRE_ARM: &str = "posterior.v1.Bandits/RetireArm";
 const CHOOSE: &str = "posterior.v1.Bandits/Choose";
 const REWARD: &str = "posterior.v1.Bandits/Reward";
+const REWARD_AGGREGATE: &str = "posterior.v1.Bandits/RewardAggregate";
+const REWARD_BATCH: &str = "posterior.v1.Bandits/RewardBatch";
 
 async fn create_experiment(State(app): AppState, headers: HeaderMap, body: Body) -> Response {
     respond(
@@ -293,7 +295,8 @@ async fn delete_experiment(
     )
 }
 
-/// `POST /v1/experiments/{name}:choose` and `:reward`; `:gate` as with GET
+/// `POST /v1/experiments/{name}:choose`, `:reward`, `:rewardAggregate` and
+/// `:rewardBatch`; `:gate` as with GET
 /// (for webhooks that only POST, e.g. Flagger: the query string is the
 /// request, the body is the caller's own payload and is not read).
 async fn experiment_method(
@@ -332,10 +335,36 @@ async fn experiment_method(
             }
             .await,
         ),
+        Some((name, "rewardAggregate")) => respond(
+            REWARD_AGGREGATE,
+            async {
+                let mut req: pb::RewardAggregateRequest = decode(&headers, body, false)?;
+                path_field("experiment", name, &mut req.experiment)?;
+                Ok(pb::RewardAggregateResponse::from(
+                    app.bandits.reward_aggregate(&req.into()).await?,
+                ))
+            }
+            .await,
+        ),
+        Some((name, "rewardBatch")) => respond(
+            REWARD_BATCH,
+            async {
+                let mut req: pb::RewardBatchRequest = decode(&headers, body, false)?;
+                path_field("experiment", name, &mut req.experiment)?;
+                Ok(pb::RewardBatchResponse::from(
+                    app.bandits.reward_batch(&req.into()).await?,
+                ))
+            }
+            .await,
+        ),
         Some((name, "gate")) => gate(&app, name, &uri, &headers).await,
         _ => error_response(
             "other",
-            &unknown_method("an experiment", &segment, ":choose, :reward and :gate"),
+            &unknown_method(
+                "an experiment",
+                &segment,
+                ":choose, :reward, :rewardAggregate, :rewardBatch and :gate",
+            ),
         ),
     }
 }

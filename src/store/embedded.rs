@@ -239,6 +239,46 @@ fn from_tuple(t: EvidenceRow) -> Evidence {
     }
 }
 
+/// One reward inside the writer's transaction: incarnation and arm checks,
+/// dedupe check-and-set, decay and update. The inner error is the caller's
+/// (the experiment or arm is gone); the outer one fails the transaction.
+fn apply_reward(
+    tx: &WriteTransaction,
+    u: &RewardUpdate,
+) -> Result<Result<RewardOutcome, StoreError>, redb::Error> {
+    let name = u.experiment.as_str();
+    let inc = tx.open_table(INCARNATIONS)?.get(name)?.map(|g| g.value());
+    let Some((_, arms)) = inc.filter(|&(id, _)| id == u.experiment_id) else {
+        return Ok(Err(StoreError::NotFound(format!(
+            "experiment: {name:?} not found (deleted?)"
+        ))));
+    };
+    if u.arm >= arms as usize {
+        return Ok(Err(StoreError::NotFound(format!(
+            "arm: index {} not in {name:?}",
+            u.arm
+        ))));
+    }
+    if let Some(d) = &u.dedupe {
+        let mut dd = tx.open_table(DEDUPE)?;
+        if dd.get((name, &d.key))?.is_some() {
+            return Ok(Ok(RewardOutcome::Duplicate));
+        }
+        dd.insert((name, &d.key), d.expire_at_ms)?;
+        tx.open_table(DEDUPE_EXPIRY)?
+            .insert((d.expire_at_ms, name, &d.key), ())?;
+    }
+    let mut ev = tx.open_table(EVIDENCE)?;
+    let key = (name, u.arm as u32);
+    let cur = ev
+        .get(key)?
+        .map(|g| from_tuple(g.value()))
+        .unwrap_or_default();
+    let next = cur.apply(u.delta, u.now_ms, u.half_life_ms);
+    ev.insert(key, to_tuple(&next))?;
+    Ok(Ok(RewardOutcome::Applied))
+}
+
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn create_experiment(
@@ -343,48 +383,18 @@ impl Store for EmbeddedStore {
     }
 
     async fn reward(&self, u: &RewardUpdate) -> Result<RewardOutcome, StoreError> {
-        let (exp, arm) = (u.experiment.clone(), u.arm);
         let u = u.clone();
-        let r = self
-            .write(move |tx, _| {
-                let name = u.experiment.as_str();
-                let inc = tx.open_table(INCARNATIONS)?.get(name)?.map(|g| g.value());
-                let Some((id, arms)) = inc else {
-                    return Ok(Err(-1));
-                };
-                if id != u.experiment_id {
-                    return Ok(Err(-1));
-                }
-                if u.arm >= arms as usize {
-                    return Ok(Err(-2));
-                }
-                if let Some(d) = &u.dedupe {
-                    let mut dd = tx.open_table(DEDUPE)?;
-                    if dd.get((name, &d.key))?.is_some() {
-                        return Ok(Ok(RewardOutcome::Duplicate));
-                    }
-                    dd.insert((name, &d.key), d.expire_at_ms)?;
-                    tx.open_table(DEDUPE_EXPIRY)?
-                        .insert((d.expire_at_ms, name, &d.key), ())?;
-                }
-                let mut ev = tx.open_table(EVIDENCE)?;
-                let key = (name, u.arm as u32);
-                let cur = ev
-                    .get(key)?
-                    .map(|g| from_tuple(g.value()))
-                    .unwrap_or_default();
-                let next = cur.apply(u.delta, u.now_ms, u.half_life_ms);
-                ev.insert(key, to_tuple(&next))?;
-                Ok(Ok(RewardOutcome::Applied))
-            })
-            .await?;
-        r.map_err(|code| {
-            if code == -1 {
-                StoreError::NotFound(format!("experiment: {exp:?} not found (deleted?)"))
-            } else {
-                StoreError::NotFound(format!("arm: index {arm} not in {exp:?}"))
-            }
-        })
+        self.write(move |tx, _| apply_reward(tx, &u)).await?
+    }
+
+    async fn reward_batch(
+        &self,
+        updates: &[RewardUpdate],
+    ) -> Result<Vec<Result<RewardOutcome, StoreError>>, StoreError> {
+        let updates = updates.to_vec();
+        // One job: every item in the same write transaction (one fsync).
+        self.write(move |tx, _| updates.iter().map(|u| apply_reward(tx, u)).collect())
+            .await
     }
 
     async fn create_study(&self, study: &StudyState) -> Result<Created<StudyState>, StoreError> {

@@ -55,6 +55,45 @@ struct Entry {
     history: BTreeMap<i64, HistoryPoint>,
 }
 
+impl Entry {
+    /// Dedupe check, decay and update: under the experiment's lock.
+    fn reward(&mut self, u: &RewardUpdate) -> Result<RewardOutcome, StoreError> {
+        if self.state.def.id != u.experiment_id {
+            return Err(gone(u));
+        }
+        if u.arm >= self.state.evidence.len() {
+            return Err(StoreError::NotFound(format!(
+                "arm: index {} not in {:?}",
+                u.arm, u.experiment
+            )));
+        }
+        if let Some(d) = &u.dedupe {
+            // Forget keys whose window has passed, soonest expiry first.
+            while let Some(&Reverse((exp, key))) = self.expiries.peek() {
+                if exp > u.now_ms {
+                    break;
+                }
+                self.expiries.pop();
+                self.seen.remove(&key);
+            }
+            if !self.seen.insert(d.key) {
+                return Ok(RewardOutcome::Duplicate);
+            }
+            self.expiries.push(Reverse((d.expire_at_ms, d.key)));
+        }
+        let ev = self.state.evidence[u.arm].apply(u.delta, u.now_ms, u.half_life_ms);
+        self.state.evidence[u.arm] = ev;
+        Ok(RewardOutcome::Applied)
+    }
+}
+
+fn gone(u: &RewardUpdate) -> StoreError {
+    StoreError::NotFound(format!(
+        "experiment: {:?} not found (deleted?)",
+        u.experiment
+    ))
+}
+
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
@@ -134,40 +173,36 @@ impl Store for MemoryStore {
     }
 
     async fn reward(&self, u: &RewardUpdate) -> Result<RewardOutcome, StoreError> {
-        let gone = || {
-            StoreError::NotFound(format!(
-                "experiment: {:?} not found (deleted?)",
-                u.experiment
-            ))
-        };
-        let e = self.entry(&u.experiment)?.ok_or_else(gone)?;
+        let e = self.entry(&u.experiment)?.ok_or_else(|| gone(u))?;
         let mut e = e.lock().map_err(|_| poisoned())?;
-        if e.state.def.id != u.experiment_id {
-            return Err(gone());
-        }
-        if u.arm >= e.state.evidence.len() {
-            return Err(StoreError::NotFound(format!(
-                "arm: index {} not in {:?}",
-                u.arm, u.experiment
-            )));
-        }
-        if let Some(d) = &u.dedupe {
-            // Forget keys whose window has passed, soonest expiry first.
-            while let Some(&Reverse((exp, key))) = e.expiries.peek() {
-                if exp > u.now_ms {
-                    break;
+        e.reward(u)
+    }
+
+    async fn reward_batch(
+        &self,
+        updates: &[RewardUpdate],
+    ) -> Result<Vec<Result<RewardOutcome, StoreError>>, StoreError> {
+        let Some(first) = updates.first() else {
+            return Ok(Vec::new());
+        };
+        let Some(e) = self.entry(&first.experiment)? else {
+            return Ok(updates.iter().map(|u| Err(gone(u))).collect());
+        };
+        // One lock for the whole batch: a batch is one experiment's.
+        let mut e = e.lock().map_err(|_| poisoned())?;
+        Ok(updates
+            .iter()
+            .map(|u| {
+                if u.experiment == first.experiment {
+                    e.reward(u)
+                } else {
+                    Err(StoreError::NotFound(format!(
+                        "experiment: a batch is one experiment's, got {:?} after {:?}",
+                        u.experiment, first.experiment
+                    )))
                 }
-                e.expiries.pop();
-                e.seen.remove(&key);
-            }
-            if !e.seen.insert(d.key) {
-                return Ok(RewardOutcome::Duplicate);
-            }
-            e.expiries.push(Reverse((d.expire_at_ms, d.key)));
-        }
-        let ev = e.state.evidence[u.arm].apply(u.delta, u.now_ms, u.half_life_ms);
-        e.state.evidence[u.arm] = ev;
-        Ok(RewardOutcome::Applied)
+            })
+            .collect())
     }
 
     async fn create_study(&self, study: &StudyState) -> Result<Created<StudyState>, StoreError> {

@@ -59,6 +59,18 @@ pub struct Dedupe {
     pub key: [u8; 16],
     pub issued_ms: u64,
     pub expire_at_ms: i64,
+    /// What the key identifies (Redis files the two differently).
+    pub kind: DedupeKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DedupeKind {
+    /// A decision id: `issued_ms` is its issue time.
+    Decision,
+    /// A RewardAggregate `request_id` (the key is a digest of it with the
+    /// incarnation and arm): `issued_ms` is its first arrival; it has no
+    /// issue hour to group by, so Redis gives it a key of its own.
+    Request,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +148,14 @@ pub trait Store: Send + Sync + 'static {
         new: &ExperimentDef,
     ) -> Result<bool, StoreError>;
     async fn reward(&self, update: &RewardUpdate) -> Result<RewardOutcome, StoreError>;
+    /// Apply rewards to one experiment, each atomically as [`Store::reward`]
+    /// does, in one store operation (one lock, one transaction, one
+    /// pipelined round trip): one result per update, in order. The outer
+    /// error is for the whole batch (the store is unreachable).
+    async fn reward_batch(
+        &self,
+        updates: &[RewardUpdate],
+    ) -> Result<Vec<Result<RewardOutcome, StoreError>>, StoreError>;
 
     /// Create a study unless the name exists; then return the existing one.
     async fn create_study(&self, study: &StudyState) -> Result<Created<StudyState>, StoreError>;

@@ -9,6 +9,7 @@
 //! | `posterior:{name}:arms` | hash | `id` → incarnation id; `<arm index>` → `"a b c count t_ms"` |
 //! | `posterior:{name}:d:<issue hour>` | set, expires after the window | rewarded decisions issued in that hour (16-byte members) |
 //! | `posterior:{name}:history` | sorted set | history points (`bandit::history::encode`), scored by interval start (ms) |
+//! | `posterior:{name}:r:<hex digest>` | string (empty), expires after the window | an applied RewardAggregate request id (digest of incarnation, arm, request id) |
 //! | `posterior:experiments` | set | names, for listing |
 //! | `posterior:study:{name}` | hash | `rev` → revision; `state` → the study (JSON) |
 //! | `posterior:studies` | set | study names, for listing |
@@ -29,8 +30,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Script, Value};
 
 use super::{
-    AssignUnit, Assignment, Created, ExperimentState, RewardOutcome, RewardUpdate, Store,
-    StoreError,
+    AssignUnit, Assignment, Created, DedupeKind, ExperimentState, RewardOutcome, RewardUpdate,
+    Store, StoreError,
 };
 use crate::bandit::history::{self, HistoryPoint};
 use crate::bandit::{Evidence, ExperimentDef};
@@ -207,8 +208,9 @@ end
 return 1
 "#;
 
-/// KEYS: arms [, dedupe bucket]. ARGV: incarnation id, arm index, Δa, Δb,
-/// Δc, now (ms), half-life (ms, 0 = none), bucket expiry (Unix ms), decision key.
+/// KEYS: arms [, dedupe bucket or request key]. ARGV: incarnation id, arm
+/// index, Δa, Δb, Δc, now (ms), half-life (ms, 0 = none), dedupe expiry
+/// (Unix ms), decision key ('' for a request key), Δcount (outcomes).
 /// Returns 1 applied, 0 duplicate, -1 experiment gone, -2 arm unknown.
 /// The arithmetic is `Evidence::apply` in `bandit/posterior.rs`: decay to
 /// now (time never runs backwards), then add.
@@ -217,8 +219,12 @@ if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return -1 end
 local cur = redis.call('HGET', KEYS[1], ARGV[2])
 if not cur then return -2 end
 if KEYS[2] then
-  if redis.call('SADD', KEYS[2], ARGV[9]) == 0 then return 0 end
-  redis.call('PEXPIREAT', KEYS[2], ARGV[8])
+  if ARGV[9] == '' then
+    if not redis.call('SET', KEYS[2], '', 'NX', 'PXAT', ARGV[8]) then return 0 end
+  else
+    if redis.call('SADD', KEYS[2], ARGV[9]) == 0 then return 0 end
+    redis.call('PEXPIREAT', KEYS[2], ARGV[8])
+  end
 end
 local a, b, c, n, t = string.match(cur, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
 a = tonumber(a); b = tonumber(b); c = tonumber(c); n = tonumber(n); t = tonumber(t)
@@ -231,9 +237,21 @@ end
 if now > t then t = now end
 a = a + tonumber(ARGV[3]); b = b + tonumber(ARGV[4]); c = c + tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], ARGV[2],
-  string.format('%.17g %.17g %.17g %d %d', a, b, c, n + 1, t))
+  string.format('%.17g %.17g %.17g %d %d', a, b, c, n + tonumber(ARGV[10]), t))
 return 1
 "#;
+
+/// A RewardAggregate's request id: a key of its own (no issue hour to
+/// group by), named by the 16-byte digest the API layer computed from the
+/// incarnation, arm and request id, so its size is bounded whatever the
+/// request id's length.
+fn request_key(name: &str, key: &[u8; 16]) -> String {
+    let mut k = format!("posterior:{{{name}}}:r:");
+    for b in key {
+        k.push_str(&format!("{b:02x}"));
+    }
+    k
+}
 
 /// The bucket lives until its last possible member expires.
 fn bucket_expiry(d: &super::Dedupe) -> i64 {
@@ -358,6 +376,68 @@ impl RedisStore {
     }
 }
 
+const NO_SCRIPT: redis::ErrorKind = redis::ErrorKind::Server(redis::ServerErrorKind::NoScript);
+
+impl RedisStore {
+    /// One reward as an EVALSHA of the reward script (pipelined by
+    /// [`Store::reward_batch`]).
+    fn reward_cmd(&self, u: &RewardUpdate) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.reward.get_hash());
+        let (expiry, member): (i64, &[u8]) = match &u.dedupe {
+            None => {
+                cmd.arg(1).arg(arms_key(&u.experiment));
+                (0, &[])
+            }
+            Some(d) => match d.kind {
+                DedupeKind::Decision => {
+                    cmd.arg(2)
+                        .arg(arms_key(&u.experiment))
+                        .arg(dedupe_bucket(&u.experiment, d.issued_ms));
+                    (bucket_expiry(d), &d.key[..])
+                }
+                DedupeKind::Request => {
+                    cmd.arg(2)
+                        .arg(arms_key(&u.experiment))
+                        .arg(request_key(&u.experiment, &d.key));
+                    (d.expire_at_ms, &[])
+                }
+            },
+        };
+        // `{:?}` of f64 prints the shortest string that parses back exactly.
+        cmd.arg(u.experiment_id.to_string())
+            .arg(u.arm)
+            .arg(format!("{:?}", u.delta.a))
+            .arg(format!("{:?}", u.delta.b))
+            .arg(format!("{:?}", u.delta.c))
+            .arg(u.now_ms)
+            .arg(u.half_life_ms)
+            .arg(expiry)
+            .arg(member)
+            .arg(u.delta.count);
+        cmd
+    }
+}
+
+/// The reward script's answer as an outcome.
+fn reward_outcome(
+    u: &RewardUpdate,
+    reply: redis::RedisResult<i64>,
+) -> Result<RewardOutcome, StoreError> {
+    match reply.map_err(unavailable)? {
+        1 => Ok(RewardOutcome::Applied),
+        0 => Ok(RewardOutcome::Duplicate),
+        -1 => Err(StoreError::NotFound(format!(
+            "experiment: {:?} not found (deleted?)",
+            u.experiment
+        ))),
+        _ => Err(StoreError::NotFound(format!(
+            "arm: index {} not in {:?}",
+            u.arm, u.experiment
+        ))),
+    }
+}
+
 fn parse_def(json: &str) -> Result<ExperimentDef, StoreError> {
     serde_json::from_str(json)
         .map_err(|e| StoreError::Corrupt(format!("experiment definition: {e}")))
@@ -473,34 +553,47 @@ impl Store for RedisStore {
     }
 
     async fn reward(&self, u: &RewardUpdate) -> Result<RewardOutcome, StoreError> {
+        let mut out = self.reward_batch(std::slice::from_ref(u)).await?;
+        out.pop()
+            .unwrap_or_else(|| Err(StoreError::Unavailable("redis: no reply".into())))
+    }
+
+    async fn reward_batch(
+        &self,
+        updates: &[RewardUpdate],
+    ) -> Result<Vec<Result<RewardOutcome, StoreError>>, StoreError> {
         let mut c = self.conn.clone();
-        let mut inv = self.reward.key(arms_key(&u.experiment));
-        if let Some(d) = &u.dedupe {
-            inv.key(dedupe_bucket(&u.experiment, d.issued_ms));
+        let mut out: Vec<Option<Result<RewardOutcome, StoreError>>> = vec![None; updates.len()];
+        let mut pending: Vec<usize> = (0..updates.len()).collect();
+        // A NOSCRIPT (Redis restarted, failed over, or its scripts were
+        // flushed) fails a call before it touches anything: load the script
+        // once and re-send only the calls that failed so. Twice in a row
+        // means something else is wrong.
+        for attempt in 0..2 {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for &i in &pending {
+                pipe.add_command(self.reward_cmd(&updates[i]));
+            }
+            let replies: Vec<redis::RedisResult<i64>> =
+                pipe.query_async(&mut c).await.map_err(unavailable)?;
+            let mut again = Vec::new();
+            for (&i, reply) in pending.iter().zip(replies) {
+                match reply {
+                    Err(e) if attempt == 0 && e.kind() == NO_SCRIPT => again.push(i),
+                    reply => out[i] = Some(reward_outcome(&updates[i], reply)),
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            self.reward.load_async(&mut c).await.map_err(unavailable)?;
+            pending = again;
         }
-        // `{:?}` of f64 prints the shortest string that parses back exactly.
-        inv.arg(u.experiment_id.to_string())
-            .arg(u.arm)
-            .arg(format!("{:?}", u.delta.a))
-            .arg(format!("{:?}", u.delta.b))
-            .arg(format!("{:?}", u.delta.c))
-            .arg(u.now_ms)
-            .arg(u.half_life_ms)
-            .arg(u.dedupe.as_ref().map_or(0, bucket_expiry))
-            .arg(u.dedupe.as_ref().map_or(&[][..], |d| &d.key[..]));
-        let r: i64 = inv.invoke_async(&mut c).await.map_err(unavailable)?;
-        match r {
-            1 => Ok(RewardOutcome::Applied),
-            0 => Ok(RewardOutcome::Duplicate),
-            -1 => Err(StoreError::NotFound(format!(
-                "experiment: {:?} not found (deleted?)",
-                u.experiment
-            ))),
-            _ => Err(StoreError::NotFound(format!(
-                "arm: index {} not in {:?}",
-                u.arm, u.experiment
-            ))),
-        }
+        Ok(out
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(StoreError::Unavailable("redis: no reply".into()))))
+            .collect())
     }
 
     async fn create_study(&self, study: &StudyState) -> Result<Created<StudyState>, StoreError> {
