@@ -36,6 +36,7 @@ fn float(name: &str) -> pb::Parameter {
             low: 0.0,
             high: 1.0,
             log: false,
+            step: 0.0,
         })),
     }
 }
@@ -265,7 +266,8 @@ async fn metric_and_constraint_caps_hold_at_the_cap_and_refuse_one_above() {
             .into_iter()
             .map(|metric| pb::Constraint {
                 metric,
-                upper_bound: 1.0,
+                upper_bound: Some(1.0),
+                lower_bound: None,
             })
             .collect();
         r

@@ -711,6 +711,7 @@ fn study(name: &str, seed: u64) -> pb::CreateStudyRequest {
                     low: 1e-4,
                     high: 1e-1,
                     log: true,
+                    step: 0.0,
                 }),
             ),
             param(
@@ -719,6 +720,7 @@ fn study(name: &str, seed: u64) -> pb::CreateStudyRequest {
                     low: 1,
                     high: 8,
                     log: false,
+                    step: 0,
                 }),
             ),
             param(
@@ -734,7 +736,8 @@ fn study(name: &str, seed: u64) -> pb::CreateStudyRequest {
         }),
         constraints: vec![pb::Constraint {
             metric: "p95_ms".into(),
-            upper_bound: 200.0,
+            upper_bound: Some(200.0),
+            lower_bound: None,
         }],
         n_initial: 2,
         acquisition: pb::Acquisition::LogEi as i32,
