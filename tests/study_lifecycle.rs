@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{BACKENDS, Backend, RedisServer, TestServer, start_on_redis, test_config};
+use common::{BACKENDS, Backend, RedisServer, ServiceProcess, TestServer, start_on_redis};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -298,12 +298,16 @@ async fn abandoned_trials_come_back_and_do_not_count() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_new_states_survive_a_restart_of_the_embedded_store() {
+    // The binary, killed and started again on the same file (an in-process
+    // server keeps the file's lock until the test ends).
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config();
-    cfg.store.backend = "embedded".into();
-    cfg.store.path = dir.path().join("posterior.redb").display().to_string();
-    let running = posterior::server::start(cfg.clone()).await.unwrap();
-    let mut c = client(&format!("http://{}", running.addr)).await;
+    let path = dir.path().join("posterior.redb");
+    let env = [
+        ("POSTERIOR_DATA", path.to_str().unwrap()),
+        ("POSTERIOR_STORE", "embedded"),
+    ];
+    let svc = ServiceProcess::start(&[], &env);
+    let mut c = client(&svc.url()).await;
     let mut req = stepped("s");
     req.trial_timeout_seconds = 3600;
     req.max_pending = 7;
@@ -328,10 +332,10 @@ async fn the_new_states_survive_a_restart_of_the_embedded_store() {
         .unwrap();
     let before = get(&mut c, "s").await;
     drop(c);
-    running.stop().await.unwrap();
+    drop(svc);
 
-    let running = posterior::server::start(cfg).await.unwrap();
-    let mut c = client(&format!("http://{}", running.addr)).await;
+    let svc = ServiceProcess::start(&[], &env);
+    let mut c = client(&svc.url()).await;
     let after = get(&mut c, "s").await;
     assert_eq!(after.trials, before.trials);
     assert_eq!(after.study, before.study);
@@ -345,7 +349,6 @@ async fn the_new_states_survive_a_restart_of_the_embedded_store() {
     // And the queue is still served first.
     let next = suggest(&mut c, "s", 1).await.unwrap();
     assert_eq!(next[0].trial_id, q.trial_id);
-    running.stop().await.unwrap();
 }
 
 // ---- trial timeout, max_pending, the trial cap -----------------------------------
@@ -537,11 +540,16 @@ async fn enqueued_trials_are_handed_out_first_in_order() {
         assert_eq!(h.0, 200, "{}", h.1);
         assert_eq!(h.1["trial"]["state"], "QUEUED");
         assert_eq!(h.1["trial"]["trialId"], "4");
-        refused(
-            observe(&mut c, "q", 1, 1.0).await,
-            Code::FailedPrecondition,
-            "queued",
-        );
+        let early = c
+            .observe(pb::ObserveRequest {
+                study: "q".into(),
+                trial_id: 1,
+                value: 1.0,
+                metrics: [("throughput".to_string(), 120.0)].into(),
+                failed: false,
+            })
+            .await;
+        refused(early, Code::FailedPrecondition, "queued");
         // Abandoning a queued trial takes it out of the queue.
         abandon(&mut c, "q", 2, None).await.unwrap();
 
