@@ -61,6 +61,7 @@ fn study(name: &str) -> pb::CreateStudyRequest {
         acquisition: pb::Acquisition::LogEi as i32,
         seed: 3,
         metrics: vec![],
+        ..Default::default()
     }
 }
 

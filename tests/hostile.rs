@@ -230,6 +230,7 @@ async fn run(
                 acquisition: acquisition as i32,
                 seed: 1,
                 metrics: vec![],
+                ..Default::default()
             })
             .await
             .map(|_| ()),

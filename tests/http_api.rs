@@ -743,6 +743,7 @@ fn study(name: &str, seed: u64) -> pb::CreateStudyRequest {
         acquisition: pb::Acquisition::LogEi as i32,
         seed,
         metrics: vec!["p95_ms".into()],
+        ..Default::default()
     }
 }
 
@@ -1473,7 +1474,7 @@ async fn json_uses_the_proto3_mapping() {
 // ---- OpenAPI ------------------------------------------------------------------------
 
 /// The 20 operations of the HTTP API.
-const OPERATIONS: [&str; 20] = [
+const OPERATIONS: [&str; 23] = [
     "GET /healthz",
     "GET /readyz",
     "GET /v1/openapi.json",
@@ -1494,6 +1495,9 @@ const OPERATIONS: [&str; 20] = [
     "DELETE /v1/studies/{name}",
     "POST /v1/studies/{name}:suggest",
     "POST /v1/studies/{name}:observe",
+    "POST /v1/studies/{name}:abandon",
+    "POST /v1/studies/{name}:enqueue",
+    "POST /v1/studies/{name}:addTrial",
 ];
 
 /// `METHOD PATH` of every operation in the document, and its responses.
@@ -1590,6 +1594,13 @@ fn request_for(op: &str, name_override: Option<&str>) -> (String, String, Option
         "POST /v1/studies/{name}:observe" => {
             Some(json!({"trialId": "1", "value": 0.5, "metrics": {"p95_ms": 10}}))
         }
+        // Trial 2 of the fixtures (trial 1 is observed).
+        "POST /v1/studies/{name}:abandon" => Some(json!({"trialId": "2", "reason": "preempted"})),
+        "POST /v1/studies/{name}:enqueue" => Some(json!({"params": {
+            "lr": {"number": 0.01}, "layers": {"number": 3}, "arch": {"category": "arm"}}})),
+        "POST /v1/studies/{name}:addTrial" => Some(json!({"params": {
+            "lr": {"number": 0.01}, "layers": {"number": 3}, "arch": {"category": "arm"}},
+            "value": 0.4, "metrics": {"p95_ms": 12}})),
         _ => None,
     };
     let query = match op {
@@ -1662,11 +1673,11 @@ async fn openapi_document_is_valid_and_every_operation_is_a_route() {
     }
 
     // Fixtures: experiment e with arm a (and b, so that a can be retired),
-    // study s with one suggested trial.
+    // study s with two suggested trials.
     for (path, body) in [
         ("/v1/experiments", json!({"name": "e", "arms": ["a", "b"]})),
         ("/v1/studies", serde_json::to_value(study("s", 1)).unwrap()),
-        ("/v1/studies/s:suggest", json!({})),
+        ("/v1/studies/s:suggest", json!({"count": 2})),
     ] {
         let r = h.post(path, &body).await;
         assert_eq!(r.status, 200, "fixture {path}: {}", r.text());
@@ -1945,7 +1956,10 @@ async fn custom_methods_names_with_colons_and_routing_errors() {
         ),
         ("/v1/experiments/a:b:choose2", ":choose, :reward and :gate"),
         ("/v1/experiments/a:b/arms/x:delete", ":retire"),
-        ("/v1/studies/s:choose", ":suggest and :observe"),
+        (
+            "/v1/studies/s:choose",
+            ":suggest, :observe, :abandon, :enqueue and :addTrial",
+        ),
     ] {
         let r = h.post(path, &json!({})).await;
         assert_eq!(r.status, 404, "{path}: {}", r.text());

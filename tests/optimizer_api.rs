@@ -64,6 +64,7 @@ fn mixed_study(name: &str) -> pb::CreateStudyRequest {
         acquisition: pb::Acquisition::LogEi as i32,
         seed: 11,
         metrics: vec![],
+        ..Default::default()
     }
 }
 
