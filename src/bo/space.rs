@@ -886,6 +886,24 @@ mod tests {
                         values: vec![0.5, 1.0, 4.0, 1024.0],
                     },
                 ),
+                p(
+                    "sf",
+                    ParamKind::Float {
+                        low: -1.0,
+                        high: 2.0,
+                        log: false,
+                        step: Some(0.3),
+                    },
+                ),
+                p(
+                    "si",
+                    ParamKind::Int {
+                        low: -10,
+                        high: 50,
+                        log: false,
+                        step: Some(5),
+                    },
+                ),
             ],
         }
     }
@@ -1064,7 +1082,7 @@ mod tests {
         fn codec_matches_decode_encode(
             raw in prop::collection::vec(
                 prop_oneof![-0.5f64..1.5, -1.0f64..4.0, Just(f64::NAN), Just(f64::INFINITY), Just(-0.0)],
-                6,
+                8,
             ),
         ) {
             let sp = mixed();
