@@ -129,7 +129,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }),
         constraints: vec![pb::Constraint {
             metric: "p95_ms".into(),
-            upper_bound: SLO_P95_MS,
+            upper_bound: Some(SLO_P95_MS),
+            lower_bound: None,
         }],
         seed,
         ..Default::default()

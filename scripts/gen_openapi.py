@@ -509,7 +509,8 @@ ROUTES = [
          req="SuggestRequest", resp="SuggestResponse", body="body", scope="decide",
          optional_body=True,
          conflict="`FAILED_PRECONDITION`: every configuration of the finite search space has "
-                  "been suggested (exhausted); `ABORTED`: concurrent updates of the study kept "
+                  "been suggested (exhausted), or `max_pending` trials are pending (observe "
+                  "or abandon some); `ABORTED`: concurrent updates of the study kept "
                   "winning, retry.",
          example={"count": 2}),
     dict(method="post", path="/v1/studies/{name}:observe", op="Observe", tag="Optimizer",
@@ -518,6 +519,28 @@ ROUTES = [
          conflict="`FAILED_PRECONDITION`: the trial was already observed (never counted "
                   "twice); `ABORTED`: concurrent updates of the study kept winning, retry.",
          example={"trialId": "3", "value": 0.0021, "metrics": {"p95_ms": 180}}),
+    dict(method="post", path="/v1/studies/{name}:abandon", op="AbandonTrial", tag="Optimizer",
+         summary="Abandon a pending or queued trial (its configuration may come back)",
+         bind={"name": "study"}, req="AbandonTrialRequest", resp="AbandonTrialResponse",
+         body="body", scope="report",
+         conflict="`FAILED_PRECONDITION`: the trial was already observed; `ABORTED`: "
+                  "concurrent updates of the study kept winning, retry.",
+         example={"trialId": "3", "reason": "spot instance preempted"}),
+    dict(method="post", path="/v1/studies/{name}:enqueue", op="EnqueueTrial", tag="Optimizer",
+         summary="Queue a configuration: the next Suggest hands it out first",
+         bind={"name": "study"}, req="EnqueueTrialRequest", resp="EnqueueTrialResponse",
+         body="body", scope="report",
+         conflict="`FAILED_PRECONDITION`: the queue is full; `ABORTED`: concurrent updates "
+                  "of the study kept winning, retry.",
+         example={"params": {"memory_mb": {"number": 1024}, "arch": {"category": "arm64"}}}),
+    dict(method="post", path="/v1/studies/{name}:addTrial", op="AddTrial", tag="Optimizer",
+         summary="Add a finished trial that did not come from Suggest (import past runs)",
+         bind={"name": "study"}, req="AddTrialRequest", resp="AddTrialResponse",
+         body="body", scope="report",
+         conflict="`FAILED_PRECONDITION`: the study is at its trial cap; `ABORTED`: "
+                  "concurrent updates of the study kept winning, retry.",
+         example={"params": {"memory_mb": {"number": 1024}, "arch": {"category": "arm64"}},
+                  "value": 0.0021, "metrics": {"p95_ms": 180}}),
 ]
 
 ERRORS = {

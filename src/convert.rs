@@ -7,22 +7,22 @@
 //! cannot (an unknown enum value, a missing oneof); the domain then checks
 //! its own rules (names, ranges, limits).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::app::bandits::{
     Choice, ExperimentSummary, Reward, RewardTarget, Rewarded, missing_target,
 };
 use crate::app::ingest::{Aggregate, Batch, BatchItem};
 use crate::app::page::{Page, PageRequest};
-use crate::app::studies::{Observation, StudyView};
+use crate::app::studies::{NewTrial, Observation, StudyView};
 use crate::bandit::design::{DEFAULT_TOP_TWO_BETA, DEFAULT_WINNER_PROB_BEST};
 use crate::bandit::{
     Design, ExperimentDef, Model, NewExperiment, OnWinner, Policy, Posterior, Prior, RewardGoal,
     StoppingRule,
 };
 use crate::bo::{
-    Acquisition, Constraint, Goal, ParamKind, ParamValue, Parameter, SearchSpace, StudyDef,
-    StudySpec, Trial, TrialState, default_n_initial,
+    Acquisition, Constraint, DEFAULT_MAX_PENDING, Goal, ParamKind, ParamValue, Parameter, Point,
+    SearchSpace, StudyDef, StudySpec, Trial, TrialState, default_n_initial,
 };
 use crate::error::Error;
 use crate::name;
@@ -421,15 +421,18 @@ impl From<Page> for pb::ListStudiesResponse {
 fn parameter_from_pb(i: usize, p: pb::Parameter) -> Result<Parameter, Error> {
     use pb::parameter::Kind;
     let kind = match p.kind {
+        // step 0 (the proto default) means no step; the domain checks the rest.
         Some(Kind::Float(f)) => ParamKind::Float {
             low: f.low,
             high: f.high,
             log: f.log,
+            step: (f.step != 0.0).then_some(f.step),
         },
         Some(Kind::Int(r)) => ParamKind::Int {
             low: r.low,
             high: r.high,
             log: r.log,
+            step: (r.step != 0).then_some(r.step),
         },
         Some(Kind::Ordinal(o)) => ParamKind::Ordinal { values: o.values },
         Some(Kind::Categorical(c)) => ParamKind::Categorical { values: c.values },
@@ -446,15 +449,27 @@ impl From<&Parameter> for pb::Parameter {
     fn from(p: &Parameter) -> Self {
         use pb::parameter::Kind;
         let kind = match &p.kind {
-            ParamKind::Float { low, high, log } => Kind::Float(pb::FloatRange {
+            ParamKind::Float {
+                low,
+                high,
+                log,
+                step,
+            } => Kind::Float(pb::FloatRange {
                 low: *low,
                 high: *high,
                 log: *log,
+                step: step.unwrap_or(0.0),
             }),
-            ParamKind::Int { low, high, log } => Kind::Int(pb::IntRange {
+            ParamKind::Int {
+                low,
+                high,
+                log,
+                step,
+            } => Kind::Int(pb::IntRange {
                 low: *low,
                 high: *high,
                 log: *log,
+                step: step.unwrap_or(0),
             }),
             ParamKind::Ordinal { values } => Kind::Ordinal(pb::OrdinalValues {
                 values: values.clone(),
@@ -521,7 +536,13 @@ impl TryFrom<pb::CreateStudyRequest> for StudyDef {
                 .into_iter()
                 .map(|c| Constraint {
                     metric: c.metric,
-                    upper_bound: c.upper_bound,
+                    // Neither bound: what a client from before lower bounds
+                    // sends for `metric <= 0` (proto3 leaves a 0 off the wire).
+                    upper_bound: match (c.upper_bound, c.lower_bound) {
+                        (None, None) => Some(0.0),
+                        (u, _) => u,
+                    },
+                    lower_bound: c.lower_bound,
                 })
                 .collect(),
             n_initial,
@@ -533,6 +554,11 @@ impl TryFrom<pb::CreateStudyRequest> for StudyDef {
             spec,
             objective: objective.name,
             metrics: r.metrics,
+            trial_timeout_seconds: r.trial_timeout_seconds,
+            max_pending: match r.max_pending {
+                0 => DEFAULT_MAX_PENDING,
+                n => n as usize,
+            },
         };
         def.validate()?;
         Ok(def)
@@ -558,6 +584,7 @@ impl From<&StudyDef> for pb::Study {
                 .map(|c| pb::Constraint {
                     metric: c.metric.clone(),
                     upper_bound: c.upper_bound,
+                    lower_bound: c.lower_bound,
                 })
                 .collect(),
             n_initial: d.spec.n_initial as u32,
@@ -568,6 +595,8 @@ impl From<&StudyDef> for pb::Study {
             } as i32,
             seed: d.spec.seed,
             metrics: d.metrics.clone(),
+            trial_timeout_seconds: d.trial_timeout_seconds,
+            max_pending: d.max_pending as u32,
         }
     }
 }
@@ -594,11 +623,14 @@ impl From<&Trial> for pb::Trial {
                 TrialState::Pending => pb::TrialState::Pending,
                 TrialState::Completed => pb::TrialState::Completed,
                 TrialState::Failed => pb::TrialState::Failed,
+                TrialState::Abandoned => pb::TrialState::Abandoned,
+                TrialState::Queued => pb::TrialState::Queued,
             } as i32,
             value: t.value,
             metrics: t.metrics.clone().into_iter().collect(),
             suggested_ms: t.suggested_ms,
             observed_ms: t.observed_ms.unwrap_or(0),
+            reason: t.reason.clone().unwrap_or_default(),
         }
     }
 }
@@ -647,6 +679,66 @@ impl From<pb::ObserveRequest> for Observation {
 impl From<Trial> for pb::ObserveResponse {
     fn from(t: Trial) -> Self {
         pb::ObserveResponse {
+            trial: Some((&t).into()),
+        }
+    }
+}
+
+/// A configuration as a caller sends it (EnqueueTrial, AddTrial): every
+/// value needs its kind; the space checks the rest.
+fn params_from_pb(params: HashMap<String, pb::Value>) -> Result<Point, Error> {
+    params
+        .into_iter()
+        .map(|(k, v)| match v.kind {
+            Some(pb::value::Kind::Number(x)) => Ok((k, ParamValue::Number(x))),
+            Some(pb::value::Kind::Category(c)) => Ok((k, ParamValue::Category(c))),
+            None => Err(Error::invalid(format!(
+                "params.{k}: a value needs `number` (float, int, ordinal) or `category`"
+            ))),
+        })
+        .collect()
+}
+
+impl TryFrom<pb::AddTrialRequest> for NewTrial {
+    type Error = Error;
+    fn try_from(r: pb::AddTrialRequest) -> Result<Self, Error> {
+        Ok(NewTrial {
+            study: r.study,
+            params: params_from_pb(r.params)?,
+            value: r.value,
+            metrics: r.metrics.into_iter().collect(),
+            failed: r.failed,
+        })
+    }
+}
+
+/// The configuration of an EnqueueTrial request.
+impl TryFrom<pb::EnqueueTrialRequest> for Point {
+    type Error = Error;
+    fn try_from(r: pb::EnqueueTrialRequest) -> Result<Self, Error> {
+        params_from_pb(r.params)
+    }
+}
+
+impl From<Trial> for pb::AbandonTrialResponse {
+    fn from(t: Trial) -> Self {
+        pb::AbandonTrialResponse {
+            trial: Some((&t).into()),
+        }
+    }
+}
+
+impl From<Trial> for pb::EnqueueTrialResponse {
+    fn from(t: Trial) -> Self {
+        pb::EnqueueTrialResponse {
+            trial: Some((&t).into()),
+        }
+    }
+}
+
+impl From<Trial> for pb::AddTrialResponse {
+    fn from(t: Trial) -> Self {
+        pb::AddTrialResponse {
             trial: Some((&t).into()),
         }
     }

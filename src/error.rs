@@ -167,7 +167,7 @@ impl HasKind for TokenError {
 impl HasKind for BoError {
     fn kind(&self) -> ErrorKind {
         match self {
-            BoError::SpaceExhausted => ErrorKind::FailedPrecondition,
+            BoError::SpaceExhausted | BoError::Refused { .. } => ErrorKind::FailedPrecondition,
             BoError::Numerical(_) => ErrorKind::Internal,
             BoError::InvalidSpace { .. }
             | BoError::InvalidSpec { .. }
@@ -183,7 +183,9 @@ impl HasKind for ObserveError {
         match self {
             ObserveError::Invalid(_) => ErrorKind::InvalidArgument,
             ObserveError::NotFound(_) => ErrorKind::NotFound,
-            ObserveError::AlreadyObserved(_) => ErrorKind::FailedPrecondition,
+            ObserveError::AlreadyObserved(_) | ObserveError::Precondition(_) => {
+                ErrorKind::FailedPrecondition
+            }
         }
     }
 }

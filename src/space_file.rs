@@ -8,7 +8,9 @@
 //! n_initial = 8            # optional; default scales with the dimension
 //! acquisition = "log_ei"   # optional: log_ei | ucb | pi
 //! seed = 42                # optional
-//! metrics = ["p95_ms"]     # optional: declared metric names
+//! metrics = ["p95_ms", "throughput"]  # optional: declared metric names
+//! trial_timeout_seconds = 3600  # optional: abandon trials pending longer (0 = never)
+//! max_pending = 64         # optional: most pending trials at once (default 256)
 //!
 //! [[parameters]]
 //! name = "memory_mb"
@@ -26,9 +28,17 @@
 //! name = "batch"
 //! int = { low = 8, high = 256, log = true }
 //!
+//! [[parameters]]
+//! name = "heap_mb"
+//! int = { low = 128, high = 1024, step = 64 }   # 128, 192, ..., 1024
+//!
 //! [[constraints]]
 //! metric = "p95_ms"
 //! upper_bound = 200
+//!
+//! [[constraints]]
+//! metric = "throughput"
+//! lower_bound = 100        # either bound, or both
 //! ```
 
 use serde::Deserialize;
@@ -47,6 +57,10 @@ struct File {
     seed: u64,
     #[serde(default)]
     metrics: Vec<String>,
+    #[serde(default)]
+    trial_timeout_seconds: u64,
+    #[serde(default)]
+    max_pending: u32,
     parameters: Vec<Param>,
     #[serde(default)]
     constraints: Vec<ConstraintEntry>,
@@ -71,6 +85,7 @@ struct Range<T> {
     high: T,
     #[serde(default)]
     log: bool,
+    step: Option<T>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,7 +102,8 @@ struct Param {
 #[serde(deny_unknown_fields)]
 struct ConstraintEntry {
     metric: String,
-    upper_bound: f64,
+    upper_bound: Option<f64>,
+    lower_bound: Option<f64>,
 }
 
 /// Parse a study file into the request that creates study `name`.
@@ -126,6 +142,7 @@ pub fn parse(name: &str, text: &str) -> Result<pb::CreateStudyRequest, String> {
                 low: r.low,
                 high: r.high,
                 log: r.log,
+                step: r.step.unwrap_or(0.0),
             }));
         }
         if let Some(r) = p.int {
@@ -133,6 +150,7 @@ pub fn parse(name: &str, text: &str) -> Result<pb::CreateStudyRequest, String> {
                 low: r.low,
                 high: r.high,
                 log: r.log,
+                step: r.step.unwrap_or(0),
             }));
         }
         if let Some(v) = p.ordinal {
@@ -162,15 +180,27 @@ pub fn parse(name: &str, text: &str) -> Result<pb::CreateStudyRequest, String> {
         constraints: f
             .constraints
             .into_iter()
-            .map(|c| pb::Constraint {
-                metric: c.metric,
-                upper_bound: c.upper_bound,
+            .enumerate()
+            .map(|(i, c)| {
+                if c.upper_bound.is_none() && c.lower_bound.is_none() {
+                    return Err(format!(
+                        "constraints[{i}] ({}): upper_bound, lower_bound or both is required",
+                        c.metric
+                    ));
+                }
+                Ok(pb::Constraint {
+                    metric: c.metric,
+                    upper_bound: c.upper_bound,
+                    lower_bound: c.lower_bound,
+                })
             })
-            .collect(),
+            .collect::<Result<_, _>>()?,
         n_initial: f.n_initial,
         acquisition: acquisition as i32,
         seed: f.seed,
         metrics: f.metrics,
+        trial_timeout_seconds: f.trial_timeout_seconds,
+        max_pending: f.max_pending,
     })
 }
 
@@ -189,8 +219,11 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let r = parse("s", &doc).unwrap();
-        assert_eq!(r.parameters.len(), 4);
+        assert_eq!(r.parameters.len(), 5);
         assert_eq!(r.constraints[0].metric, "p95_ms");
+        assert_eq!(r.constraints[1].lower_bound, Some(100.0));
+        assert_eq!(r.constraints[1].upper_bound, None);
+        assert_eq!(r.max_pending, 64);
         assert_eq!(r.n_initial, 8);
     }
 

@@ -342,6 +342,7 @@ async fn every_operation_works_on_a_three_master_cluster() {
                 low: 0.0,
                 high: 1.0,
                 log: false,
+                step: 0.0,
             })),
         }],
         objective: Some(pb::Objective {

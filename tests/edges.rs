@@ -36,6 +36,7 @@ fn float(name: &str) -> pb::Parameter {
             low: 0.0,
             high: 1.0,
             log: false,
+            step: 0.0,
         })),
     }
 }
@@ -60,6 +61,7 @@ fn study(name: &str) -> pb::CreateStudyRequest {
         acquisition: pb::Acquisition::LogEi as i32,
         seed: 3,
         metrics: vec![],
+        ..Default::default()
     }
 }
 
@@ -265,7 +267,8 @@ async fn metric_and_constraint_caps_hold_at_the_cap_and_refuse_one_above() {
             .into_iter()
             .map(|metric| pb::Constraint {
                 metric,
-                upper_bound: 1.0,
+                upper_bound: Some(1.0),
+                lower_bound: None,
             })
             .collect();
         r

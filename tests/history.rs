@@ -527,6 +527,7 @@ async fn study_with_trials(c: &mut OptimizerClient<Channel>, name: &str, trials:
                     low: 0.0,
                     high: 1.0,
                     log: false,
+                    step: 0.0,
                 })),
             },
             pb::Parameter {
@@ -535,6 +536,7 @@ async fn study_with_trials(c: &mut OptimizerClient<Channel>, name: &str, trials:
                     low: 1,
                     high: 8,
                     log: false,
+                    step: 0,
                 })),
             },
             pb::Parameter {

@@ -60,15 +60,28 @@ fn kind() -> impl Strategy<Value = Option<pb::parameter::Kind>> {
     use pb::parameter::Kind;
     prop_oneof![
         Just(None),
-        (number(), number(), any::<bool>())
-            .prop_map(|(low, high, log)| Some(Kind::Float(pb::FloatRange { low, high, log }))),
-        (any::<i64>(), any::<i64>(), any::<bool>())
-            .prop_map(|(low, high, log)| Some(Kind::Int(pb::IntRange { low, high, log }))),
+        (number(), number(), any::<bool>()).prop_map(|(low, high, log)| Some(Kind::Float(
+            pb::FloatRange {
+                low,
+                high,
+                log,
+                step: 0.0
+            }
+        ))),
+        (any::<i64>(), any::<i64>(), any::<bool>()).prop_map(|(low, high, log)| Some(Kind::Int(
+            pb::IntRange {
+                low,
+                high,
+                log,
+                step: 0
+            }
+        ))),
         (-5i64..5, 0i64..10, any::<bool>()).prop_map(|(low, span, log)| Some(Kind::Int(
             pb::IntRange {
                 low,
                 high: low + span,
-                log
+                log,
+                step: 0,
             }
         ))),
         prop::collection::vec(number(), 0..6)
@@ -209,13 +222,15 @@ async fn run(
                     .into_iter()
                     .map(|(metric, upper_bound)| pb::Constraint {
                         metric,
-                        upper_bound,
+                        upper_bound: Some(upper_bound),
+                        lower_bound: None,
                     })
                     .collect(),
                 n_initial,
                 acquisition: acquisition as i32,
                 seed: 1,
                 metrics: vec![],
+                ..Default::default()
             })
             .await
             .map(|_| ()),

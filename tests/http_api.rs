@@ -711,6 +711,7 @@ fn study(name: &str, seed: u64) -> pb::CreateStudyRequest {
                     low: 1e-4,
                     high: 1e-1,
                     log: true,
+                    step: 0.0,
                 }),
             ),
             param(
@@ -719,6 +720,7 @@ fn study(name: &str, seed: u64) -> pb::CreateStudyRequest {
                     low: 1,
                     high: 8,
                     log: false,
+                    step: 0,
                 }),
             ),
             param(
@@ -734,12 +736,14 @@ fn study(name: &str, seed: u64) -> pb::CreateStudyRequest {
         }),
         constraints: vec![pb::Constraint {
             metric: "p95_ms".into(),
-            upper_bound: 200.0,
+            upper_bound: Some(200.0),
+            lower_bound: None,
         }],
         n_initial: 2,
         acquisition: pb::Acquisition::LogEi as i32,
         seed,
         metrics: vec!["p95_ms".into()],
+        ..Default::default()
     }
 }
 
@@ -1495,6 +1499,9 @@ const OPERATIONS: &[&str] = &[
     "GET /v1/studies/{name}/slices",
     "POST /v1/studies/{name}:suggest",
     "POST /v1/studies/{name}:observe",
+    "POST /v1/studies/{name}:abandon",
+    "POST /v1/studies/{name}:enqueue",
+    "POST /v1/studies/{name}:addTrial",
 ];
 
 /// `METHOD PATH` of every operation in the document, and its responses.
@@ -1597,6 +1604,13 @@ fn request_for(op: &str, name_override: Option<&str>) -> (String, String, Option
         "POST /v1/studies/{name}:observe" => {
             Some(json!({"trialId": "1", "value": 0.5, "metrics": {"p95_ms": 10}}))
         }
+        // Trial 2 of the fixtures (trial 1 is observed).
+        "POST /v1/studies/{name}:abandon" => Some(json!({"trialId": "2", "reason": "preempted"})),
+        "POST /v1/studies/{name}:enqueue" => Some(json!({"params": {
+            "lr": {"number": 0.01}, "layers": {"number": 3}, "arch": {"category": "arm"}}})),
+        "POST /v1/studies/{name}:addTrial" => Some(json!({"params": {
+            "lr": {"number": 0.01}, "layers": {"number": 3}, "arch": {"category": "arm"}},
+            "value": 0.4, "metrics": {"p95_ms": 12}})),
         _ => None,
     };
     let query = match op {
@@ -1670,11 +1684,11 @@ async fn openapi_document_is_valid_and_every_operation_is_a_route() {
     }
 
     // Fixtures: experiment e with arm a (and b, so that a can be retired),
-    // study s with one suggested trial.
+    // study s with two suggested trials.
     for (path, body) in [
         ("/v1/experiments", json!({"name": "e", "arms": ["a", "b"]})),
         ("/v1/studies", serde_json::to_value(study("s", 1)).unwrap()),
-        ("/v1/studies/s:suggest", json!({})),
+        ("/v1/studies/s:suggest", json!({"count": 2})),
     ] {
         let r = h.post(path, &body).await;
         assert_eq!(r.status, 200, "fixture {path}: {}", r.text());
@@ -1956,7 +1970,10 @@ async fn custom_methods_names_with_colons_and_routing_errors() {
             ":choose, :reward, :rewardAggregate, :rewardBatch and :gate",
         ),
         ("/v1/experiments/a:b/arms/x:delete", ":retire"),
-        ("/v1/studies/s:choose", ":suggest and :observe"),
+        (
+            "/v1/studies/s:choose",
+            ":suggest, :observe, :abandon, :enqueue and :addTrial",
+        ),
     ] {
         let r = h.post(path, &json!({})).await;
         assert_eq!(r.status, 404, "{path}: {}", r.text());

@@ -30,6 +30,7 @@ fn mixed_study(name: &str) -> pb::CreateStudyRequest {
                     low: 1e-4,
                     high: 1e-1,
                     log: true,
+                    step: 0.0,
                 }),
             ),
             param(
@@ -38,6 +39,7 @@ fn mixed_study(name: &str) -> pb::CreateStudyRequest {
                     low: 1,
                     high: 8,
                     log: false,
+                    step: 0,
                 }),
             ),
             param(
@@ -62,6 +64,7 @@ fn mixed_study(name: &str) -> pb::CreateStudyRequest {
         acquisition: pb::Acquisition::LogEi as i32,
         seed: 11,
         metrics: vec![],
+        ..Default::default()
     }
 }
 
@@ -332,6 +335,7 @@ async fn constraints_steer_the_recommendation_to_feasible_configurations() {
                     low: 0.0,
                     high: 1.0,
                     log: false,
+                    step: 0.0,
                 }),
             )],
             objective: Some(pb::Objective {
@@ -340,7 +344,8 @@ async fn constraints_steer_the_recommendation_to_feasible_configurations() {
             }),
             constraints: vec![pb::Constraint {
                 metric: "latency".into(),
-                upper_bound: 0.5,
+                upper_bound: Some(0.5),
+                lower_bound: None,
             }],
             seed: 3,
             ..Default::default()
@@ -452,6 +457,7 @@ async fn bad_input_names_the_field() {
                         low: 1.0,
                         high: 1.0,
                         log: false,
+                        step: 0.0,
                     }),
                 )
             }),
@@ -465,6 +471,7 @@ async fn bad_input_names_the_field() {
                         low: 0.0,
                         high: 1.0,
                         log: true,
+                        step: 0.0,
                     }),
                 )
             }),
@@ -478,6 +485,7 @@ async fn bad_input_names_the_field() {
                         low: f64::NAN,
                         high: 1.0,
                         log: false,
+                        step: 0.0,
                     }),
                 )
             }),
@@ -491,6 +499,7 @@ async fn bad_input_names_the_field() {
                         low: 5,
                         high: 2,
                         log: false,
+                        step: 0,
                     }),
                 )
             }),
@@ -527,7 +536,8 @@ async fn bad_input_names_the_field() {
                 r.metrics = vec!["p95_ms".into()];
                 r.constraints = vec![pb::Constraint {
                     metric: "p99_ms".into(),
-                    upper_bound: 1.0,
+                    upper_bound: Some(1.0),
+                    lower_bound: None,
                 }];
             }),
             "constraints[0].metric",
@@ -536,7 +546,8 @@ async fn bad_input_names_the_field() {
             with(&|r| {
                 r.constraints = vec![pb::Constraint {
                     metric: "p95".into(),
-                    upper_bound: f64::INFINITY,
+                    upper_bound: Some(f64::INFINITY),
+                    lower_bound: None,
                 }]
             }),
             "constraints[0].upper_bound",
@@ -551,6 +562,7 @@ async fn bad_input_names_the_field() {
                                 low: 0.0,
                                 high: 1.0,
                                 log: false,
+                                step: 0.0,
                             }),
                         )
                     })

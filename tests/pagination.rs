@@ -121,6 +121,7 @@ async fn bad_page_requests_name_the_field() {
                     low: 0.0,
                     high: 1.0,
                     log: false,
+                    step: 0.0,
                 })),
             }],
             objective: Some(pb::Objective {

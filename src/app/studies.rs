@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::now_ms;
 use super::page::{Page, PageRequest};
-use crate::bo::{Best, StudyDef, StudyState, Trial};
+use crate::bo::{Best, BoError, Point, StudyDef, StudyState, Trial};
 use crate::error::Error;
 use crate::name;
 use crate::store::{Created, Store, StoreError};
@@ -30,6 +30,16 @@ pub struct Observation {
     pub value: f64,
     pub metrics: BTreeMap<String, f64>,
     /// The run failed: the configuration is infeasible.
+    pub failed: bool,
+}
+
+/// A finished trial a caller adds (AddTrial): not from Suggest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTrial {
+    pub study: String,
+    pub params: Point,
+    pub value: f64,
+    pub metrics: BTreeMap<String, f64>,
     pub failed: bool,
 }
 
@@ -128,9 +138,22 @@ impl Studies {
         }
     }
 
-    /// The study, its best trial and the recommendation.
+    /// The study, its best trial and the recommendation. Pending trials
+    /// past the study's trial timeout are abandoned first (saved, so every
+    /// replica sees it), as on Suggest.
     pub async fn get(&self, name: &str) -> Result<StudyView, Error> {
-        let state = self.load("name", name).await?;
+        let mut state = self.load("name", name).await?;
+        let now = now_ms();
+        if !state.expired(now).is_empty() {
+            state = self
+                .update(name, move |s| {
+                    s.expire(now_ms());
+                    Ok(s.clone())
+                })
+                .await?;
+            // `update` bumped the revision after the clone.
+            state.revision += 1;
+        }
         // The recommendation conditions a GP: off the async threads.
         tokio::task::spawn_blocking(move || {
             let best = state.best();
@@ -188,14 +211,43 @@ impl Studies {
     pub async fn suggest(&self, study: &str, count: u32) -> Result<Vec<Trial>, Error> {
         let count = count.max(1) as usize;
         let now = now_ms();
+        self.update(study, move |s| match s.suggest(count, now) {
+            Err(BoError::SpaceExhausted) => Err(Error::failed_precondition(format!(
+                "study: {:?} has suggested every configuration of its finite search space (exhausted); abandoned trials' configurations come back",
+                s.def.name
+            ))),
+            other => Ok(other?),
+        })
+        .await
+    }
+
+    /// Abandon a pending or queued trial.
+    pub async fn abandon(
+        &self,
+        study: &str,
+        trial_id: u64,
+        reason: Option<String>,
+    ) -> Result<Trial, Error> {
+        let now = now_ms();
         self.update(study, move |s| {
-            if s.exhausted() {
-                return Err(Error::failed_precondition(format!(
-                    "study: {:?} has suggested every configuration of its finite search space (exhausted)",
-                    s.def.name
-                )));
-            }
-            Ok(s.suggest(count, now)?)
+            Ok(s.abandon(trial_id, reason.clone(), now)?)
+        })
+        .await
+    }
+
+    /// Queue a configuration for the next Suggest.
+    pub async fn enqueue(&self, study: &str, params: Point) -> Result<Trial, Error> {
+        let now = now_ms();
+        self.update(study, move |s| Ok(s.enqueue(&params, now)?))
+            .await
+    }
+
+    /// Record a finished trial that did not come from Suggest.
+    pub async fn add_trial(&self, t: NewTrial) -> Result<Trial, Error> {
+        let now = now_ms();
+        let study = t.study.clone();
+        self.update(&study, move |s| {
+            Ok(s.add_trial(&t.params, t.value, t.metrics.clone(), t.failed, now)?)
         })
         .await
     }

@@ -103,10 +103,42 @@ pub fn log_prob_below(mu: f64, sigma: f64, bound: f64) -> (f64, f64, f64) {
     (lc, -mills / sigma, -mills * z / sigma)
 }
 
-/// A constraint model: GP of the metric (standardized) and the bound in the same units.
+/// log P(lo ≤ Y ≤ hi) for Y ~ N(μ, σ²), either bound optional (at least
+/// one set): returns (value, ∂/∂μ, ∂/∂σ). One-sided bounds use the stable
+/// tails of [`log_prob_below`]; an interval computes the difference of the
+/// two CDFs on the side where neither is close to 1 (the upper tails when the
+/// interval lies above the mean), so it keeps its relative accuracy.
+pub fn log_prob_between(mu: f64, sigma: f64, lo: Option<f64>, hi: Option<f64>) -> (f64, f64, f64) {
+    match (lo, hi) {
+        (None, None) => (0.0, 0.0, 0.0),
+        (None, Some(h)) => log_prob_below(mu, sigma, h),
+        // P(Y ≥ lo) = P(−Y ≤ −lo): the mean flips sign, so does ∂/∂μ.
+        (Some(l), None) => {
+            let (v, dm, ds) = log_prob_below(-mu, sigma, -l);
+            (v, -dm, ds)
+        }
+        (Some(l), Some(h)) => {
+            let (zl, zh) = ((l - mu) / sigma, (h - mu) / sigma);
+            // Φ(zh) − Φ(zl) = Φ(−zl) − Φ(−zh): take the pair further in the
+            // lower tail, as log Φ(a) + log(1 − exp(log Φ(b) − log Φ(a))).
+            let (a, b) = if zl + zh > 0.0 { (-zl, -zh) } else { (zh, zl) };
+            let (la, lb) = (log_ndtr(a), log_ndtr(b));
+            let v = la + (-(lb - la).exp()).ln_1p();
+            // d/dμ P = (φ(zl) − φ(zh))/σ, d/dσ P = (zl φ(zl) − zh φ(zh))/σ;
+            // divided by P = exp(v) in logs, so that tails do not underflow.
+            let rl = (log_phi(zl) - v).exp();
+            let rh = (log_phi(zh) - v).exp();
+            (v, (rl - rh) / sigma, (zl * rl - zh * rh) / sigma)
+        }
+    }
+}
+
+/// A constraint model: GP of the metric (standardized) and its bounds in the
+/// same units (at least one set).
 pub struct ConstraintModel<'a> {
     pub gp: &'a Gp,
-    pub bound: f64,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
 }
 
 /// Everything needed to evaluate the acquisition at candidate points.
@@ -140,7 +172,7 @@ impl AcqModel<'_> {
         for c in &self.constraints {
             let (m, v) = c.gp.predict(pts);
             for i in 0..pts.len() {
-                out[i] += log_prob_below(m[i], v[i].sqrt(), c.bound).0;
+                out[i] += log_prob_between(m[i], v[i].sqrt(), c.lower, c.upper).0;
             }
         }
         for o in &mut out {
@@ -171,7 +203,7 @@ impl AcqModel<'_> {
             });
         }
         for c in &self.constraints {
-            add(c.gp, &|m, s| log_prob_below(m, s, c.bound));
+            add(c.gp, &|m, s| log_prob_between(m, s, c.lower, c.upper));
         }
         if !val.is_finite() || grad.iter().any(|g| !g.is_finite()) {
             return (f64::NEG_INFINITY, vec![0.0; nc]);
@@ -222,6 +254,37 @@ mod tests {
         // Leading asymptotic behaviour: log h(z) ≈ log φ(z) − 2 log|z|.
         let z = -1000.0;
         assert!((log_h(z) - (log_phi(z) - 2.0 * 1000f64.ln())).abs() < 1e-5);
+    }
+
+    #[test]
+    fn interval_probability_matches_statrs_and_its_gradient() {
+        use statrs::distribution::{ContinuousCDF, Normal};
+        let n = Normal::new(0.0, 1.0).unwrap();
+        for &(mu, s, lo, hi) in &[
+            (0.0, 1.0, -1.0, 1.0),
+            (3.0, 0.5, -1.0, 1.0),
+            (-2.0, 2.0, 0.5, 4.0),
+            (0.2, 0.1, 0.0, 0.3),
+        ] {
+            let want = (n.cdf((hi - mu) / s) - n.cdf((lo - mu) / s)).ln();
+            let (v, dm, ds) = log_prob_between(mu, s, Some(lo), Some(hi));
+            assert!(
+                (v - want).abs() < 1e-9 * (1.0 + want.abs()),
+                "{v} vs {want}"
+            );
+            let e = 1e-6;
+            let f = |m: f64, s: f64| log_prob_between(m, s, Some(lo), Some(hi)).0;
+            let fm = (f(mu + e, s) - f(mu - e, s)) / (2.0 * e);
+            let fs = (f(mu, s + e) - f(mu, s - e)) / (2.0 * e);
+            assert!((fm - dm).abs() < 1e-4 * (1.0 + dm.abs()), "{fm} vs {dm}");
+            assert!((fs - ds).abs() < 1e-4 * (1.0 + ds.abs()), "{fs} vs {ds}");
+        }
+        // Lower bound only: P(Y >= lo) = 1 - Φ((lo - μ)/σ).
+        let (v, _, _) = log_prob_between(1.0, 2.0, Some(0.0), None);
+        assert!((v - (1.0 - n.cdf(-0.5)).ln()).abs() < 1e-12);
+        // Far in the tail the interval stays finite (no 0 - 0).
+        let (v, _, _) = log_prob_between(-40.0, 1.0, Some(0.0), Some(1.0));
+        assert!(v.is_finite() && v < -700.0, "{v}");
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub enum BoError {
     /// A request argument (e.g. `count`) is out of range.
     #[error("invalid request: {field}: {rule}")]
     InvalidRequest { field: String, rule: String },
+    /// The study's state refuses the request (too many pending trials, the
+    /// trial cap): observe or abandon trials first.
+    #[error("{field}: {rule}")]
+    Refused { field: String, rule: String },
     /// Every configuration of a finite space has been observed, failed or is pending.
     #[error("search space exhausted: every configuration has been tried or is pending")]
     SpaceExhausted,

@@ -36,7 +36,9 @@ pub use space::{
     SearchSpace,
 };
 pub use study::{
-    Best, MAX_METRICS, MAX_TRIALS, ObserveError, StudyDef, StudyState, Trial, TrialState,
+    Best, DEFAULT_MAX_PENDING, MAX_ABANDONED_KEPT, MAX_METRICS, MAX_PENDING_CEILING, MAX_QUEUED,
+    MAX_REASON_LEN, MAX_TRIAL_TIMEOUT_SECONDS, MAX_TRIALS, ObserveError, StudyDef, StudyState,
+    Trial, TrialState,
 };
 pub use suggest::{
     Constraint, FitState, Goal, MAX_CONSTRAINTS, MAX_METRIC_NAME_LEN, Observation, Recommendation,

@@ -48,6 +48,18 @@ fn linspace(lo: f64, hi: f64, n: usize) -> impl Iterator<Item = f64> {
     (0..n).map(move |i| lo + (hi - lo) * i as f64 / (n - 1) as f64)
 }
 
+/// Values moved onto a stepped parameter's grid `low + k·step` (the only
+/// values Suggest can give it), so the slice shows what can be tried.
+fn on_steps(values: Vec<f64>, low: f64, high: f64, step: Option<f64>) -> Vec<f64> {
+    match step {
+        Some(s) if s > 0.0 => values
+            .into_iter()
+            .map(|x| (low + ((x - low) / s).round() * s).clamp(low, high))
+            .collect(),
+        _ => values,
+    }
+}
+
 /// The values along one parameter (see [`ParameterSlice::values`]).
 fn slice_values(kind: &ParamKind, at: Option<&ParamValue>, points: usize) -> Vec<ParamValue> {
     let mut nums: Vec<f64> = match kind {
@@ -55,23 +67,35 @@ fn slice_values(kind: &ParamKind, at: Option<&ParamValue>, points: usize) -> Vec
             return values.iter().cloned().map(ParamValue::Category).collect();
         }
         ParamKind::Ordinal { values } => values.clone(),
-        ParamKind::Float { low, high, log } => {
-            if *log {
+        ParamKind::Float {
+            low,
+            high,
+            log,
+            step,
+        } => {
+            let v: Vec<f64> = if *log {
                 linspace(low.ln(), high.ln(), points)
                     .map(f64::exp)
                     .collect()
             } else {
                 linspace(*low, *high, points).collect()
-            }
+            };
+            on_steps(v, *low, *high, *step)
         }
-        ParamKind::Int { low, high, log } => {
+        ParamKind::Int {
+            low,
+            high,
+            log,
+            step,
+        } => {
             let (lo, hi) = (*low as f64, *high as f64);
             let v: Vec<f64> = if *log {
                 linspace(lo.ln(), hi.ln(), points).map(f64::exp).collect()
             } else {
                 linspace(lo, hi, points).collect()
             };
-            v.into_iter().map(|x| x.round().clamp(lo, hi)).collect()
+            let whole = v.into_iter().map(|x| x.round().clamp(lo, hi)).collect();
+            on_steps(whole, lo, hi, step.map(|s| s as f64))
         }
     };
     if let Some(ParamValue::Number(x)) = at {
@@ -154,6 +178,7 @@ mod tests {
                 low: 1.0,
                 high: 100.0,
                 log: true,
+                step: None,
             },
             Some(&ParamValue::Number(3.0)),
             3,
@@ -174,6 +199,7 @@ mod tests {
                 low: 0,
                 high: 3,
                 log: false,
+                step: None,
             },
             Some(&ParamValue::Number(2.0)),
             50,

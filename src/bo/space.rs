@@ -49,10 +49,25 @@ pub enum ParamValue {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParamKind {
-    /// Real interval `[low, high]`, optionally searched on a log scale.
-    Float { low: f64, high: f64, log: bool },
-    /// Integer interval `[low, high]` (inclusive), optionally log scale.
-    Int { low: i64, high: i64, log: bool },
+    /// Real interval `[low, high]`, optionally searched on a log scale, or
+    /// on the grid `low + k·step` when `step` is set (never with `log`).
+    Float {
+        low: f64,
+        high: f64,
+        log: bool,
+        /// Absent in studies stored before steps existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<f64>,
+    },
+    /// Integer interval `[low, high]` (inclusive), optionally log scale, or
+    /// every `step`-th integer from `low` when `step` is set (never with `log`).
+    Int {
+        low: i64,
+        high: i64,
+        log: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<i64>,
+    },
     /// Ordered numeric levels; must be finite and strictly increasing (we reject
     /// rather than sort, so that the caller's level order is never silently changed).
     Ordinal { values: Vec<f64> },
@@ -131,7 +146,12 @@ impl SearchSpace {
             }
             let t = kind_tag(&p.kind);
             match &p.kind {
-                ParamKind::Float { low, high, log } => {
+                ParamKind::Float {
+                    low,
+                    high,
+                    log,
+                    step,
+                } => {
                     if !low.is_finite() {
                         return Err(BoError::space(f(&format!("{t}.low")), "must be finite"));
                     }
@@ -153,8 +173,17 @@ impl SearchSpace {
                             "must be > 0 when log is set",
                         ));
                     }
+                    if let Some(s) = step {
+                        float_steps(*low, *high, *log, *s)
+                            .map_err(|rule| BoError::space(f(&format!("{t}.step")), rule))?;
+                    }
                 }
-                ParamKind::Int { low, high, log } => {
+                ParamKind::Int {
+                    low,
+                    high,
+                    log,
+                    step,
+                } => {
                     if low.abs() > MAX_ABS_INT || low == &i64::MIN {
                         return Err(BoError::space(
                             f(&format!("{t}.low")),
@@ -175,6 +204,10 @@ impl SearchSpace {
                             f(&format!("{t}.low")),
                             "must be > 0 when log is set",
                         ));
+                    }
+                    if let Some(s) = step {
+                        int_steps(*low, *high, *log, *s)
+                            .map_err(|rule| BoError::space(f(&format!("{t}.step")), rule))?;
                     }
                 }
                 ParamKind::Ordinal { values } => {
@@ -284,6 +317,9 @@ impl SearchSpace {
                             format!("must be a finite number in [{low}, {high}]"),
                         ));
                     }
+                    if snap_number(&p.kind, *x) != *x {
+                        return Err(BoError::config(name.clone(), grid_rule(&p.kind)));
+                    }
                 }
                 (ParamKind::Int { low, high, .. }, ParamValue::Number(x)) => {
                     if !x.is_finite() || x.fract() != 0.0 || *x < *low as f64 || *x > *high as f64 {
@@ -291,6 +327,9 @@ impl SearchSpace {
                             name.clone(),
                             format!("must be an integer in [{low}, {high}]"),
                         ));
+                    }
+                    if snap_number(&p.kind, *x) != *x {
+                        return Err(BoError::config(name.clone(), grid_rule(&p.kind)));
                     }
                 }
                 (ParamKind::Ordinal { values }, ParamValue::Number(x)) => {
@@ -318,11 +357,80 @@ impl SearchSpace {
         Ok(())
     }
 
+    /// A configuration given by a user (EnqueueTrial, AddTrial) checked
+    /// against the space and snapped to it exactly as suggestions are:
+    /// integers rounded, stepped values moved to the nearest grid point.
+    /// Values outside `[low, high]`, unknown ordinal levels or categories,
+    /// and missing or unknown parameters are refused, never clamped.
+    pub fn snap_config(&self, config: &Point) -> Result<Point, BoError> {
+        for key in config.keys() {
+            if !self.parameters.iter().any(|p| &p.name == key) {
+                return Err(BoError::config(
+                    key.clone(),
+                    format!(
+                        "unknown parameter (the study's parameters: {:?})",
+                        self.parameters.iter().map(|p| &p.name).collect::<Vec<_>>()
+                    ),
+                ));
+            }
+        }
+        let mut out = Point::new();
+        for p in &self.parameters {
+            let v = config
+                .get(&p.name)
+                .ok_or_else(|| BoError::config(p.name.clone(), "missing parameter"))?;
+            let snapped = match (&p.kind, v) {
+                (ParamKind::Float { low, high, .. }, ParamValue::Number(x)) => {
+                    if !x.is_finite() || x < low || x > high {
+                        return Err(BoError::config(
+                            p.name.clone(),
+                            format!("must be a finite number in [{low}, {high}], got {x}"),
+                        ));
+                    }
+                    ParamValue::Number(snap_number(&p.kind, *x))
+                }
+                (ParamKind::Int { low, high, .. }, ParamValue::Number(x)) => {
+                    if !x.is_finite() || *x < *low as f64 || *x > *high as f64 {
+                        return Err(BoError::config(
+                            p.name.clone(),
+                            format!("must be a finite number in [{low}, {high}], got {x}"),
+                        ));
+                    }
+                    ParamValue::Number(snap_number(&p.kind, *x))
+                }
+                (ParamKind::Ordinal { values }, ParamValue::Number(x)) => {
+                    if !values.contains(x) {
+                        return Err(BoError::config(
+                            p.name.clone(),
+                            format!("must be one of the ordinal values {values:?}, got {x}"),
+                        ));
+                    }
+                    ParamValue::Number(*x)
+                }
+                (ParamKind::Categorical { values }, ParamValue::Category(s)) => {
+                    if !values.contains(s) {
+                        return Err(BoError::config(
+                            p.name.clone(),
+                            format!("must be one of the categories {values:?}"),
+                        ));
+                    }
+                    ParamValue::Category(s.clone())
+                }
+                (ParamKind::Categorical { .. }, _) => {
+                    return Err(BoError::config(p.name.clone(), "must be a category string"));
+                }
+                (_, _) => return Err(BoError::config(p.name.clone(), "must be a number")),
+            };
+            out.insert(p.name.clone(), snapped);
+        }
+        Ok(out)
+    }
+
     /// True when every parameter has finitely many values.
     pub fn is_finite(&self) -> bool {
         self.parameters
             .iter()
-            .all(|p| !matches!(p.kind, ParamKind::Float { .. }))
+            .all(|p| level_count(&p.kind).is_some())
     }
 
     /// Number of distinct configurations, `None` for spaces with a float
@@ -377,10 +485,10 @@ impl SearchSpace {
         for (p, &j) in self.parameters.iter().zip(&pos) {
             let v = &config[&p.name];
             out[j] = match (&p.kind, v) {
-                (ParamKind::Float { low, high, log }, ParamValue::Number(x)) => {
+                (ParamKind::Float { low, high, log, .. }, ParamValue::Number(x)) => {
                     to_unit(*x, *low, *high, *log)
                 }
-                (ParamKind::Int { low, high, log }, ParamValue::Number(x)) => {
+                (ParamKind::Int { low, high, log, .. }, ParamValue::Number(x)) => {
                     to_unit(*x, *low as f64, *high as f64, *log)
                 }
                 (ParamKind::Ordinal { values }, ParamValue::Number(x)) => {
@@ -405,13 +513,13 @@ impl SearchSpace {
             let u = x.get(j).copied().unwrap_or(0.0);
             let u = if u.is_finite() { u } else { 0.0 };
             let v = match &p.kind {
-                ParamKind::Float { low, high, log } => {
-                    ParamValue::Number(from_unit(u, *low, *high, *log).clamp(*low, *high))
+                ParamKind::Float { low, high, log, .. } => {
+                    ParamValue::Number(snap_number(&p.kind, from_unit(u, *low, *high, *log)))
                 }
-                ParamKind::Int { low, high, log } => {
-                    let v = from_unit(u, *low as f64, *high as f64, *log).round();
-                    ParamValue::Number(v.clamp(*low as f64, *high as f64))
-                }
+                ParamKind::Int { low, high, log, .. } => ParamValue::Number(snap_number(
+                    &p.kind,
+                    from_unit(u, *low as f64, *high as f64, *log),
+                )),
                 ParamKind::Ordinal { values } => {
                     ParamValue::Number(values[ordinal_index(u, values.len())])
                 }
@@ -459,11 +567,19 @@ impl SearchSpace {
             let i = index % n;
             index /= n;
             let v = match &p.kind {
-                ParamKind::Int { low, .. } => ParamValue::Number((*low as i128 + i as i128) as f64),
+                ParamKind::Int { low, step, .. } => ParamValue::Number(
+                    (*low as i128 + i as i128 * step.unwrap_or(1) as i128) as f64,
+                ),
                 ParamKind::Ordinal { values } => ParamValue::Number(values[i as usize]),
                 ParamKind::Categorical { values } => {
                     ParamValue::Category(values[i as usize].clone())
                 }
+                ParamKind::Float {
+                    low,
+                    high,
+                    step: Some(s),
+                    ..
+                } => ParamValue::Number(grid_value(*low, *high, *s, i as f64)),
                 ParamKind::Float { .. } => return None,
             };
             out.insert(p.name.clone(), v);
@@ -510,10 +626,16 @@ impl<'a> Codec<'a> {
             let Some(slot) = x.get_mut(j) else { continue };
             let u = if slot.is_finite() { *slot } else { 0.0 };
             *slot = match &p.kind {
-                ParamKind::Float { .. } => u.clamp(0.0, 1.0),
-                ParamKind::Int { low, high, log } => {
+                ParamKind::Float { step: None, .. } => u.clamp(0.0, 1.0),
+                ParamKind::Float { low, high, log, .. } => to_unit(
+                    snap_number(&p.kind, from_unit(u, *low, *high, *log)),
+                    *low,
+                    *high,
+                    *log,
+                ),
+                ParamKind::Int { low, high, log, .. } => {
                     let (lo, hi) = (*low as f64, *high as f64);
-                    let v = from_unit(u, lo, hi, *log).round().clamp(lo, hi);
+                    let v = snap_number(&p.kind, from_unit(u, lo, hi, *log));
                     to_unit(v, lo, hi, *log)
                 }
                 ParamKind::Ordinal { values } => {
@@ -537,12 +659,12 @@ impl<'a> Codec<'a> {
                 let u = x.get(j).copied().unwrap_or(0.0);
                 let u = if u.is_finite() { u } else { 0.0 };
                 match &p.kind {
-                    ParamKind::Float { low, high, log } => {
-                        (from_unit(u, *low, *high, *log).clamp(*low, *high) + 0.0).to_bits()
+                    ParamKind::Float { low, high, log, .. } => {
+                        (snap_number(&p.kind, from_unit(u, *low, *high, *log)) + 0.0).to_bits()
                     }
-                    ParamKind::Int { low, high, log } => {
+                    ParamKind::Int { low, high, log, .. } => {
                         let (lo, hi) = (*low as f64, *high as f64);
-                        (from_unit(u, lo, hi, *log).round().clamp(lo, hi) + 0.0).to_bits()
+                        (snap_number(&p.kind, from_unit(u, lo, hi, *log)) + 0.0).to_bits()
                     }
                     ParamKind::Ordinal { values } => ordinal_index(u, values.len()) as u64,
                     ParamKind::Categorical { values } => {
@@ -565,10 +687,113 @@ fn ordinal_index(u: f64, n: usize) -> usize {
 
 fn level_count(kind: &ParamKind) -> Option<u128> {
     match kind {
+        ParamKind::Float {
+            low,
+            high,
+            step: Some(s),
+            ..
+        } => Some(((high - low) / s).round().max(0.0) as u128 + 1),
         ParamKind::Float { .. } => None,
-        ParamKind::Int { low, high, .. } => Some((*high as i128 - *low as i128 + 1).max(1) as u128),
+        ParamKind::Int {
+            low, high, step, ..
+        } => Some(
+            ((*high as i128 - *low as i128) / step.unwrap_or(1).max(1) as i128 + 1).max(1) as u128,
+        ),
         ParamKind::Ordinal { values } => Some(values.len() as u128),
         ParamKind::Categorical { values } => Some(values.len() as u128),
+    }
+}
+
+/// Levels of a float grid: `(high - low) / step` must be a whole number
+/// (within 1e-9 relative, so that `step = 0.1` over `[0, 1]` is accepted
+/// despite binary rounding), at least 1, and exactly representable.
+fn float_steps(low: f64, high: f64, log: bool, step: f64) -> Result<f64, String> {
+    if log {
+        return Err("step and log are exclusive (a log scale has no even steps)".into());
+    }
+    if !(step.is_finite() && step > 0.0) {
+        return Err(format!("must be a finite number > 0, got {step}"));
+    }
+    let r = (high - low) / step;
+    let k = r.round();
+    if !(1.0..=MAX_ABS_INT as f64).contains(&k) || (r - k).abs() > 1e-9 * k {
+        return Err(format!(
+            "high must be reachable: (high - low) / step = ({high} - {low}) / {step} = {r} is not a whole number of steps"
+        ));
+    }
+    Ok(k)
+}
+
+/// Levels of an integer grid: `(high - low)` must be a multiple of `step`.
+fn int_steps(low: i64, high: i64, log: bool, step: i64) -> Result<i64, String> {
+    if log {
+        return Err("step and log are exclusive (a log scale has no even steps)".into());
+    }
+    if step < 1 {
+        return Err(format!("must be >= 1, got {step}"));
+    }
+    let d = high as i128 - low as i128;
+    if d % step as i128 != 0 {
+        return Err(format!(
+            "high must be reachable: high - low = {d} is not a multiple of step {step}"
+        ));
+    }
+    Ok((d / step as i128) as i64)
+}
+
+/// The `k`-th value of a float grid; the last one is `high` itself, so that
+/// rounding in `low + k·step` never leaves the range or misses its end.
+fn grid_value(low: f64, high: f64, step: f64, k: f64) -> f64 {
+    let last = ((high - low) / step).round();
+    let k = k.clamp(0.0, last);
+    if k >= last {
+        high
+    } else {
+        (low + k * step).min(high)
+    }
+}
+
+/// A number moved onto its parameter's domain: clamped to `[low, high]`,
+/// integers rounded, stepped ranges to the nearest grid point (NaN to `low`).
+/// The one rule shared by `decode`, the codec and user configurations.
+fn snap_number(kind: &ParamKind, x: f64) -> f64 {
+    let x = if x.is_nan() { f64::NEG_INFINITY } else { x };
+    match kind {
+        ParamKind::Float {
+            low,
+            high,
+            step: Some(s),
+            ..
+        } => grid_value(*low, *high, *s, ((x.clamp(*low, *high) - low) / s).round()),
+        ParamKind::Float { low, high, .. } => x.clamp(*low, *high),
+        ParamKind::Int {
+            low, high, step, ..
+        } => {
+            let (lo, hi) = (*low as f64, *high as f64);
+            match step {
+                // Without a step, exactly the rounding suggestions always had.
+                None => x.round().clamp(lo, hi),
+                Some(s) => {
+                    let s = (*s).max(1) as f64;
+                    let k = ((x.clamp(lo, hi) - lo) / s).round();
+                    (lo + k * s).clamp(lo, hi)
+                }
+            }
+        }
+        ParamKind::Ordinal { .. } | ParamKind::Categorical { .. } => x,
+    }
+}
+
+/// The rule a value off its parameter's grid breaks.
+fn grid_rule(kind: &ParamKind) -> String {
+    match kind {
+        ParamKind::Float {
+            low, step: Some(s), ..
+        } => format!("must be {low} + k * {s} (the parameter's step)"),
+        ParamKind::Int {
+            low, step: Some(s), ..
+        } => format!("must be {low} + k * {s} (the parameter's step)"),
+        _ => "must be on the parameter's grid".into(),
     }
 }
 
@@ -625,6 +850,7 @@ mod tests {
                         low: -3.0,
                         high: 7.5,
                         log: false,
+                        step: None,
                     },
                 ),
                 p(
@@ -633,6 +859,7 @@ mod tests {
                         low: 1e-4,
                         high: 10.0,
                         log: true,
+                        step: None,
                     },
                 ),
                 p(
@@ -641,6 +868,7 @@ mod tests {
                         low: -4,
                         high: 9,
                         log: false,
+                        step: None,
                     },
                 ),
                 p(
@@ -649,12 +877,31 @@ mod tests {
                         low: 1,
                         high: 1000,
                         log: true,
+                        step: None,
                     },
                 ),
                 p(
                     "o",
                     ParamKind::Ordinal {
                         values: vec![0.5, 1.0, 4.0, 1024.0],
+                    },
+                ),
+                p(
+                    "sf",
+                    ParamKind::Float {
+                        low: -1.0,
+                        high: 2.0,
+                        log: false,
+                        step: Some(0.3),
+                    },
+                ),
+                p(
+                    "si",
+                    ParamKind::Int {
+                        low: -10,
+                        high: 50,
+                        log: false,
+                        step: Some(5),
                     },
                 ),
             ],
@@ -698,6 +945,7 @@ mod tests {
                         low: 0.0,
                         high: 1.0,
                         log: false,
+                        step: None,
                     },
                 })
                 .collect(),
@@ -717,6 +965,116 @@ mod tests {
         );
     }
 
+    fn stepped() -> SearchSpace {
+        SearchSpace {
+            parameters: vec![
+                Parameter {
+                    name: "memory_mb".into(),
+                    kind: ParamKind::Int {
+                        low: 128,
+                        high: 1024,
+                        log: false,
+                        step: Some(64),
+                    },
+                },
+                Parameter {
+                    name: "ratio".into(),
+                    kind: ParamKind::Float {
+                        low: 0.1,
+                        high: 1.0,
+                        log: false,
+                        step: Some(0.1),
+                    },
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn steps_make_a_finite_grid_that_ends_at_high() {
+        let sp = stepped();
+        sp.validate().unwrap();
+        // (1024 - 128) / 64 + 1 = 15 memory sizes, (1.0 - 0.1) / 0.1 + 1 = 10 ratios.
+        assert_eq!(sp.cardinality(), Some(150));
+        assert!(sp.is_finite());
+        let all: Vec<Point> = (0..150).map(|i| sp.config_at(i).unwrap()).collect();
+        for c in &all {
+            sp.validate_config(c).unwrap();
+            let ParamValue::Number(m) = c["memory_mb"] else {
+                panic!()
+            };
+            assert_eq!((m as i64 - 128) % 64, 0);
+        }
+        assert_eq!(all[14]["memory_mb"], ParamValue::Number(1024.0));
+        assert_eq!(all[149]["ratio"], ParamValue::Number(1.0));
+        // Every encoded point decodes onto the grid.
+        for k in 0..=100 {
+            let u = k as f64 / 100.0;
+            sp.validate_config(&sp.decode(&[u, u])).unwrap();
+        }
+        // User values snap to the nearest grid point, as suggestions do.
+        let c = Point::from([
+            ("memory_mb".to_string(), ParamValue::Number(1000.0)),
+            ("ratio".to_string(), ParamValue::Number(0.33)),
+        ]);
+        let s = sp.snap_config(&c).unwrap();
+        assert_eq!(s["memory_mb"], ParamValue::Number(1024.0));
+        assert_eq!(s["ratio"], sp.config_at(30).unwrap()["ratio"]); // k = 2
+        assert!(sp.validate_config(&c).is_err());
+        let out = Point::from([
+            ("memory_mb".to_string(), ParamValue::Number(1100.0)),
+            ("ratio".to_string(), ParamValue::Number(0.5)),
+        ]);
+        assert!(
+            sp.snap_config(&out).is_err(),
+            "out of range is refused, not clamped"
+        );
+    }
+
+    #[test]
+    fn unreachable_high_and_bad_steps_are_refused() {
+        let err = |kind: ParamKind| {
+            SearchSpace {
+                parameters: vec![Parameter {
+                    name: "p".into(),
+                    kind,
+                }],
+            }
+            .validate()
+            .unwrap_err()
+            .to_string()
+        };
+        let int = |low, high, log, step| ParamKind::Int {
+            low,
+            high,
+            log,
+            step: Some(step),
+        };
+        let float = |low, high, log, step| ParamKind::Float {
+            low,
+            high,
+            log,
+            step: Some(step),
+        };
+        let e = err(int(128, 1000, false, 64));
+        assert!(
+            e.contains("parameters[0].int.step: high must be reachable: high - low = 872 is not a multiple of step 64"),
+            "{e}"
+        );
+        assert!(err(int(0, 10, false, 0)).contains("int.step: must be >= 1"));
+        assert!(err(int(1, 10, true, 3)).contains("int.step: step and log are exclusive"));
+        let e = err(float(0.0, 1.0, false, 0.3));
+        assert!(
+            e.contains("parameters[0].float.step: high must be reachable"),
+            "{e}"
+        );
+        assert!(
+            err(float(0.0, 1.0, false, -0.1)).contains("float.step: must be a finite number > 0")
+        );
+        assert!(err(float(0.0, 1.0, false, f64::NAN)).contains("float.step"));
+        assert!(err(float(0.0, 1.0, false, 2.0)).contains("float.step: high must be reachable"));
+    }
+
     proptest! {
         /// The encoded-space rounding agrees with decode → encode, and its key with
         /// the configuration's key, for any real input (out of range, NaN, ±∞).
@@ -724,7 +1082,7 @@ mod tests {
         fn codec_matches_decode_encode(
             raw in prop::collection::vec(
                 prop_oneof![-0.5f64..1.5, -1.0f64..4.0, Just(f64::NAN), Just(f64::INFINITY), Just(-0.0)],
-                6,
+                8,
             ),
         ) {
             let sp = mixed();

@@ -83,11 +83,33 @@ pub enum Goal {
     Maximize,
 }
 
-/// Outcome constraint: `metrics[metric] <= upper_bound` for a feasible trial.
+/// Outcome constraint: `lower_bound <= metrics[metric] <= upper_bound` for a
+/// feasible trial; at least one bound is set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Constraint {
     pub metric: String,
-    pub upper_bound: f64,
+    /// Studies stored before lower bounds existed have a number here, which
+    /// reads as `Some`.
+    #[serde(default)]
+    pub upper_bound: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower_bound: Option<f64>,
+}
+
+impl Constraint {
+    /// `metric <= upper_bound`, the common case.
+    pub fn at_most(metric: impl Into<String>, upper_bound: f64) -> Self {
+        Constraint {
+            metric: metric.into(),
+            upper_bound: Some(upper_bound),
+            lower_bound: None,
+        }
+    }
+
+    /// Whether a measured value satisfies both bounds.
+    pub fn holds(&self, v: f64) -> bool {
+        self.lower_bound.is_none_or(|lo| v >= lo) && self.upper_bound.is_none_or(|hi| v <= hi)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,11 +181,35 @@ impl StudySpec {
                     "duplicate metric",
                 ));
             }
-            if !c.upper_bound.is_finite() || c.upper_bound.abs() > MAX_ABS_VALUE {
-                return Err(BoError::spec(
-                    format!("constraints[{i}].upper_bound"),
-                    "must be finite",
-                ));
+            for (name, b) in [
+                ("upper_bound", c.upper_bound),
+                ("lower_bound", c.lower_bound),
+            ] {
+                if let Some(b) = b
+                    && (!b.is_finite() || b.abs() > MAX_ABS_VALUE)
+                {
+                    return Err(BoError::spec(
+                        format!("constraints[{i}].{name}"),
+                        "must be finite",
+                    ));
+                }
+            }
+            match (c.lower_bound, c.upper_bound) {
+                (None, None) => {
+                    return Err(BoError::spec(
+                        format!("constraints[{i}]"),
+                        "needs upper_bound, lower_bound or both",
+                    ));
+                }
+                // Equal bounds would ask a continuous model for a metric of
+                // exactly one value, which it gives probability zero.
+                (Some(lo), Some(hi)) if lo >= hi => {
+                    return Err(BoError::spec(
+                        format!("constraints[{i}].lower_bound"),
+                        format!("must be < upper_bound, got {lo} >= {hi}"),
+                    ));
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -284,7 +330,8 @@ pub(super) struct Models {
     pub(super) objective: Gp,
     /// Maps internal objective values to the GP's units (monotone increasing).
     pub(super) obj_warp: OutputWarp,
-    constraints: Vec<(Gp, f64)>,
+    /// Each constraint's GP with its (lower, upper) bounds in the GP's units.
+    constraints: Vec<(Gp, (Option<f64>, Option<f64>))>,
     best: Option<f64>,
     fit: FitState,
     /// Encoded best feasible observations (for local candidates).
@@ -321,11 +368,10 @@ fn is_feasible(spec: &StudySpec, o: &Observation) -> bool {
     // A constrained metric that was not reported counts as infeasible: we cannot
     // vouch for a trial we know nothing about.
     !o.failed
-        && spec.constraints.iter().all(|c| {
-            o.metrics
-                .get(&c.metric)
-                .is_some_and(|m| *m <= c.upper_bound)
-        })
+        && spec
+            .constraints
+            .iter()
+            .all(|c| o.metrics.get(&c.metric).is_some_and(|m| c.holds(*m)))
 }
 
 fn full_fit_mode(n: usize) -> FitMode {
@@ -511,7 +557,13 @@ pub(super) fn build_models(
         let hc = fit_or_reuse(&cx, &cys, n_cont, n_cat, wc, m, rng);
         let (gp, hc) = condition(cx, cys, hc)?;
         fit.constraints.insert(c.metric.clone(), hc);
-        constraints.push((gp, cs.fwd(c.upper_bound)));
+        constraints.push((
+            gp,
+            (
+                c.lower_bound.map(|b| cs.fwd(b)),
+                c.upper_bound.map(|b| cs.fwd(b)),
+            ),
+        ));
     }
 
     // Incumbent = lowest posterior mean among feasible observed points (the
@@ -644,7 +696,11 @@ pub(crate) fn suggest_validated(
                     constraints: m
                         .constraints
                         .iter()
-                        .map(|(gp, b)| ConstraintModel { gp, bound: *b })
+                        .map(|(gp, (lower, upper))| ConstraintModel {
+                            gp,
+                            lower: *lower,
+                            upper: *upper,
+                        })
                         .collect(),
                     kind: spec.acquisition,
                 };
@@ -824,6 +880,7 @@ mod tests {
                         low: 0,
                         high: 2,
                         log: false,
+                        step: None,
                     },
                 },
                 Parameter {
@@ -918,10 +975,7 @@ mod tests {
             parameters: space.parameters[..2].to_vec(),
         };
         let mut spec = StudySpec::new(space, Goal::Minimize, 1);
-        spec.constraints = vec![Constraint {
-            metric: "g".into(),
-            upper_bound: 0.0,
-        }];
+        spec.constraints = vec![Constraint::at_most("g", 0.0)];
         let mut o = Vec::new();
         let mut warm = None;
         for i in 0..25 {
@@ -1026,6 +1080,7 @@ mod tests {
             low: 3.0,
             high: 1.0,
             log: false,
+            step: None,
         };
         let e = space.validate().unwrap_err();
         assert_eq!(
@@ -1036,13 +1091,7 @@ mod tests {
             }
         );
         let mut spec = StudySpec::new(testfns::branin().space, Goal::Minimize, 0);
-        spec.constraints = vec![
-            Constraint {
-                metric: "m".into(),
-                upper_bound: 1.0
-            };
-            2
-        ];
+        spec.constraints = vec![Constraint::at_most("m", 1.0); 2];
         assert!(matches!(spec.validate(), Err(BoError::InvalidSpec { .. })));
         let spec = StudySpec::new(testfns::branin().space, Goal::Minimize, 0);
         let c = testfns::branin().space.config_at(0);
@@ -1061,12 +1110,14 @@ mod tests {
                     low: w,
                     high: w * 10.0,
                     log,
+                    step: None,
                 }
             } else {
                 ParamKind::Float {
                     low: l,
                     high: l + w,
                     log,
+                    step: None,
                 }
             }),
             (-50i64..50, 1i64..100, any::<bool>()).prop_map(|(l, w, log)| if log {
@@ -1074,12 +1125,14 @@ mod tests {
                     low: w,
                     high: w + l.abs() + 1,
                     log,
+                    step: None,
                 }
             } else {
                 ParamKind::Int {
                     low: l,
                     high: l + w,
                     log,
+                    step: None,
                 }
             }),
             prop::collection::btree_set(-100i32..100, 1..6).prop_map(|s| ParamKind::Ordinal {

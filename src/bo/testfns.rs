@@ -44,6 +44,7 @@ fn floats(names: &[&str], low: f64, high: f64) -> SearchSpace {
                     low,
                     high,
                     log: false,
+                    step: None,
                 },
             })
             .collect(),
@@ -180,6 +181,7 @@ pub fn serverless() -> TestFn {
                     low: 1,
                     high: 512,
                     log: true,
+                    step: None,
                 },
             },
             Parameter {

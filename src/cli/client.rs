@@ -137,6 +137,9 @@ rpcs! {
     optimizer.delete_study(pb::DeleteStudyRequest) -> pb::DeleteStudyResponse;
     optimizer.suggest(pb::SuggestRequest) -> pb::SuggestResponse;
     optimizer.observe(pb::ObserveRequest) -> pb::ObserveResponse;
+    optimizer.abandon_trial(pb::AbandonTrialRequest) -> pb::AbandonTrialResponse;
+    optimizer.enqueue_trial(pb::EnqueueTrialRequest) -> pb::EnqueueTrialResponse;
+    optimizer.add_trial(pb::AddTrialRequest) -> pb::AddTrialResponse;
 }
 
 /// Awaits `call` for at most the deadline. The client-side timer is the one

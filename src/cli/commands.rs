@@ -147,7 +147,116 @@ pub async fn run(conn: &Conn, command: Command) -> Result<(), Error> {
             let state = pb::TrialState::try_from(t.state).map_or("?", |s| s.as_str_name());
             emit(&format!("trial {} {state}\n", t.trial_id))
         }
+        Command::Abandon {
+            study,
+            trial,
+            reason,
+        } => {
+            let r = Client::connect(conn)
+                .await?
+                .abandon_trial(pb::AbandonTrialRequest {
+                    study,
+                    trial_id: trial,
+                    reason,
+                })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            emit(&trial_line(r.trial))
+        }
+        Command::Enqueue { study, params } => {
+            let mut c = Client::connect(conn).await?;
+            let params = typed_params(&mut c, &study, params).await?;
+            let r = c
+                .enqueue_trial(pb::EnqueueTrialRequest { study, params })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            emit(&trial_line(r.trial))
+        }
+        Command::AddTrial {
+            study,
+            params,
+            value,
+            metrics,
+            failed,
+        } => {
+            let mut c = Client::connect(conn).await?;
+            let params = typed_params(&mut c, &study, params).await?;
+            let r = c
+                .add_trial(pb::AddTrialRequest {
+                    study,
+                    params,
+                    // Ignored by the server when failed (clap refuses both).
+                    value: value.unwrap_or(0.0),
+                    metrics: metrics.into_iter().collect(),
+                    failed,
+                })
+                .await?;
+            if conn.json {
+                return print_json(&r.to_json());
+            }
+            emit(&trial_line(r.trial))
+        }
     }
+}
+
+/// `trial 7 QUEUED: memory_mb=1024 arch=arm64`.
+fn trial_line(t: Option<pb::Trial>) -> String {
+    let t = t.unwrap_or_default();
+    let state = pb::TrialState::try_from(t.state).map_or("?", |s| s.as_str_name());
+    format!(
+        "trial {} {state}: {}\n",
+        t.trial_id,
+        render::params(&t.params)
+    )
+}
+
+/// `--param NAME=VALUE` as typed values: the study's definition says which
+/// parameters are categorical (a category may look like a number, e.g. a
+/// level "2"); every other value must be a number. Names the study does not
+/// have are sent as they are, and the server's answer names them.
+async fn typed_params(
+    c: &mut Client,
+    study: &str,
+    raw: Vec<(String, String)>,
+) -> Result<std::collections::HashMap<String, pb::Value>, Error> {
+    use pb::value::Kind;
+    let def = c
+        .get_study(pb::GetStudyRequest { name: study.into() })
+        .await?
+        .study
+        .unwrap_or_default();
+    let categorical = |name: &str| {
+        def.parameters
+            .iter()
+            .any(|p| p.name == name && matches!(p.kind, Some(pb::parameter::Kind::Categorical(_))))
+    };
+    let mut out = std::collections::HashMap::new();
+    for (name, v) in raw {
+        let kind = if categorical(&name) {
+            Kind::Category(v)
+        } else {
+            match v.parse::<f64>() {
+                Ok(x) => Kind::Number(x),
+                Err(_) if def.parameters.iter().any(|p| p.name == name) => {
+                    return Err(Error::Usage(format!(
+                        "--param {name}={v}: {name} is a numeric parameter, {v:?} is not a number"
+                    )));
+                }
+                Err(_) => Kind::Category(v),
+            }
+        };
+        if out
+            .insert(name.clone(), pb::Value { kind: Some(kind) })
+            .is_some()
+        {
+            return Err(Error::Usage(format!("--param {name}: given twice")));
+        }
+    }
+    Ok(out)
 }
 
 async fn experiment(conn: &Conn, cmd: ExperimentCmd) -> Result<(), Error> {

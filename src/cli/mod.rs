@@ -196,6 +196,49 @@ pub enum Command {
         #[arg(long)]
         failed: bool,
     },
+    /// Give up on a pending or queued trial (e.g. a preempted worker): its
+    /// configuration may be suggested again.
+    Abandon {
+        /// The study the trial belongs to.
+        study: String,
+        /// The trial id `suggest` printed.
+        #[arg(long, value_name = "ID")]
+        trial: u64,
+        /// Why, kept with the trial (e.g. "spot instance preempted").
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Queue a configuration: the next `suggest` hands it out first.
+    Enqueue {
+        /// The study to queue the configuration in.
+        study: String,
+        /// A parameter's value, e.g. --param memory_mb=1024 --param arch=arm64
+        /// (one per parameter of the study).
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param, required = true)]
+        params: Vec<(String, String)>,
+    },
+    /// Add a finished trial that did not come from `suggest` (import a past run).
+    AddTrial {
+        /// The study to add the trial to.
+        study: String,
+        /// A parameter's value, e.g. --param memory_mb=1024 (one per parameter).
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param, required = true)]
+        params: Vec<(String, String)>,
+        /// The objective's value (not with --failed).
+        #[arg(
+            long,
+            allow_negative_numbers = true,
+            required_unless_present = "failed",
+            conflicts_with = "failed"
+        )]
+        value: Option<f64>,
+        /// A named metric, e.g. --metric p95_ms=183 (repeatable).
+        #[arg(long = "metric", value_name = "NAME=VALUE", value_parser = parse_metric)]
+        metrics: Vec<(String, f64)>,
+        /// The run failed: the configuration is infeasible.
+        #[arg(long)]
+        failed: bool,
+    },
 }
 
 /// The reward distribution of an experiment's arms.
@@ -309,6 +352,13 @@ pub enum StudyCmd {
         /// The study to delete.
         name: String,
     },
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
 }
 
 fn parse_metric(s: &str) -> Result<(String, f64), String> {

@@ -287,10 +287,13 @@ pub fn study(r: &pb::GetStudyResponse) -> String {
             r.trials.len()
         ));
         for c in &s.constraints {
+            let lower = c.lower_bound.map(|b| format!("{} <= ", num_short(b)));
+            let upper = c.upper_bound.map(|b| format!(" <= {}", num_short(b)));
             out.push_str(&format!(
-                "  constraint: {} <= {}\n",
+                "  constraint: {}{}{}\n",
+                lower.unwrap_or_default(),
                 c.metric,
-                num_short(c.upper_bound)
+                upper.unwrap_or_default()
             ));
         }
     }
@@ -301,11 +304,16 @@ pub fn study(r: &pb::GetStudyResponse) -> String {
         ("params / metrics", Align::Left, 0),
     ]);
     for tr in &r.trials {
-        let rest = [params(&tr.params), metrics(&tr.metrics)]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("  ");
+        let reason = (!tr.reason.is_empty()).then(|| format!("({})", tr.reason));
+        let rest = [
+            params(&tr.params),
+            metrics(&tr.metrics),
+            reason.unwrap_or_default(),
+        ]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("  ");
         t.row(vec![
             tr.trial_id.to_string(),
             enum_name(tr.state, pb::TrialState::as_str_name),
@@ -519,13 +527,13 @@ impl ToJson for pb::Parameter {
             Some(Kind::Float(r)) => {
                 m.insert(
                     "float".into(),
-                    json!({"low": f(r.low), "high": f(r.high), "log": r.log}),
+                    json!({"low": f(r.low), "high": f(r.high), "log": r.log, "step": f(r.step)}),
                 );
             }
             Some(Kind::Int(r)) => {
                 m.insert(
                     "int".into(),
-                    json!({"low": i64s(r.low), "high": i64s(r.high), "log": r.log}),
+                    json!({"low": i64s(r.low), "high": i64s(r.high), "log": r.log, "step": i64s(r.step)}),
                 );
             }
             Some(Kind::Ordinal(o)) => {
@@ -550,7 +558,13 @@ impl ToJson for pb::Study {
         let constraints: Vec<Json> = self
             .constraints
             .iter()
-            .map(|c| json!({"metric": c.metric, "upperBound": f(c.upper_bound)}))
+            .map(|c| {
+                obj([
+                    ("metric", Some(json!(c.metric))),
+                    ("upperBound", c.upper_bound.map(f)),
+                    ("lowerBound", c.lower_bound.map(f)),
+                ])
+            })
             .collect();
         obj([
             ("name", Some(json!(self.name))),
@@ -564,6 +578,11 @@ impl ToJson for pb::Study {
             ),
             ("seed", Some(i64s(self.seed))),
             ("metrics", Some(json!(self.metrics))),
+            (
+                "trialTimeoutSeconds",
+                Some(i64s(self.trial_timeout_seconds)),
+            ),
+            ("maxPending", Some(json!(self.max_pending))),
         ])
     }
 }
@@ -604,6 +623,7 @@ impl ToJson for pb::Trial {
             ("metrics", Some(Json::Object(metrics))),
             ("suggestedMs", Some(i64s(self.suggested_ms))),
             ("observedMs", Some(i64s(self.observed_ms))),
+            ("reason", Some(json!(self.reason))),
         ])
     }
 }
@@ -649,6 +669,24 @@ impl ToJson for pb::SuggestResponse {
 }
 
 impl ToJson for pb::ObserveResponse {
+    fn to_json(&self) -> Json {
+        obj([("trial", opt(&self.trial))])
+    }
+}
+
+impl ToJson for pb::AbandonTrialResponse {
+    fn to_json(&self) -> Json {
+        obj([("trial", opt(&self.trial))])
+    }
+}
+
+impl ToJson for pb::EnqueueTrialResponse {
+    fn to_json(&self) -> Json {
+        obj([("trial", opt(&self.trial))])
+    }
+}
+
+impl ToJson for pb::AddTrialResponse {
     fn to_json(&self) -> Json {
         obj([("trial", opt(&self.trial))])
     }

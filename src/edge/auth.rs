@@ -3,7 +3,7 @@
 //! | scope | grants |
 //! | --- | --- |
 //! | `decide` | Choose, Suggest, GetExperiment, ListExperiments, GetStudy, ListStudies, GetVerdict, Gate, GetExperimentHistory, GetStudySlices |
-//! | `report` | Reward, RewardAggregate, RewardBatch, Observe |
+//! | `report` | Reward, RewardAggregate, RewardBatch, Observe, AbandonTrial, EnqueueTrial, AddTrial |
 //! | `admin` | CreateExperiment, DeleteExperiment, AddArm, RetireArm, CreateStudy, DeleteStudy |
 //!
 //! Health and reflection stay open: load balancers and generic gRPC tools
@@ -49,7 +49,11 @@ pub fn scope_for(method: &http::Method, path: &str) -> Option<Scope> {
     if path.starts_with("/posterior.v1.") {
         let rpc = path.rsplit('/').next().unwrap_or("");
         return Some(match rpc {
-            "Reward" | "RewardAggregate" | "RewardBatch" | "Observe" => Scope::Report,
+            // What a worker reports about trials, like Observe: a
+            // `decide` key that may only Suggest cannot abandon, queue or
+            // invent trials.
+            "Reward" | "RewardAggregate" | "RewardBatch" | "Observe" | "AbandonTrial"
+            | "EnqueueTrial" | "AddTrial" => Scope::Report,
             "CreateExperiment" | "DeleteExperiment" | "AddArm" | "RetireArm" | "CreateStudy"
             | "DeleteStudy" => Scope::Admin,
             // Everything else in our packages reads or decides. A new RPC
@@ -68,9 +72,11 @@ pub fn scope_for(method: &http::Method, path: &str) -> Option<Scope> {
     let verb = last.rsplit_once(':').map_or("", |(_, v)| v);
     Some(match (method, verb) {
         (&http::Method::POST, "choose" | "suggest") => Scope::Decide,
-        (&http::Method::POST, "reward" | "rewardAggregate" | "rewardBatch" | "observe") => {
-            Scope::Report
-        }
+        (
+            &http::Method::POST,
+            "reward" | "rewardAggregate" | "rewardBatch" | "observe" | "abandon" | "enqueue"
+            | "addTrial",
+        ) => Scope::Report,
         _ => Scope::Admin,
     })
 }
@@ -245,7 +251,14 @@ mod tests {
                     let path = format!("/posterior.v1.{}/{}", s.name(), m.name());
                     let scope = scope_for(&http::Method::POST, &path).unwrap();
                     let expected = match m.name() {
-                        n if n.starts_with("Reward") || n == "Observe" => Scope::Report,
+                        n if n.starts_with("Reward")
+                            || matches!(
+                                n,
+                                "Observe" | "AbandonTrial" | "EnqueueTrial" | "AddTrial"
+                            ) =>
+                        {
+                            Scope::Report
+                        }
                         n if n.starts_with("Create")
                             || n.starts_with("Delete")
                             || n.ends_with("Arm") =>
@@ -259,7 +272,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 20);
+        assert_eq!(seen, 23);
         assert_eq!(
             scope_for(&http::Method::POST, "/grpc.health.v1.Health/Check"),
             None
@@ -287,6 +300,9 @@ mod tests {
             ),
             (Method::POST, "/v1/studies/s:suggest", Some(Scope::Decide)),
             (Method::POST, "/v1/studies/s:observe", Some(Scope::Report)),
+            (Method::POST, "/v1/studies/s:abandon", Some(Scope::Report)),
+            (Method::POST, "/v1/studies/s:enqueue", Some(Scope::Report)),
+            (Method::POST, "/v1/studies/s:addTrial", Some(Scope::Report)),
             (
                 Method::POST,
                 "/v1/experiments/e:rewardAggregate",

@@ -74,4 +74,36 @@ impl Optimizer for OptimizerGrpc {
         let view = self.app.studies.slices(&r.name, r.points).await?;
         Ok(Response::new(view.into()))
     }
+
+    async fn abandon_trial(
+        &self,
+        req: Request<pb::AbandonTrialRequest>,
+    ) -> Answer<pb::AbandonTrialResponse> {
+        let r = req.into_inner();
+        let trial = self
+            .app
+            .studies
+            .abandon(&r.study, r.trial_id, r.reason)
+            .await?;
+        Ok(Response::new(trial.into()))
+    }
+
+    async fn enqueue_trial(
+        &self,
+        req: Request<pb::EnqueueTrialRequest>,
+    ) -> Answer<pb::EnqueueTrialResponse> {
+        let r = req.into_inner();
+        let study = r.study.clone();
+        let trial = self.app.studies.enqueue(&study, r.try_into()?).await?;
+        Ok(Response::new(trial.into()))
+    }
+
+    async fn add_trial(&self, req: Request<pb::AddTrialRequest>) -> Answer<pb::AddTrialResponse> {
+        let trial = self
+            .app
+            .studies
+            .add_trial(req.into_inner().try_into()?)
+            .await?;
+        Ok(Response::new(trial.into()))
+    }
 }

@@ -425,6 +425,9 @@ const LIST_STUDIES: &str = "posterior.v1.Optimizer/ListStudies";
 const DELETE_STUDY: &str = "posterior.v1.Optimizer/DeleteStudy";
 const SUGGEST: &str = "posterior.v1.Optimizer/Suggest";
 const OBSERVE: &str = "posterior.v1.Optimizer/Observe";
+const ABANDON_TRIAL: &str = "posterior.v1.Optimizer/AbandonTrial";
+const ENQUEUE_TRIAL: &str = "posterior.v1.Optimizer/EnqueueTrial";
+const ADD_TRIAL: &str = "posterior.v1.Optimizer/AddTrial";
 
 async fn create_study(State(app): AppState, headers: HeaderMap, body: Body) -> Response {
     respond(
@@ -479,7 +482,8 @@ async fn delete_study(State(app): AppState, name: Result<Path<String>, PathRejec
     )
 }
 
-/// `POST /v1/studies/{name}:suggest` and `:observe`.
+/// `POST /v1/studies/{name}:suggest`, `:observe`, `:abandon`, `:enqueue`
+/// and `:addTrial`.
 async fn study_method(
     State(app): AppState,
     segment: Result<Path<String>, PathRejection>,
@@ -513,9 +517,49 @@ async fn study_method(
             }
             .await,
         ),
+        Some((name, "abandon")) => respond(
+            ABANDON_TRIAL,
+            async {
+                let mut req: pb::AbandonTrialRequest = decode(&headers, body, false)?;
+                path_field("study", name, &mut req.study)?;
+                Ok(pb::AbandonTrialResponse::from(
+                    app.studies
+                        .abandon(&req.study, req.trial_id, req.reason)
+                        .await?,
+                ))
+            }
+            .await,
+        ),
+        Some((name, "enqueue")) => respond(
+            ENQUEUE_TRIAL,
+            async {
+                let mut req: pb::EnqueueTrialRequest = decode(&headers, body, false)?;
+                path_field("study", name, &mut req.study)?;
+                let study = req.study.clone();
+                Ok(pb::EnqueueTrialResponse::from(
+                    app.studies.enqueue(&study, req.try_into()?).await?,
+                ))
+            }
+            .await,
+        ),
+        Some((name, "addTrial")) => respond(
+            ADD_TRIAL,
+            async {
+                let mut req: pb::AddTrialRequest = decode(&headers, body, false)?;
+                path_field("study", name, &mut req.study)?;
+                Ok(pb::AddTrialResponse::from(
+                    app.studies.add_trial(req.try_into()?).await?,
+                ))
+            }
+            .await,
+        ),
         _ => error_response(
             "other",
-            &unknown_method("a study", &segment, ":suggest and :observe"),
+            &unknown_method(
+                "a study",
+                &segment,
+                ":suggest, :observe, :abandon, :enqueue and :addTrial",
+            ),
         ),
     }
 }
