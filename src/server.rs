@@ -288,7 +288,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let app = Arc::new(App::new(
         store.clone(),
         bandits,
-        Studies::new(store.clone()),
+        Studies::new(store.clone()).with_telemetry(telemetry.clone()),
     ));
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -11,6 +11,8 @@
 //! | `posterior_reward_visible_seconds` | histogram | | from a reward written here to the snapshot refresh that shows it |
 //! | `posterior_decisions_total`, `posterior_rewards_total` | counter | `experiment` | Choose, Reward |
 //! | `posterior_interval_width` | gauge | `experiment`, `arm` | snapshot refresh: width of the 95% credible interval |
+//! | `posterior_experiment_drift` | gauge | `experiment` | history recording: KL divergence between the posteriors of successive points (sum over arms) |
+//! | `posterior_study_calibration` | gauge | `study` | after Suggest, Observe, GetStudy, GetStudySlices: coverage of the GP's 90% leave-one-out intervals |
 //!
 //! **Label cardinality is capped**: the first [`MAX_EXPERIMENT_LABELS`]
 //! experiment names seen get their own `experiment` label, later ones count
@@ -105,6 +107,8 @@ pub struct ExperimentMetrics {
 pub struct Telemetry {
     enabled: bool,
     experiments: Mutex<HashMap<String, ExperimentMetrics>>,
+    /// Studies with a calibration gauge: the first [`MAX_EXPERIMENT_LABELS`].
+    studies: Mutex<std::collections::HashSet<String>>,
     other: ExperimentMetrics,
     rpcs: Mutex<HashMap<String, Arc<str>>>,
     pub snapshot_hit: Counter,
@@ -129,6 +133,7 @@ impl Telemetry {
         Telemetry {
             enabled,
             experiments: Mutex::new(HashMap::new()),
+            studies: Mutex::new(std::collections::HashSet::new()),
             other,
             rpcs: Mutex::new(HashMap::new()),
             snapshot_hit: metrics::counter!("posterior_choose_snapshot_total", "result" => "hit"),
@@ -193,6 +198,26 @@ impl Telemetry {
             metrics::gauge!("posterior_experiment_drift", "experiment" => label.to_string())
                 .set(kl);
         }
+    }
+
+    /// `posterior_study_calibration{study}`: the LOO coverage of the
+    /// study's last fit. The first [`MAX_EXPERIMENT_LABELS`] studies seen
+    /// get a gauge, later ones none (a coverage averaged over unrelated
+    /// studies means nothing, so there is no "other").
+    pub fn record_calibration(&self, study: &str, coverage: f64) {
+        if !self.enabled {
+            return;
+        }
+        {
+            let mut seen = self.studies.lock().unwrap_or_else(|p| p.into_inner());
+            if !seen.contains(study) {
+                if seen.len() >= MAX_EXPERIMENT_LABELS {
+                    return;
+                }
+                seen.insert(study.to_string());
+            }
+        }
+        metrics::gauge!("posterior_study_calibration", "study" => study.to_string()).set(coverage);
     }
 
     fn rpc_label(&self, path: &str) -> Arc<str> {

@@ -615,3 +615,58 @@ async fn aggregates_and_batches_on_a_three_master_cluster() {
     }
     s.stop().await.unwrap();
 }
+
+/// History on a cluster: a point's script touches the experiment's
+/// definition and its history key, both under the `{name}` hash tag, so
+/// experiments spread over the masters all record (every second here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_recorded_on_a_cluster() {
+    let cluster = start_cluster(None);
+    let mut cfg = test_config();
+    cfg.store.redis_url = cluster.url("redis");
+    cfg.history.interval_seconds = 1;
+    let s = posterior::server::start(cfg).await.unwrap();
+    let mut c = BanditsClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+    let names: Vec<String> = (0..6).map(|i| format!("hist-{i}")).collect();
+    let with_keys = create_spread(&mut c, &cluster, &names).await;
+    assert!(with_keys >= 2, "keys on {with_keys} node(s)");
+    for n in &names {
+        c.choose(pb::ChooseRequest {
+            experiment: n.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for n in &names {
+        loop {
+            let points = c
+                .get_experiment_history(pb::GetExperimentHistoryRequest {
+                    name: n.clone(),
+                    since_ms: None,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .points;
+            let decisions: u64 = points
+                .iter()
+                .flat_map(|p| &p.arms)
+                .map(|a| a.decisions)
+                .sum();
+            if decisions == 1 {
+                break;
+            }
+            assert!(decisions < 1, "{n}: {decisions} decisions for one Choose");
+            assert!(
+                Instant::now() < deadline,
+                "{n}: no history point with its decision"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    s.stop().await.unwrap();
+}

@@ -734,3 +734,90 @@ async fn slices_bad_input_and_a_study_without_trials() {
     let (status, _) = http_get(addr, "/v1/studies/nope/slices").await;
     assert_eq!(status, 404);
 }
+
+// ---- the two gauges ----------------------------------------------------------------
+
+async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect to exporter");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+fn gauge(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|rest| rest.trim().parse().ok())
+}
+
+/// The only test of this binary with an exporter (the recorder is
+/// process-global; other servers here leave metrics off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_and_calibration_gauges_are_exported() {
+    let port = common::free_port();
+    let mut cfg = test_config();
+    cfg.history.interval_seconds = 1;
+    cfg.metrics.listen = format!("127.0.0.1:{port}");
+    let r = posterior::server::start(cfg).await.expect("server starts");
+    let mut c = client(&r).await;
+    c.create_experiment(create("drifting", &["a", "b"]))
+        .await
+        .expect("create");
+    let probe = c.clone();
+    wait_for("a first point", || {
+        let mut c = probe.clone();
+        async move {
+            !history(&mut c, "drifting", None)
+                .await
+                .expect("history")
+                .is_empty()
+        }
+    })
+    .await;
+    // Evidence between two points moves the posterior: the drift (a KL
+    // divergence, > 0 for any change) must show it.
+    for _ in 0..20 {
+        c.reward(pb::RewardRequest {
+            experiment: "drifting".into(),
+            target: Some(pb::reward_request::Target::Arm("a".into())),
+            value: 1.0,
+        })
+        .await
+        .expect("reward");
+    }
+    let series = r#"posterior_experiment_drift{experiment="drifting"}"#;
+    wait_for("a positive drift", || async move {
+        gauge(&scrape(port).await, series).is_some_and(|d| d > 0.0 && d.is_finite())
+    })
+    .await;
+
+    // Calibration: refreshed after Observe without anyone asking GetStudy.
+    let mut o = OptimizerClient::connect(format!("http://{}", r.addr))
+        .await
+        .expect("connect");
+    study_with_trials(&mut o, "calibrated", 8).await;
+    let series = r#"posterior_study_calibration{study="calibrated"}"#;
+    wait_for("a calibration gauge", || async move {
+        gauge(&scrape(port).await, series).is_some()
+    })
+    .await;
+    let st = o
+        .get_study(pb::GetStudyRequest {
+            name: "calibrated".into(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    // GetStudy saw the last revision: no refresh of an earlier one (they
+    // may finish late) can replace what it set.
+    let cal = gauge(&scrape(port).await, series).expect("gauge");
+    assert!((0.0..=1.0).contains(&cal), "{cal}");
+    assert_eq!(st.calibration, Some(cal));
+    r.stop().await.expect("stop");
+}

@@ -54,10 +54,14 @@ pub struct ArmCounts {
 impl ArmCounts {
     /// One decision for `arm`.
     pub fn add(&self, arm: usize) {
+        self.add_n(arm, 1);
+    }
+
+    fn add_n(&self, arm: usize, n: u64) {
         {
             let counts = self.counts.read().unwrap_or_else(|p| p.into_inner());
             if let Some(c) = counts.get(arm) {
-                c.fetch_add(1, Ordering::Relaxed);
+                c.fetch_add(n, Ordering::Relaxed);
                 return;
             }
         }
@@ -65,7 +69,7 @@ impl ArmCounts {
         while counts.len() <= arm {
             counts.push(AtomicU64::new(0));
         }
-        counts[arm].fetch_add(1, Ordering::Relaxed);
+        counts[arm].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Take the counts (each reset to zero atomically: a concurrent add
@@ -82,10 +86,7 @@ impl ArmCounts {
     fn restore(&self, taken: &[u64]) {
         for (arm, &n) in taken.iter().enumerate() {
             if n > 0 {
-                // add() grows the vector if needed; then add the rest.
-                self.add(arm);
-                let counts = self.counts.read().unwrap_or_else(|p| p.into_inner());
-                counts[arm].fetch_add(n - 1, Ordering::Relaxed);
+                self.add_n(arm, n);
             }
         }
     }
@@ -195,8 +196,12 @@ impl HistoryRecorder {
             // still names the boundary it was set for.
             let now = now_ms();
             let time_ms = ((now + interval / 2) / interval) * interval;
-            let r = self.record(time_ms).await;
-            tracing::debug!(time_ms, ?r, "history recorded");
+            match self.record(time_ms).await {
+                Ok(done) => tracing::debug!(time_ms, ?done, "history recorded"),
+                // The store is down: the counts stay in memory and land in
+                // the next point that can be written.
+                Err(e) => tracing::warn!(time_ms, error = %e, "history not recorded"),
+            }
         }
     }
 

@@ -17,6 +17,7 @@ use crate::bo::{Best, BoError, Point, StudyDef, StudyState, Trial};
 use crate::error::Error;
 use crate::name;
 use crate::store::{Created, Store, StoreError};
+use crate::telemetry::Telemetry;
 
 /// Compare-and-set attempts per request. Each retry means another replica
 /// saved this study in between; a handful covers any sane number of workers.
@@ -65,6 +66,11 @@ pub struct Studies {
     /// One async lock per study name (entries are removed on delete). A
     /// tokio mutex: it is held across the store read, the GP fit and the save.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The calibration gauge (off unless [`Studies::with_telemetry`]).
+    telemetry: Arc<Telemetry>,
+    /// The study revision each gauge shows: background refreshes may finish
+    /// out of order, and an older revision must not overwrite a newer one.
+    calibrated: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 fn not_found(field: &str, name: &str) -> Error {
@@ -76,7 +82,51 @@ impl Studies {
         Studies {
             store,
             locks: Mutex::new(HashMap::new()),
+            telemetry: Arc::new(Telemetry::disabled()),
+            calibrated: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Keep `posterior_study_calibration` current (see [`Studies::after_fit`]).
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
+    fn record_calibration(&self, name: &str, revision: u64, calibration: Option<f64>) {
+        record_calibration(
+            &self.telemetry,
+            &self.calibrated,
+            name,
+            revision,
+            calibration,
+        );
+    }
+
+    /// After Suggest or Observe changed the study (new data, maybe a new
+    /// fit): refresh its calibration gauge in the background (one GP
+    /// conditioning on the blocking pool), only when metrics are on, so
+    /// the answer never waits for it.
+    fn after_fit(&self, study: &str) {
+        if !self.telemetry.enabled() {
+            return;
+        }
+        let (store, telemetry, calibrated, name) = (
+            self.store.clone(),
+            self.telemetry.clone(),
+            self.calibrated.clone(),
+            study.to_string(),
+        );
+        tokio::spawn(async move {
+            let Ok(Some(state)) = store.study(&name).await else {
+                return;
+            };
+            let revision = state.revision;
+            let best = tokio::task::spawn_blocking(move || state.best()).await;
+            if let Ok(Some(b)) = best {
+                record_calibration(&telemetry, &calibrated, &name, revision, b.calibration);
+            }
+        });
     }
 
     fn lock_for(&self, study: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -155,12 +205,18 @@ impl Studies {
             state.revision += 1;
         }
         // The recommendation conditions a GP: off the async threads.
-        tokio::task::spawn_blocking(move || {
+        let view = tokio::task::spawn_blocking(move || {
             let best = state.best();
             StudyView { state, best }
         })
         .await
-        .map_err(|e| Error::internal(format!("get_study task: {e}")))
+        .map_err(|e| Error::internal(format!("get_study task: {e}")))?;
+        self.record_calibration(
+            name,
+            view.state.revision,
+            view.best.as_ref().and_then(|b| b.calibration),
+        );
+        Ok(view)
     }
 
     /// The objective's slices through the recommended configuration,
@@ -182,12 +238,18 @@ impl Studies {
         };
         let state = self.load("name", name).await?;
         // Conditions a GP and predicts up to 32,000 points: off the async threads.
-        tokio::task::spawn_blocking(move || {
+        let view = tokio::task::spawn_blocking(move || {
             let slices = state.slices(points);
             SlicesView { state, slices }
         })
         .await
-        .map_err(|e| Error::internal(format!("slices task: {e}")))
+        .map_err(|e| Error::internal(format!("slices task: {e}")))?;
+        self.record_calibration(
+            name,
+            view.state.revision,
+            view.slices.as_ref().and_then(|s| s.calibration),
+        );
+        Ok(view)
     }
 
     /// A page of study names.
@@ -201,6 +263,11 @@ impl Studies {
             return Err(not_found("name", name));
         }
         self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        // A re-created study starts again at revision 0.
+        self.calibrated
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
@@ -219,6 +286,7 @@ impl Studies {
             other => Ok(other?),
         })
         .await
+        .inspect(|_| self.after_fit(study))
     }
 
     /// Abandon a pending or queued trial.
@@ -250,6 +318,7 @@ impl Studies {
             Ok(s.add_trial(&t.params, t.value, t.metrics.clone(), t.failed, now)?)
         })
         .await
+        .inspect(|_| self.after_fit(&study))
     }
 
     /// Complete (or fail) a pending trial.
@@ -263,5 +332,27 @@ impl Studies {
             )
         })
         .await
+        .inspect(|_| self.after_fit(&study))
     }
+}
+
+/// Set the study's calibration gauge unless it already shows a newer
+/// revision of the study.
+fn record_calibration(
+    telemetry: &Telemetry,
+    calibrated: &Mutex<HashMap<String, u64>>,
+    name: &str,
+    revision: u64,
+    calibration: Option<f64>,
+) {
+    let Some(c) = calibration else { return };
+    if !telemetry.enabled() {
+        return;
+    }
+    let mut shown = calibrated.lock().unwrap_or_else(|p| p.into_inner());
+    if shown.get(name).is_some_and(|&r| r > revision) {
+        return;
+    }
+    shown.insert(name.to_string(), revision);
+    telemetry.record_calibration(name, c);
 }

@@ -377,7 +377,7 @@ mod tests {
                         return 0.0;
                     }
                     let sd = (1.0 / (k1 * tau)).sqrt();
-                    let inner = simpson(
+                    simpson(
                         |mu| {
                             let l1 = log_joint(&g1, m1, k1, mu, tau);
                             let l2 = log_joint(&g2, m2, k2, mu, tau);
@@ -386,8 +386,7 @@ mod tests {
                         m1 - 12.0 * sd,
                         m1 + 12.0 * sd,
                         400,
-                    );
-                    inner
+                    )
                 },
                 (tm - 12.0 * ts).max(1e-12),
                 tm + 12.0 * ts,

@@ -580,42 +580,40 @@ impl EmbeddedStore {
         let name = experiment.to_string();
         let point = point.clone();
         let keep = retention_points.max(1);
-        let r = self
-            .write(move |tx, _| {
-                if tx.open_table(EXPERIMENTS)?.get(name.as_str())?.is_none() {
-                    return Ok(Err(StoreError::NotFound(format!(
-                        "experiment: {name:?} not found (deleted?)"
-                    ))));
+        self.write(move |tx, _| {
+            if tx.open_table(EXPERIMENTS)?.get(name.as_str())?.is_none() {
+                return Ok(Err(StoreError::NotFound(format!(
+                    "experiment: {name:?} not found (deleted?)"
+                ))));
+            }
+            let mut t = tx.open_table(HISTORY)?;
+            let key = (name.as_str(), point.time_ms);
+            let existing = t.get(key)?.map(|g| g.value().to_string());
+            if let Some(cur) = existing {
+                let mut cur = match history::decode(&cur) {
+                    Ok(p) => p,
+                    Err(e) => return Ok(Err(StoreError::Corrupt(e))),
+                };
+                cur.add_decisions(&point);
+                t.insert(key, history::encode(&cur).as_str())?;
+                return Ok(Ok(false));
+            }
+            t.insert(key, history::encode(&point).as_str())?;
+            let all = (name.as_str(), i64::MIN)..=(name.as_str(), i64::MAX);
+            let n = t.range(all.clone())?.count();
+            if n > keep {
+                // The oldest points beyond the bound: keys sort by time.
+                let mut cut = i64::MIN;
+                for entry in t.range(all)?.take(n - keep) {
+                    cut = entry?.0.value().1;
                 }
-                let mut t = tx.open_table(HISTORY)?;
-                let key = (name.as_str(), point.time_ms);
-                let existing = t.get(key)?.map(|g| g.value().to_string());
-                if let Some(cur) = existing {
-                    let mut cur = match history::decode(&cur) {
-                        Ok(p) => p,
-                        Err(e) => return Ok(Err(StoreError::Corrupt(e))),
-                    };
-                    cur.add_decisions(&point);
-                    t.insert(key, history::encode(&cur).as_str())?;
-                    return Ok(Ok(false));
-                }
-                t.insert(key, history::encode(&point).as_str())?;
-                let all = (name.as_str(), i64::MIN)..=(name.as_str(), i64::MAX);
-                let n = t.range(all.clone())?.count();
-                if n > keep {
-                    // The oldest points beyond the bound: keys sort by time.
-                    let mut cut = i64::MIN;
-                    for entry in t.range(all)?.take(n - keep) {
-                        cut = entry?.0.value().1;
-                    }
-                    t.retain_in((name.as_str(), i64::MIN)..=(name.as_str(), cut), |_, _| {
-                        false
-                    })?;
-                }
-                Ok(Ok(true))
-            })
-            .await?;
-        r
+                t.retain_in((name.as_str(), i64::MIN)..=(name.as_str(), cut), |_, _| {
+                    false
+                })?;
+            }
+            Ok(Ok(true))
+        })
+        .await?
     }
 
     fn read_history(
