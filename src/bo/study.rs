@@ -324,6 +324,7 @@ impl StudyState {
     /// trials so far, so a study replayed with the same observations suggests
     /// the same configurations. Expired pending trials are abandoned first.
     pub fn suggest(&mut self, count: usize, now_ms: i64) -> Result<Vec<Trial>, BoError> {
+        crate::bo::suggest::check_count(count)?;
         self.expire(now_ms);
         let pending = self.pending();
         if pending + count > self.def.max_pending {

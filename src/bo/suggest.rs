@@ -599,6 +599,19 @@ pub(super) fn build_models(
     }))
 }
 
+/// A Suggest's `count` is bad input whatever the study's state: checked
+/// before the study's own limits (max_pending, MAX_TRIALS), which are
+/// preconditions.
+pub fn check_count(count: usize) -> Result<(), BoError> {
+    if count == 0 || count > MAX_BATCH {
+        return Err(BoError::request(
+            "count",
+            format!("must be in 1..={MAX_BATCH}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Suggests `count` new configurations.
 ///
 /// * The first `spec.n_initial` trials (observed + pending + earlier in this
@@ -635,12 +648,7 @@ pub(crate) fn suggest_validated(
     warm: Option<&FitState>,
     rng_seed: u64,
 ) -> Result<Suggestion, BoError> {
-    if count == 0 || count > MAX_BATCH {
-        return Err(BoError::request(
-            "count",
-            format!("must be in 1..={MAX_BATCH}"),
-        ));
-    }
+    check_count(count)?;
     check_observations(spec, observations, pending)?;
     let sp = &spec.space;
     let mut used: HashSet<Vec<u64>> = observations.iter().map(|o| sp.key(&o.config)).collect();
