@@ -17,6 +17,7 @@ use crate::bo::{Best, StudyDef, StudyState, Trial};
 use crate::error::Error;
 use crate::name;
 use crate::store::{Created, Store, StoreError};
+use crate::telemetry::Telemetry;
 
 /// Compare-and-set attempts per request. Each retry means another replica
 /// saved this study in between; a handful covers any sane number of workers.
@@ -47,6 +48,9 @@ pub struct Studies {
     /// One async lock per study name (entries are removed on delete). A
     /// tokio mutex: it is held across the store read, the GP fit and the save.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Suggest latency and GP fit time per study (no-ops unless
+    /// [`Studies::with_telemetry`] is given an enabled one).
+    telemetry: Arc<Telemetry>,
 }
 
 fn not_found(field: &str, name: &str) -> Error {
@@ -58,7 +62,14 @@ impl Studies {
         Studies {
             store,
             locks: Mutex::new(HashMap::new()),
+            telemetry: Arc::new(Telemetry::disabled()),
         }
+    }
+
+    /// Record Suggest latency and fit times in `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 
     fn lock_for(&self, study: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -146,23 +157,40 @@ impl Studies {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
+        self.telemetry.forget_study(name);
         Ok(())
     }
 
     /// Up to `count` new pending trials (0 means 1).
     pub async fn suggest(&self, study: &str, count: u32) -> Result<Vec<Trial>, Error> {
+        name::validate("study", study).map_err(Error::invalid)?;
         let count = count.max(1) as usize;
         let now = now_ms();
-        self.update(study, move |s| {
-            if s.exhausted() {
-                return Err(Error::failed_precondition(format!(
-                    "study: {:?} has suggested every configuration of its finite search space (exhausted)",
-                    s.def.name
-                )));
-            }
-            Ok(s.suggest(count, now)?)
-        })
-        .await
+        let metrics = self.telemetry.study(study);
+        let start = std::time::Instant::now();
+        let out = self
+            .update(study, move |s| {
+                if s.exhausted() {
+                    return Err(Error::failed_precondition(format!(
+                        "study: {:?} has suggested every configuration of its finite search space (exhausted)",
+                        s.def.name
+                    )));
+                }
+                // A new fit replaces the stored hyperparameters; a Suggest
+                // of the initial design (or one reusing the fit) leaves them.
+                let before = s.fit.clone();
+                let trials = s.suggest(count, now)?;
+                Ok((trials, s.fit.is_some() && s.fit != before))
+            })
+            .await;
+        // Every outcome, errors too: a slow failure is still a slow Suggest.
+        metrics.suggest.record(start.elapsed().as_secs_f64());
+        let (trials, fitted) = out?;
+        if fitted {
+            self.telemetry
+                .record_fit(&metrics, now_ms() as f64 / 1000.0);
+        }
+        Ok(trials)
     }
 
     /// Complete (or fail) a pending trial.
