@@ -207,6 +207,42 @@ fn the_extractors_find_names_and_only_names() {
     }
 }
 
+/// What Grafana's import needs and the issue asks of the dashboard: the
+/// three rows in order, a `datasource` variable of type datasource, and
+/// every panel and query on `${datasource}` (no data source uid of the
+/// machine it was made on).
+#[test]
+fn the_dashboard_is_importable_with_its_three_rows() {
+    let d: serde_json::Value = serde_json::from_str(GRAFANA).expect("Grafana JSON parses");
+    assert!(d["title"].is_string() && d["uid"].is_string());
+    let panels = d["panels"].as_array().expect("panels");
+    let rows: Vec<&str> = panels
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    assert_eq!(rows, ["Executive", "On-call", "Debug"]);
+    let vars = d["templating"]["list"].as_array().expect("templating");
+    assert!(vars.iter().any(|v| v["name"] == "datasource"
+        && v["type"] == "datasource"
+        && v["query"] == "prometheus"));
+    let mut ids = BTreeSet::new();
+    for p in panels.iter().filter(|p| p["type"] != "row") {
+        let title = p["title"].as_str().unwrap_or("?");
+        assert!(
+            ids.insert(p["id"].as_u64().expect("panel id")),
+            "{title}: duplicate id"
+        );
+        assert_eq!(p["datasource"]["uid"], "${datasource}", "{title}");
+        let targets = p["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "{title}: no query");
+        for t in targets {
+            assert_eq!(t["datasource"]["uid"], "${datasource}", "{title}");
+            assert!(t["expr"].as_str().is_some_and(|e| !e.is_empty()), "{title}");
+        }
+    }
+}
+
 /// The value of the first sample whose line starts with `series` (name and
 /// labels exactly as rendered), NaN when absent.
 fn value(text: &str, series: &str) -> f64 {
