@@ -189,13 +189,6 @@ pub struct ExperimentMetrics {
     labelled: Option<Arc<str>>,
 }
 
-impl ExperimentMetrics {
-    /// This experiment has its own label (not counted under "other").
-    pub fn is_labelled(&self) -> bool {
-        self.labelled.is_some()
-    }
-}
-
 /// Handles to every metric, and the label caps. Cheap to clone via `Arc`.
 pub struct Telemetry {
     enabled: bool,
@@ -300,6 +293,18 @@ impl Telemetry {
         for (arm, w) in def.arms.iter().zip(widths).take(MAX_ARM_LABELS) {
             metrics::gauge!("posterior_interval_width", "experiment" => label.to_string(), "arm" => arm.name.clone()).set(*w);
         }
+    }
+
+    /// The experiment's handles if it already has its own label (it had a
+    /// decision or a reward since start-up, within the cap); never claims
+    /// a label, so a periodic pass over every experiment cannot take the
+    /// labels from the ones with traffic.
+    pub fn labelled_experiment(&self, name: &str) -> Option<ExperimentMetrics> {
+        if !self.enabled {
+            return None;
+        }
+        let map = self.experiments.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(name).filter(|m| m.labelled.is_some()).cloned()
     }
 
     /// Handles for one study: its own label for the first

@@ -7,8 +7,10 @@
 //! here each labelled experiment costs one store read and a bounded number
 //! of draws (the snapshot's EXPLOIT budget) every `metrics.refresh_seconds`,
 //! whatever the traffic. Only experiments with their own `experiment` label
-//! (the first `metrics.max_experiments`, see `telemetry`) are read, so the
-//! cost and the series are bounded. Experiments deleted through another
+//! (the first `metrics.max_experiments` to get a decision or a reward on
+//! this replica since start-up, see `telemetry`) are read, so the cost and
+//! the series are bounded, and the labels stay with the experiments that
+//! have traffic. Experiments deleted through another
 //! replica lose their gauges here at the next refresh (through this one, at
 //! once: `Bandits::delete`).
 
@@ -62,11 +64,11 @@ pub async fn refresh(store: &dyn Store, telemetry: &Telemetry, shown: &mut BTree
     });
     let mut winners = 0u64;
     for name in &names {
-        let m = telemetry.experiment(name);
-        if !m.is_labelled() {
-            // Beyond the label cap: neither read nor counted.
+        let Some(m) = telemetry.labelled_experiment(name) else {
+            // No traffic here since start-up, or beyond the label cap:
+            // neither read nor counted.
             continue;
-        }
+        };
         let removals = crate::telemetry::gauges::global().removals();
         let state = match store.experiment(name).await {
             Ok(Some(s)) => s,
@@ -162,8 +164,13 @@ mod tests {
         }
         let t = Telemetry::new(true);
         let mut shown = BTreeSet::new();
-        refresh(&store, &t, &mut shown).await;
         let g = gauges::global();
+        // No traffic on this replica yet: no label, no gauges.
+        refresh(&store, &t, &mut shown).await;
+        assert!(shown.is_empty());
+        // A decision or reward here labels it (as Choose and Reward do).
+        t.experiment("arm-metrics-unit");
+        refresh(&store, &t, &mut shown).await;
         let get = |name: &str, arm: &str| {
             g.get(name, &[("experiment", "arm-metrics-unit"), ("arm", arm)])
         };
