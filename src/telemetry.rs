@@ -268,22 +268,17 @@ impl Telemetry {
         if !self.enabled {
             return self.other.clone();
         }
-        // A poisoned lock only means a panic elsewhere; the map stays valid.
-        let mut map = self.experiments.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = map.get(name) {
-            return m.clone();
-        }
-        if map.len() >= self.max_experiments {
-            return self.other.clone();
-        }
-        let label: Arc<str> = name.into();
-        let m = ExperimentMetrics {
-            decisions: metrics::counter!("posterior_decisions_total", "experiment" => label.to_string()),
-            rewards: metrics::counter!("posterior_rewards_total", "experiment" => label.to_string()),
-            labelled: Some(label),
-        };
-        map.insert(name.to_string(), m.clone());
-        m
+        capped(
+            &self.experiments,
+            name,
+            self.max_experiments,
+            &self.other,
+            |label| ExperimentMetrics {
+                decisions: metrics::counter!("posterior_decisions_total", "experiment" => label.to_string()),
+                rewards: metrics::counter!("posterior_rewards_total", "experiment" => label.to_string()),
+                labelled: Some(label),
+            },
+        )
     }
 
     /// Interval-width gauges for a fresh snapshot (labelled experiments,
@@ -313,20 +308,16 @@ impl Telemetry {
         if !self.enabled {
             return self.other_study.clone();
         }
-        let mut map = self.studies.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = map.get(name) {
-            return m.clone();
-        }
-        if map.len() >= self.max_experiments {
-            return self.other_study.clone();
-        }
-        let label: Arc<str> = name.into();
-        let m = StudyMetrics {
-            suggest: metrics::histogram!("posterior_study_suggest_seconds", "study" => label.to_string()),
-            labelled: Some(label),
-        };
-        map.insert(name.to_string(), m.clone());
-        m
+        capped(
+            &self.studies,
+            name,
+            self.max_experiments,
+            &self.other_study,
+            |label| StudyMetrics {
+                suggest: metrics::histogram!("posterior_study_suggest_seconds", "study" => label.to_string()),
+                labelled: Some(label),
+            },
+        )
     }
 
     /// A Suggest of `m`'s study fitted a GP now (Unix seconds).
@@ -410,6 +401,28 @@ impl Telemetry {
         map.insert(path.to_string(), l.clone());
         l
     }
+}
+
+/// `name`'s handles from `map`: made by `make` (from the label) while fewer
+/// than `cap` names have their own, `other` after.
+fn capped<T: Clone>(
+    map: &Mutex<HashMap<String, T>>,
+    name: &str,
+    cap: usize,
+    other: &T,
+    make: impl FnOnce(Arc<str>) -> T,
+) -> T {
+    // A poisoned lock only means a panic elsewhere; the map stays valid.
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(m) = map.get(name) {
+        return m.clone();
+    }
+    if map.len() >= cap {
+        return other.clone();
+    }
+    let m = make(name.into());
+    map.insert(name.to_string(), m.clone());
+    m
 }
 
 /// One arm's posterior figures for [`Telemetry::record_arms`].

@@ -18,7 +18,6 @@ use posterior::config::Config;
 use posterior::pb::bandits_client::BanditsClient;
 use posterior::pb::optimizer_client::OptimizerClient;
 use posterior::pb::{self, parameter::Kind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const GRAFANA: &str = include_str!("../config/grafana/posterior.json");
 const ALERTS: &str = include_str!("../config/prometheus/alerts.yml");
@@ -253,16 +252,7 @@ fn value(text: &str, series: &str) -> f64 {
 }
 
 async fn scrape(port: u16) -> String {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect to exporter");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    out
+    common::scrape_metrics(port).await
 }
 
 /// The server's configuration: memory store, exporter on `port`, per-arm
