@@ -366,6 +366,14 @@ async fn every_metric_of_the_dashboard_and_alerts_is_exported() {
         .await
         .expect("observe");
     }
+    // Suggest on a study that does not exist: NOT_FOUND, and no label.
+    let nope = o
+        .suggest(pb::SuggestRequest {
+            study: "no-such-study".into(),
+            count: 1,
+        })
+        .await;
+    assert_eq!(nope.unwrap_err().code(), tonic::Code::NotFound);
     o.get_study(pb::GetStudyRequest {
         name: "dash-study".into(),
     })
@@ -405,6 +413,8 @@ async fn every_metric_of_the_dashboard_and_alerts_is_exported() {
     // (the duplicate is not measured again).
     assert_eq!(value(&text, "posterior_reward_lag_seconds_count"), 20.0);
     assert_eq!(value(&text, "posterior_store_up"), 1.0);
+    assert!(text.contains(r#"posterior_study_suggest_seconds_count{study="dash-study"} 5"#));
+    assert!(!text.contains("no-such-study"));
     assert_eq!(evidence(&text), 20.0);
     let p_best = value(
         &text,

@@ -166,7 +166,6 @@ impl Studies {
         name::validate("study", study).map_err(Error::invalid)?;
         let count = count.max(1) as usize;
         let now = now_ms();
-        let metrics = self.telemetry.study(study);
         let start = std::time::Instant::now();
         let out = self
             .update(study, move |s| {
@@ -183,13 +182,19 @@ impl Studies {
                 Ok((trials, s.fit.is_some() && s.fit != before))
             })
             .await;
-        // Every outcome, errors too: a slow failure is still a slow Suggest.
-        metrics.suggest.record(start.elapsed().as_secs_f64());
-        let (trials, fitted) = out?;
-        if fitted {
-            self.telemetry
-                .record_fit(&metrics, now_ms() as f64 / 1000.0);
+        // Every outcome, errors too (a slow failure is still a slow
+        // Suggest), but only for studies that exist: a label per made-up
+        // name would fill the cap.
+        let missing = matches!(&out, Err(e) if e.kind == crate::error::ErrorKind::NotFound);
+        if !missing {
+            let metrics = self.telemetry.study(study);
+            metrics.suggest.record(start.elapsed().as_secs_f64());
+            if let Ok((_, true)) = &out {
+                self.telemetry
+                    .record_fit(&metrics, now_ms() as f64 / 1000.0);
+            }
         }
+        let (trials, _) = out?;
         Ok(trials)
     }
 
