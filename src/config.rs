@@ -113,12 +113,36 @@ pub struct BanditConfig {
     pub fallback_arms: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Prometheus exporter address; empty = off.
     pub listen: String,
+    /// Experiments (and, separately, studies) with their own label; the
+    /// rest count under "other" and get no per-arm or per-study gauges.
+    pub max_experiments: usize,
+    /// How often the per-arm posterior gauges and the winner count are
+    /// recomputed (one store read per labelled experiment).
+    pub refresh_seconds: u64,
 }
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: String::new(),
+            max_experiments: crate::telemetry::MAX_EXPERIMENT_LABELS,
+            refresh_seconds: DEFAULT_METRICS_REFRESH_SECONDS,
+        }
+    }
+}
+
+/// Per-arm gauges every 15 s: a common Prometheus scrape interval, so each
+/// scrape sees a value at most one scrape old; 100 experiments cost 100
+/// store reads and ~10^7 draws per period.
+pub const DEFAULT_METRICS_REFRESH_SECONDS: u64 = 15;
+/// Above 10,000 labelled experiments a scrape passes ~10^6 series: beyond
+/// what one Prometheus target should export.
+const MAX_METRICS_EXPERIMENTS: usize = 10_000;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -451,6 +475,18 @@ impl Config {
                 h.retention_points
             ));
         }
+        if self.metrics.max_experiments > MAX_METRICS_EXPERIMENTS {
+            return Err(format!(
+                "metrics.max_experiments: must be at most {MAX_METRICS_EXPERIMENTS}, got {}",
+                self.metrics.max_experiments
+            ));
+        }
+        if !(1..=3600).contains(&self.metrics.refresh_seconds) {
+            return Err(format!(
+                "metrics.refresh_seconds: must be between 1 and 3600, got {}",
+                self.metrics.refresh_seconds
+            ));
+        }
         Ok(())
     }
 
@@ -540,6 +576,30 @@ mod tests {
         let cfg = Config::from_toml(text).unwrap();
         assert_eq!(cfg, Config::default());
         cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn metrics_caps_are_checked_and_named() {
+        let cfg =
+            Config::from_toml("[metrics]\nmax_experiments = 3\nrefresh_seconds = 2\n").unwrap();
+        assert_eq!(
+            (cfg.metrics.max_experiments, cfg.metrics.refresh_seconds),
+            (3, 2)
+        );
+        let mut c = Config::default();
+        c.metrics.max_experiments = 10_001;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .starts_with("metrics.max_experiments: must be at most 10000")
+        );
+        let mut c = Config::default();
+        c.metrics.refresh_seconds = 0;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .starts_with("metrics.refresh_seconds: must be between 1 and 3600")
+        );
     }
 
     #[test]

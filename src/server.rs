@@ -50,6 +50,8 @@ pub struct Running {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    /// The per-arm gauge task (`app::arm_metrics`), when metrics are on.
+    arm_metrics: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -57,6 +59,9 @@ impl Running {
     pub async fn stop(mut self) -> Result<(), String> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some(t) = self.arm_metrics.take() {
+            t.abort();
         }
         match self.task.await {
             Ok(r) => r.map_err(|e| e.to_string()),
@@ -245,7 +250,10 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     if let Some(m) = valid.metrics {
         telemetry::install_exporter(m)?;
     }
-    let telemetry = Arc::new(Telemetry::new(valid.metrics.is_some()));
+    let telemetry = Arc::new(
+        Telemetry::new(valid.metrics.is_some())
+            .with_max_experiments(valid.config.metrics.max_experiments),
+    );
     let (mut store, secret) = open_store(&valid).await?;
     let backend = valid.store.name();
     let keys = valid.keys;
@@ -285,6 +293,13 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         telemetry.clone(),
     ));
     let recording = tokio::spawn(recorder.run()).abort_handle();
+    let arm_metrics = telemetry.enabled().then(|| {
+        crate::app::arm_metrics::spawn(
+            store.clone(),
+            telemetry.clone(),
+            Duration::from_secs(cfg.metrics.refresh_seconds),
+        )
+    });
     let app = Arc::new(App::new(
         store.clone(),
         bandits,
@@ -379,5 +394,6 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         addr,
         shutdown: Some(tx),
         task,
+        arm_metrics,
     })
 }

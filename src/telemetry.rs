@@ -13,12 +13,19 @@
 //! | `posterior_interval_width` | gauge | `experiment`, `arm` | snapshot refresh: width of the 95% credible interval |
 //! | `posterior_experiment_drift` | gauge | `experiment` | history recording: KL divergence between the posteriors of successive points (sum over arms) |
 //! | `posterior_study_calibration` | gauge | `study` | after Suggest, Observe, GetStudy, GetStudySlices: coverage of the GP's 90% leave-one-out intervals |
+//! | `posterior_reward_lag_seconds` | histogram | | Reward: from the decision's issue (in its id) to its applied reward |
+//! | `posterior_arm_mean`, `posterior_arm_interval_width`, `posterior_arm_prob_best`, `posterior_arm_evidence` | gauge | `experiment`, `arm` | the periodic task of `app::arm_metrics` ([`gauges`]: removed with the experiment) |
+//! | `posterior_experiments_with_winner` | gauge | | the same task: experiments whose verdict is WINNER |
+//! | `posterior_study_suggest_seconds` | histogram | `study` | Suggest |
+//! | `posterior_study_fit_timestamp_seconds` | gauge | `study` | Suggest that fitted a GP ([`gauges`]: removed with the study) |
+//! | `posterior_store_up` | gauge | | [`TimedStore`]: 0 when the last store call found the store unavailable, else 1 |
 //!
-//! **Label cardinality is capped**: the first [`MAX_EXPERIMENT_LABELS`]
-//! experiment names seen get their own `experiment` label, later ones count
+//! **Label cardinality is capped**: the first `metrics.max_experiments`
+//! (default [`MAX_EXPERIMENT_LABELS`]) experiment names seen get their own `experiment` label, later ones count
 //! under `experiment="other"` (and get no interval-width gauge: a width
 //! summed over unrelated experiments means nothing); only the first
-//! [`MAX_ARM_LABELS`] arms of a labelled experiment get a width gauge. RPC
+//! [`MAX_ARM_LABELS`] arms of a labelled experiment get a width gauge. Study
+//! names are capped the same way (own count). RPC
 //! paths are capped the same way ([`MAX_RPC_LABELS`]), so a client sending
 //! made-up method names cannot grow the registry.
 //!
@@ -42,21 +49,38 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use metrics::{Counter, Histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::bandit::ExperimentDef;
 use crate::bo::StudyState;
 use crate::http::json::Outcome;
 use crate::store::{Created, ExperimentState, RewardOutcome, RewardUpdate, Store, StoreError};
 
-/// Experiments with their own label; the rest count under "other". 100
-/// experiments x (2 counters + 16 gauges) keeps a scrape well under 10k series.
+pub mod gauges;
+
+/// Experiments with their own label by default (`metrics.max_experiments`);
+/// the rest count under "other". 100 experiments x (2 counters + 16 arms x
+/// 5 gauges) is at most 8,200 series; 100 studies x (18 histogram series +
+/// 1 gauge) at most 1,900.
 pub const MAX_EXPERIMENT_LABELS: usize = 100;
 /// Arms of a labelled experiment that get an interval-width gauge.
 pub const MAX_ARM_LABELS: usize = 16;
 /// Distinct RPC paths labelled; our services have fewer than 30 methods.
 pub const MAX_RPC_LABELS: usize = 64;
+/// Reward-lag buckets, in seconds: 100 ms (a reward sent right after its
+/// decision) up to a day (the default dedupe window, beyond which a
+/// decision id is refused); longer lags land in +Inf.
+const REWARD_LAG_BUCKETS: &[f64] = &[
+    0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 43200.0, 86400.0,
+];
+
+/// Suggest buckets, in seconds: 1 ms (initial design, no GP) up to 60 s (a
+/// GP fit on the largest studies, plus waiting for the study lock).
+const SUGGEST_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
 /// The label for everything beyond a cap.
 pub const OTHER: &str = "other";
 
@@ -83,14 +107,78 @@ pub fn install_exporter(listen: SocketAddr) -> Result<(), String> {
             ))
         };
     }
-    PrometheusBuilder::new()
-        .with_http_listener(listen)
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .and_then(|b| b.install())
+    // Bound here, synchronously, so a taken port is a start-up error.
+    let listener = std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|_| l))
+        .and_then(tokio::net::TcpListener::from_std)
+        .map_err(|e| format!("metrics.listen: cannot export on {listen}: {e}"))?;
+    // Exact names first: the builder tries `Full` matchers before `Suffix`.
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("posterior_reward_lag_seconds".into()),
+            REWARD_LAG_BUCKETS,
+        )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("posterior_study_suggest_seconds".into()),
+                SUGGEST_BUCKETS,
+            )
+        })
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS))
+        .and_then(|b| b.install_recorder())
         .map_err(|e| format!("metrics.listen: cannot export on {listen}: {e}"))?;
     let _ = INSTALLED.set(listen);
+    serve_exporter(listener, handle);
     tracing::info!(%listen, "prometheus metrics exported at /metrics");
     Ok(())
+}
+
+/// Serve `GET /metrics` (any path, as the exporter crate's own listener
+/// did; `/health` answers OK): the facade's metrics, then the removable
+/// [`gauges`]. Our own listener rather than the crate's, because the crate's
+/// renders only the facade.
+fn serve_exporter(listener: tokio::net::TcpListener, handle: PrometheusHandle) {
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        // Histogram samples are buffered per thread and drained here (and at
+        // every render); 5 s is the crate's own default upkeep period.
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    let metrics = move || {
+        let handle = handle.clone();
+        async move {
+            let mut text = handle.render();
+            text.push_str(&gauges::global().render());
+            (
+                [(
+                    http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                text,
+            )
+        }
+    };
+    let app = axum::Router::new()
+        .route("/health", axum::routing::get(|| async { "OK" }))
+        .fallback(axum::routing::get(metrics));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "metrics exporter stopped");
+        }
+    });
+}
+
+/// Per-study handles, resolved once per name.
+#[derive(Clone)]
+pub struct StudyMetrics {
+    /// `posterior_study_suggest_seconds{study}`.
+    pub suggest: Histogram,
+    /// `Some(label)` when this study has its own label (fit-time gauge).
+    labelled: Option<Arc<str>>,
 }
 
 /// Per-experiment counters, resolved once (a label lookup per call would be
@@ -107,8 +195,6 @@ pub struct ExperimentMetrics {
 pub struct Telemetry {
     enabled: bool,
     experiments: Mutex<HashMap<String, ExperimentMetrics>>,
-    /// Studies with a calibration gauge: the first [`MAX_EXPERIMENT_LABELS`].
-    studies: Mutex<std::collections::HashSet<String>>,
     other: ExperimentMetrics,
     rpcs: Mutex<HashMap<String, Arc<str>>>,
     pub snapshot_hit: Counter,
@@ -119,6 +205,14 @@ pub struct Telemetry {
     /// Choose answered with the configured fallback arm: store down, no snapshot.
     pub choose_fallback: Counter,
     pub reward_visible: Histogram,
+    /// `posterior_reward_lag_seconds`: decision issue → applied reward.
+    pub reward_lag: Histogram,
+    /// `posterior_experiments_with_winner` (set by `app::arm_metrics`).
+    pub experiments_with_winner: Gauge,
+    /// Experiment (and, separately, study) names with their own label.
+    max_experiments: usize,
+    studies: Mutex<HashMap<String, StudyMetrics>>,
+    other_study: StudyMetrics,
 }
 
 impl Telemetry {
@@ -133,7 +227,6 @@ impl Telemetry {
         Telemetry {
             enabled,
             experiments: Mutex::new(HashMap::new()),
-            studies: Mutex::new(std::collections::HashSet::new()),
             other,
             rpcs: Mutex::new(HashMap::new()),
             snapshot_hit: metrics::counter!("posterior_choose_snapshot_total", "result" => "hit"),
@@ -142,7 +235,25 @@ impl Telemetry {
             snapshot_stale: metrics::counter!("posterior_choose_snapshot_total", "result" => "stale_outage"),
             choose_fallback: metrics::counter!("posterior_choose_snapshot_total", "result" => "fallback_arm"),
             reward_visible: metrics::histogram!("posterior_reward_visible_seconds"),
+            reward_lag: metrics::histogram!("posterior_reward_lag_seconds"),
+            experiments_with_winner: metrics::gauge!("posterior_experiments_with_winner"),
+            max_experiments: MAX_EXPERIMENT_LABELS,
+            studies: Mutex::new(HashMap::new()),
+            other_study: StudyMetrics {
+                suggest: metrics::histogram!("posterior_study_suggest_seconds", "study" => OTHER),
+                labelled: None,
+            },
         }
+    }
+
+    /// Cap experiment (and study) labels at `n` (`metrics.max_experiments`).
+    pub fn with_max_experiments(mut self, n: usize) -> Telemetry {
+        self.max_experiments = n;
+        self
+    }
+
+    pub fn max_experiments(&self) -> usize {
+        self.max_experiments
     }
 
     pub fn disabled() -> Telemetry {
@@ -159,22 +270,17 @@ impl Telemetry {
         if !self.enabled {
             return self.other.clone();
         }
-        // A poisoned lock only means a panic elsewhere; the map stays valid.
-        let mut map = self.experiments.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = map.get(name) {
-            return m.clone();
-        }
-        if map.len() >= MAX_EXPERIMENT_LABELS {
-            return self.other.clone();
-        }
-        let label: Arc<str> = name.into();
-        let m = ExperimentMetrics {
-            decisions: metrics::counter!("posterior_decisions_total", "experiment" => label.to_string()),
-            rewards: metrics::counter!("posterior_rewards_total", "experiment" => label.to_string()),
-            labelled: Some(label),
-        };
-        map.insert(name.to_string(), m.clone());
-        m
+        capped(
+            &self.experiments,
+            name,
+            self.max_experiments,
+            &self.other,
+            |label| ExperimentMetrics {
+                decisions: metrics::counter!("posterior_decisions_total", "experiment" => label.to_string()),
+                rewards: metrics::counter!("posterior_rewards_total", "experiment" => label.to_string()),
+                labelled: Some(label),
+            },
+        )
     }
 
     /// Interval-width gauges for a fresh snapshot (labelled experiments,
@@ -201,23 +307,122 @@ impl Telemetry {
     }
 
     /// `posterior_study_calibration{study}`: the LOO coverage of the
-    /// study's last fit. The first [`MAX_EXPERIMENT_LABELS`] studies seen
-    /// get a gauge, later ones none (a coverage averaged over unrelated
-    /// studies means nothing, so there is no "other").
+    /// study's last fit, for studies with their own label (the
+    /// `metrics.max_experiments` cap; a coverage averaged over unrelated
+    /// studies means nothing, so there is no "other"). Removable: it goes
+    /// with the study ([`Telemetry::forget_study`]).
     pub fn record_calibration(&self, study: &str, coverage: f64) {
         if !self.enabled {
             return;
         }
-        {
-            let mut seen = self.studies.lock().unwrap_or_else(|p| p.into_inner());
-            if !seen.contains(study) {
-                if seen.len() >= MAX_EXPERIMENT_LABELS {
-                    return;
-                }
-                seen.insert(study.to_string());
-            }
+        let Some(label) = self.study(study).labelled else {
+            return;
+        };
+        gauges::global().set(
+            "posterior_study_calibration",
+            "Coverage of the study's 90% leave-one-out predictive intervals under its last GP fit (about 0.9 when calibrated).",
+            &[("study", &label)],
+            coverage,
+        );
+    }
+
+    /// The experiment's handles if it already has its own label (it had a
+    /// decision or a reward since start-up, within the cap); never claims
+    /// a label, so a periodic pass over every experiment cannot take the
+    /// labels from the ones with traffic.
+    pub fn labelled_experiment(&self, name: &str) -> Option<ExperimentMetrics> {
+        if !self.enabled {
+            return None;
         }
-        metrics::gauge!("posterior_study_calibration", "study" => study.to_string()).set(coverage);
+        let map = self.experiments.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(name).filter(|m| m.labelled.is_some()).cloned()
+    }
+
+    /// Handles for one study: its own label for the first
+    /// `max_experiments` study names, "other" after.
+    pub fn study(&self, name: &str) -> StudyMetrics {
+        if !self.enabled {
+            return self.other_study.clone();
+        }
+        capped(
+            &self.studies,
+            name,
+            self.max_experiments,
+            &self.other_study,
+            |label| StudyMetrics {
+                suggest: metrics::histogram!("posterior_study_suggest_seconds", "study" => label.to_string()),
+                labelled: Some(label),
+            },
+        )
+    }
+
+    /// A Suggest of `m`'s study fitted a GP now (Unix seconds).
+    pub fn record_fit(&self, m: &StudyMetrics, unix_seconds: f64) {
+        let Some(label) = &m.labelled else { return };
+        gauges::global().set(
+            "posterior_study_fit_timestamp_seconds",
+            "Unix time of the study's last Gaussian-process fit (a Suggest that fitted).",
+            &[("study", label)],
+            unix_seconds,
+        );
+    }
+
+    /// The experiment's four per-arm posterior gauges, for its first
+    /// [`MAX_ARM_LABELS`] arms (labelled experiments only), unless a
+    /// deletion happened since `removals` ([`gauges::Gauges::removals`],
+    /// read before the store read these figures come from).
+    pub fn record_arms(&self, m: &ExperimentMetrics, arms: &[ArmGauges<'_>], removals: u64) {
+        let Some(label) = &m.labelled else { return };
+        let labels: Vec<[(&'static str, &str); 2]> = arms
+            .iter()
+            .take(MAX_ARM_LABELS)
+            .map(|a| [("experiment", &**label), ("arm", a.arm)])
+            .collect();
+        let mut samples = Vec::with_capacity(labels.len() * 4);
+        for (a, labels) in arms.iter().zip(&labels) {
+            let sample = |name, help, value| gauges::Sample {
+                name,
+                help,
+                labels,
+                value,
+            };
+            samples.push(sample(
+                "posterior_arm_mean",
+                "Posterior mean of the arm's reward.",
+                a.mean,
+            ));
+            samples.push(sample(
+                "posterior_arm_interval_width",
+                "Width of the arm's 95% credible interval of the mean.",
+                a.interval_width,
+            ));
+            samples.push(sample(
+                "posterior_arm_prob_best",
+                "Posterior probability that the arm is the best (goal-aware, active arms; 0 when retired).",
+                a.prob_best,
+            ));
+            samples.push(sample(
+                "posterior_arm_evidence",
+                "Decayed weight of the arm's evidence (rewards, after the half-life).",
+                a.evidence,
+            ));
+        }
+        gauges::global().set_unless_removed_since(removals, &samples);
+    }
+
+    /// The experiment was deleted: its per-arm gauges go (its counters
+    /// cannot: the facade keeps them until restart, frozen).
+    pub fn forget_experiment(&self, name: &str) {
+        if self.enabled {
+            gauges::global().remove("experiment", name);
+        }
+    }
+
+    /// The study was deleted: its fit-time gauge goes.
+    pub fn forget_study(&self, name: &str) {
+        if self.enabled {
+            gauges::global().remove("study", name);
+        }
     }
 
     fn rpc_label(&self, path: &str) -> Arc<str> {
@@ -232,6 +437,38 @@ impl Telemetry {
         map.insert(path.to_string(), l.clone());
         l
     }
+}
+
+/// `name`'s handles from `map`: made by `make` (from the label) while fewer
+/// than `cap` names have their own, `other` after.
+fn capped<T: Clone>(
+    map: &Mutex<HashMap<String, T>>,
+    name: &str,
+    cap: usize,
+    other: &T,
+    make: impl FnOnce(Arc<str>) -> T,
+) -> T {
+    // A poisoned lock only means a panic elsewhere; the map stays valid.
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(m) = map.get(name) {
+        return m.clone();
+    }
+    if map.len() >= cap {
+        return other.clone();
+    }
+    let m = make(name.into());
+    map.insert(name.to_string(), m.clone());
+    m
+}
+
+/// One arm's posterior figures for [`Telemetry::record_arms`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ArmGauges<'a> {
+    pub arm: &'a str,
+    pub mean: f64,
+    pub interval_width: f64,
+    pub prob_best: f64,
+    pub evidence: f64,
 }
 
 // ---------------------------------------------------------------- gRPC layer
@@ -354,13 +591,22 @@ const CODE_NAMES: [&str; 17] = [
 /// Wrapped around the real store only when metrics are on.
 pub struct TimedStore {
     inner: Arc<dyn Store>,
-    h: [Histogram; 12],
+    h: [Op; 12],
+}
+
+/// One operation's latency histogram, and `posterior_store_up`, which
+/// every call sets from its outcome.
+struct Op {
+    latency: Histogram,
+    up: Gauge,
 }
 
 impl TimedStore {
     pub fn wrap(inner: Arc<dyn Store>) -> Arc<dyn Store> {
-        let h =
-            |op: &'static str| metrics::histogram!("posterior_store_duration_seconds", "op" => op);
+        let h = |op: &'static str| Op {
+            latency: metrics::histogram!("posterior_store_duration_seconds", "op" => op),
+            up: metrics::gauge!("posterior_store_up"),
+        };
         Arc::new(TimedStore {
             inner,
             h: [
@@ -381,10 +627,20 @@ impl TimedStore {
     }
 }
 
-async fn timed<T>(h: &Histogram, f: impl std::future::Future<Output = T>) -> T {
+async fn timed<T>(
+    op: &Op,
+    f: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
     let start = Instant::now();
     let r = f.await;
-    h.record(start.elapsed().as_secs_f64());
+    op.latency.record(start.elapsed().as_secs_f64());
+    // Only "unreachable or timed out" means down: a conflict, a missing
+    // record or corrupt data came from a store that answered.
+    op.up.set(if matches!(r, Err(StoreError::Unavailable(_))) {
+        0.0
+    } else {
+        1.0
+    });
     r
 }
 
@@ -420,8 +676,11 @@ impl Store for TimedStore {
         updates: &[RewardUpdate],
     ) -> Result<Vec<Result<RewardOutcome, StoreError>>, StoreError> {
         // Looked up per call, as for assign_unit below (one per batch).
-        let h = metrics::histogram!("posterior_store_duration_seconds", "op" => "reward_batch");
-        timed(&h, self.inner.reward_batch(updates)).await
+        let op = Op {
+            latency: metrics::histogram!("posterior_store_duration_seconds", "op" => "reward_batch"),
+            up: metrics::gauge!("posterior_store_up"),
+        };
+        timed(&op, self.inner.reward_batch(updates)).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         timed(&self.h[6], self.inner.ping()).await
@@ -468,7 +727,10 @@ impl Store for TimedStore {
     ) -> Result<crate::store::Assignment, StoreError> {
         // Looked up per call (a registry hit, ~100 ns, next to a store
         // round trip), which keeps the histogram array above unchanged.
-        let h = metrics::histogram!("posterior_store_duration_seconds", "op" => "assign_unit");
-        timed(&h, self.inner.assign_unit(a)).await
+        let op = Op {
+            latency: metrics::histogram!("posterior_store_duration_seconds", "op" => "assign_unit"),
+            up: metrics::gauge!("posterior_store_up"),
+        };
+        timed(&op, self.inner.assign_unit(a)).await
     }
 }

@@ -6,19 +6,9 @@ mod common;
 use common::{free_port, test_config};
 use posterior::pb;
 use posterior::pb::bandits_client::BanditsClient;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn scrape(port: u16) -> String {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect to exporter");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    out
+    common::scrape_metrics(port).await
 }
 
 /// The value of the first sample whose line starts with `series` (name and

@@ -250,8 +250,10 @@ impl Bandits {
     pub async fn delete(&self, name: &str) -> Result<(), Error> {
         name::validate("name", name).map_err(Error::invalid)?;
         let deleted = self.store.delete_experiment(name).await?;
-        // Gone either way (by us or by another replica): drop the snapshot.
+        // Gone either way (by us or by another replica): drop the snapshot
+        // and the per-arm gauges.
         self.cache.invalidate(name);
+        self.cache.telemetry().forget_experiment(name);
         if !deleted {
             return Err(not_found("name", name));
         }
@@ -620,11 +622,17 @@ impl Bandits {
     ) -> Rewarded {
         if outcome == RewardOutcome::Applied {
             self.cache.note_reward(&def.name);
-            self.cache
-                .telemetry()
+            let telemetry = self.cache.telemetry();
+            telemetry
                 .experiment(&def.name)
                 .rewards
                 .increment(update.delta.count);
+            // Reward lag: the decision id carries its issue time (rewards by
+            // arm have none; duplicates were measured when first applied).
+            if let Some(d) = &update.dedupe {
+                let lag_ms = update.now_ms.saturating_sub(d.issued_ms as i64).max(0);
+                telemetry.reward_lag.record(lag_ms as f64 / 1000.0);
+            }
         }
         Rewarded {
             arm: def.arms[update.arm].name.clone(),

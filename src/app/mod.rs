@@ -11,10 +11,12 @@
 //! - [`snapshot`]: the Choose snapshot cache (bounded staleness, single-flight).
 //! - [`page`]: pagination of lists.
 //! - [`verdict`]: GetVerdict, Gate and the list view's per-experiment facts.
+//! - [`arm_metrics`]: the periodic task behind the per-arm posterior gauges.
 //!
 //! Errors are [`crate::error::Error`]: a kind and a message naming the field
 //! and the rule; the transports map the kind through one table.
 
+pub mod arm_metrics;
 pub mod bandits;
 pub mod history;
 pub mod ingest;

@@ -66,7 +66,8 @@ pub struct Studies {
     /// One async lock per study name (entries are removed on delete). A
     /// tokio mutex: it is held across the store read, the GP fit and the save.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// The calibration gauge (off unless [`Studies::with_telemetry`]).
+    /// Suggest latency, GP fit time and calibration per study (no-ops
+    /// unless [`Studies::with_telemetry`] is given an enabled one).
     telemetry: Arc<Telemetry>,
     /// The study revision each gauge shows: background refreshes may finish
     /// out of order, and an older revision must not overwrite a newer one.
@@ -271,22 +272,46 @@ impl Studies {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
+        self.telemetry.forget_study(name);
         Ok(())
     }
 
     /// Up to `count` new pending trials (0 means 1).
     pub async fn suggest(&self, study: &str, count: u32) -> Result<Vec<Trial>, Error> {
+        name::validate("study", study).map_err(Error::invalid)?;
         let count = count.max(1) as usize;
         let now = now_ms();
-        self.update(study, move |s| match s.suggest(count, now) {
-            Err(BoError::SpaceExhausted) => Err(Error::failed_precondition(format!(
-                "study: {:?} has suggested every configuration of its finite search space (exhausted); abandoned trials' configurations come back",
-                s.def.name
-            ))),
-            other => Ok(other?),
-        })
-        .await
-        .inspect(|_| self.after_fit(study))
+        let start = std::time::Instant::now();
+        let out = self
+            .update(study, move |s| {
+                // A new fit replaces the stored hyperparameters; a Suggest
+                // of the initial design (or one reusing the fit) leaves them.
+                let before = s.fit.clone();
+                match s.suggest(count, now) {
+                    Err(BoError::SpaceExhausted) => Err(Error::failed_precondition(format!(
+                        "study: {:?} has suggested every configuration of its finite search space (exhausted); abandoned trials' configurations come back",
+                        s.def.name
+                    ))),
+                    Err(e) => Err(e.into()),
+                    Ok(trials) => Ok((trials, s.fit.is_some() && s.fit != before)),
+                }
+            })
+            .await;
+        // Every outcome, errors too (a slow failure is still a slow
+        // Suggest), but only for studies that exist: a label per made-up
+        // name would fill the cap.
+        let missing = matches!(&out, Err(e) if e.kind == crate::error::ErrorKind::NotFound);
+        if !missing {
+            let metrics = self.telemetry.study(study);
+            metrics.suggest.record(start.elapsed().as_secs_f64());
+            if let Ok((_, true)) = &out {
+                self.telemetry
+                    .record_fit(&metrics, now_ms() as f64 / 1000.0);
+            }
+        }
+        let (trials, _) = out?;
+        self.after_fit(study);
+        Ok(trials)
     }
 
     /// Abandon a pending or queued trial.

@@ -333,3 +333,18 @@ pub async fn start_on_redis(url: &str) -> Running {
     cfg.store.redis_url = url.to_string();
     posterior::server::start(cfg).await.expect("server starts")
 }
+
+/// The metrics exporter's text at `GET /metrics` on 127.0.0.1:`port`.
+pub async fn scrape_metrics(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect to exporter");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}
