@@ -256,17 +256,15 @@ async fn scrape(port: u16) -> String {
 }
 
 /// The server's configuration: memory store, exporter on `port`, per-arm
-/// gauges every second; history points every second where the server has
-/// history (`history.interval_seconds`, from the history branch: without
-/// it the section is an unknown key, so the file without it is used).
+/// gauges every second; history points (hence the drift gauge) every
+/// second.
 fn config(port: u16) -> Config {
-    let base = format!(
+    Config::from_toml(&format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nbackend = \"memory\"\n\
-         [metrics]\nlisten = \"127.0.0.1:{port}\"\nrefresh_seconds = 1\n"
-    );
-    Config::from_toml(&format!("{base}[history]\ninterval_seconds = 1\n"))
-        .or_else(|_| Config::from_toml(&base))
-        .expect("test config parses")
+         [metrics]\nlisten = \"127.0.0.1:{port}\"\nrefresh_seconds = 1\n\
+         [history]\ninterval_seconds = 1\n"
+    ))
+    .expect("test config parses")
 }
 
 fn float(name: &str, low: f64, high: f64) -> pb::Parameter {
