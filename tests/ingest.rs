@@ -3,8 +3,8 @@
 //! one; request ids and batch items are exactly-once under concurrent
 //! retries to two replicas on one Redis; a bad batch item fails alone with
 //! its code; a flushed Redis script cache (NOSCRIPT) loses nothing; every
-//! bad input names its field, over gRPC and over HTTP; and what a stored
-//! request id costs in Redis memory.
+//! bad input names its field, over gRPC and over HTTP; a retired arm still
+//! takes late outcomes; and what a stored request id costs in Redis memory.
 
 mod common;
 
@@ -850,4 +850,45 @@ async fn each_request_id_costs_under_200_bytes_of_redis_memory() {
         .collect();
     assert_eq!(counts["candidate"], 412 * N as u64);
     s.stop().await.expect("stop");
+}
+
+/// A retired arm is never chosen again, but late outcomes of its past
+/// decisions still count, as Reward by arm does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_arm_still_takes_aggregates_and_batches() {
+    for backend in BACKENDS {
+        let s = TestServer::start(backend).await;
+        let mut c = s.client().await;
+        c.create_experiment(experiment("e", pb::RewardModel::Bernoulli, &["x", "y"]))
+            .await
+            .expect("create");
+        c.retire_arm(pb::RetireArmRequest {
+            experiment: "e".into(),
+            arm: "y".into(),
+        })
+        .await
+        .expect("retire");
+        let r = c
+            .reward_aggregate(aggregate("e", "y", 50, 5.0, 0.0, "late"))
+            .await
+            .expect("aggregate to a retired arm")
+            .into_inner();
+        assert_eq!((r.arm.as_str(), r.duplicate), ("y", false), "{backend:?}");
+        let out = c
+            .reward_batch(pb::RewardBatchRequest {
+                experiment: "e".into(),
+                rewards: vec![by_arm("y", 1.0), by_arm("x", 0.0)],
+            })
+            .await
+            .expect("batch")
+            .into_inner()
+            .results;
+        assert!(out.iter().all(|r| r.error_code.is_empty()), "{out:?}");
+        let a = arms(&mut c, "e").await;
+        assert_eq!((a[0].rewards, a[1].rewards), (1, 51), "{backend:?}");
+        assert!(a[1].retired);
+        if let Some(r) = s.running {
+            r.stop().await.expect("stop");
+        }
+    }
 }

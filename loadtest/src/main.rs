@@ -48,6 +48,10 @@ enum Rpc {
     /// Reward only, by decision id (exactly-once path), on decisions
     /// collected by an unmeasured Choose phase first.
     Reward,
+    /// RewardBatch of --batch-size rewards by decision id (exactly-once
+    /// path), on decisions collected by an unmeasured Choose phase first;
+    /// --requests counts rewards, not batches.
+    Batch,
     /// GetExperiment: summaries and P(best) by Monte Carlo, an expensive
     /// read (milliseconds on many arms) for overload runs, where rejecting
     /// a request must cost far less than serving it.
@@ -112,9 +116,13 @@ struct Args {
     #[arg(long)]
     no_floor: bool,
     /// Also run `redis-benchmark` (EVALSHA of the floor script, 50 clients)
-    /// against --redis, for scale.
+    /// against --redis, for scale; with `--rpc batch`, pipelined 16 deep
+    /// too (`-P 16`), the floor batched ingestion is measured against.
     #[arg(long)]
     redis_benchmark: bool,
+    /// Rewards per RewardBatch call (`--rpc batch`).
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
     /// First create this many experiments of len(rates) arms (one reward
     /// per arm, so each holds real evidence) and report Redis memory per arm.
     #[arg(long, default_value_t = 0)]
@@ -247,7 +255,10 @@ async fn run(args: Args) -> Result<(), String> {
             .rows
             .push(("redis EVALSHA 2xHINCRBYFLOAT".into(), eval));
         if args.redis_benchmark {
-            report.redis_benchmark = Some(redis_benchmark(url).await?);
+            report.redis_benchmark = Some(redis_benchmark(url, 1).await?);
+            if args.rpc == Rpc::Batch {
+                report.redis_benchmark_pipelined = Some(redis_benchmark(url, 16).await?);
+            }
         }
     }
 
@@ -285,6 +296,15 @@ async fn run(args: Args) -> Result<(), String> {
             let (reward, duplicates) = reward_phase(&args, &shape, &clients).await?;
             report.rows.push(("Reward (exactly-once)".into(), reward));
             report.duplicates = Some(duplicates);
+        }
+        Rpc::Batch => {
+            let (batch, bad) = batch_phase(&args, &shape, &clients).await?;
+            report.rewards_per_batch = Some(args.batch_size.max(1));
+            report.rows.push((
+                format!("RewardBatch x{} (exactly-once)", args.batch_size.max(1)),
+                batch,
+            ));
+            report.duplicates = Some(bad);
         }
         Rpc::Get => {
             let (c, experiment) = (clients.clone(), args.experiment.clone());
@@ -448,14 +468,12 @@ async fn dispatch_rewards(
     std::mem::replace(&mut *s, Stats::new())
 }
 
-/// Collect decisions (unmeasured), then reward each once by decision id in
-/// the given shape. Returns the Reward stats and how many came back as
-/// duplicates (must be 0: each id is sent once).
-async fn reward_phase(
+/// Collect `shape.requests` decisions by Choose (unmeasured).
+async fn collect_decisions(
     args: &Args,
     shape: &Shape,
     clients: &Arc<Vec<BanditsClient<Channel>>>,
-) -> Result<(Stats, u64), String> {
+) -> Result<Arc<Vec<String>>, String> {
     let ids: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let collect = Shape {
         mode: Mode::Closed,
@@ -485,9 +503,20 @@ async fn reward_phase(
     if !s.errors.is_empty() {
         return Err(format!("collecting decisions: errors {:?}", s.errors));
     }
-    let ids: Arc<Vec<String>> = Arc::new(std::mem::take(
+    Ok(Arc::new(std::mem::take(
         &mut *ids.lock().unwrap_or_else(|p| p.into_inner()),
-    ));
+    )))
+}
+
+/// Collect decisions (unmeasured), then reward each once by decision id in
+/// the given shape. Returns the Reward stats and how many came back as
+/// duplicates (must be 0: each id is sent once).
+async fn reward_phase(
+    args: &Args,
+    shape: &Shape,
+    clients: &Arc<Vec<BanditsClient<Channel>>>,
+) -> Result<(Stats, u64), String> {
+    let ids = collect_decisions(args, shape, clients).await?;
     let duplicates = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (c2, exp, d2, ids2) = (
         clients.clone(),
@@ -520,6 +549,58 @@ async fn reward_phase(
     })
     .await;
     Ok((stats, duplicates.load(std::sync::atomic::Ordering::Relaxed)))
+}
+
+/// Collect `--requests` decisions (unmeasured), then reward each once by
+/// decision id in RewardBatch calls of `--batch-size`. Returns the stats
+/// of the batch calls (one request = one batch) and how many items came
+/// back as duplicates or errors (both must be 0: each id is sent once).
+async fn batch_phase(
+    args: &Args,
+    shape: &Shape,
+    clients: &Arc<Vec<BanditsClient<Channel>>>,
+) -> Result<(Stats, u64), String> {
+    let ids = collect_decisions(args, shape, clients).await?;
+    let size = args.batch_size.max(1);
+    let batches = ids.len().div_ceil(size);
+    let bad = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (c2, exp, bad2) = (clients.clone(), args.experiment.clone(), bad.clone());
+    let shape = Shape {
+        requests: batches as u64,
+        ..shape.clone()
+    };
+    let stats = driver::run(&shape, move |i| {
+        let mut c = c2[i as usize % c2.len()].clone();
+        let (experiment, bad) = (exp.clone(), bad2.clone());
+        let from = i as usize * size;
+        let rewards: Vec<pb::BatchReward> = ids[from.min(ids.len())..(from + size).min(ids.len())]
+            .iter()
+            .enumerate()
+            .map(|(k, id)| pb::BatchReward {
+                target: Some(pb::batch_reward::Target::DecisionId(id.clone())),
+                value: ((from + k) % 2) as f64,
+            })
+            .collect();
+        Box::pin(async move {
+            let r = c
+                .reward_batch(pb::RewardBatchRequest {
+                    experiment,
+                    rewards,
+                })
+                .await
+                .map_err(|s| code(&s))?;
+            let n = r
+                .into_inner()
+                .results
+                .iter()
+                .filter(|r| r.duplicate || !r.error_code.is_empty())
+                .count();
+            bad.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }) as CallFuture
+    })
+    .await;
+    Ok((stats, bad.load(std::sync::atomic::Ordering::Relaxed)))
 }
 
 /// Two HINCRBYFLOAT on one hash: BENCHMARKS.md's store-floor script, about
@@ -568,9 +649,10 @@ async fn store_floor(url: &str, shape: &Shape) -> Result<(Stats, Stats), String>
     Ok((ping, eval))
 }
 
-/// `redis-benchmark` (50 clients, no pipelining) on the floor script: the
-/// rate Redis itself reaches for about a reward's work, for scale.
-async fn redis_benchmark(url: &str) -> Result<f64, String> {
+/// `redis-benchmark` (50 clients, `pipeline` commands in flight per client)
+/// on the floor script: the rate Redis itself reaches for about a reward's
+/// work, for scale (pipelined: the floor of batched ingestion).
+async fn redis_benchmark(url: &str, pipeline: usize) -> Result<f64, String> {
     let client = redis::Client::open(url).map_err(|e| format!("--redis: {e}"))?;
     let mut c = client
         .get_multiplexed_async_connection()
@@ -596,7 +678,17 @@ async fn redis_benchmark(url: &str) -> Result<f64, String> {
     }
     let out = cmd
         .args([
-            "-c", "50", "-n", "200000", "-q", "EVALSHA", &sha, "1", FLOOR_KEY,
+            "-c",
+            "50",
+            "-P",
+            &pipeline.to_string(),
+            "-n",
+            "200000",
+            "-q",
+            "EVALSHA",
+            &sha,
+            "1",
+            FLOOR_KEY,
         ])
         .output()
         .await
@@ -702,7 +794,29 @@ struct Report {
     quality: Option<Quality>,
     duplicates: Option<u64>,
     redis_benchmark: Option<f64>,
+    redis_benchmark_pipelined: Option<f64>,
+    /// `--rpc batch`: rewards per request of the batch row.
+    rewards_per_batch: Option<usize>,
     memory: Option<Memory>,
+}
+
+impl Report {
+    /// Rewards per second of the batch row, and its ratio to the pipelined
+    /// redis-benchmark floor of the same run.
+    fn batch_rewards(&self) -> Option<(f64, Option<f64>)> {
+        let per = self.rewards_per_batch? as f64;
+        let (_, s) = self
+            .rows
+            .iter()
+            .find(|(n, _)| n.starts_with("RewardBatch"))?;
+        let rewards = s.throughput() * per;
+        Some((
+            rewards,
+            self.redis_benchmark_pipelined
+                .filter(|f| *f > 0.0)
+                .map(|f| rewards / f),
+        ))
+    }
 }
 
 impl Report {
@@ -756,6 +870,9 @@ impl Report {
                 })),
                 "duplicates": self.duplicates,
                 "redis_benchmark_evalsha_per_s": self.redis_benchmark,
+                "redis_benchmark_evalsha_pipelined_16_per_s": self.redis_benchmark_pipelined,
+                "batch_rewards_per_s": self.batch_rewards().map(|b| b.0),
+                "batch_rewards_ratio_to_pipelined_floor": self.batch_rewards().and_then(|b| b.1),
                 "memory": self.memory.as_ref().map(|m| json!({
                     "experiments": m.experiments,
                     "arms": m.arms,
@@ -829,6 +946,15 @@ impl Report {
         }
         if let Some(b) = self.redis_benchmark {
             println!("redis-benchmark EVALSHA (2xHINCRBYFLOAT, 50 clients): {b:.0} req/s");
+        }
+        if let Some(b) = self.redis_benchmark_pipelined {
+            println!("redis-benchmark EVALSHA (2xHINCRBYFLOAT, 50 clients, -P 16): {b:.0} req/s");
+        }
+        if let Some((rewards, ratio)) = self.batch_rewards() {
+            println!(
+                "RewardBatch: {rewards:.0} rewards/s, {} of the pipelined floor",
+                ratio.map_or("-".to_string(), |r| format!("{r:.2}"))
+            );
         }
         if let Some(d) = self.duplicates {
             println!("duplicates acknowledged (each id sent once, must be 0): {d}");

@@ -553,9 +553,17 @@ impl Store for RedisStore {
     }
 
     async fn reward(&self, u: &RewardUpdate) -> Result<RewardOutcome, StoreError> {
-        let mut out = self.reward_batch(std::slice::from_ref(u)).await?;
-        out.pop()
-            .unwrap_or_else(|| Err(StoreError::Unavailable("redis: no reply".into())))
+        let mut c = self.conn.clone();
+        // One EVALSHA, as `Script::invoke_async` sends it (no pipeline
+        // bookkeeping on the single-reward path); reload on NOSCRIPT.
+        let reply = match self.reward_cmd(u).query_async::<i64>(&mut c).await {
+            Err(e) if e.kind() == NO_SCRIPT => {
+                self.reward.load_async(&mut c).await.map_err(unavailable)?;
+                self.reward_cmd(u).query_async::<i64>(&mut c).await
+            }
+            reply => reply,
+        };
+        reward_outcome(u, reply)
     }
 
     async fn reward_batch(
