@@ -314,13 +314,16 @@ fn mix_seed(a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A constraint's (lower, upper) bounds, at least one set.
+type Bounds = (Option<f64>, Option<f64>);
+
 /// The fitted models for one call.
 struct Models {
     objective: Gp,
     /// Maps internal objective values to the GP's units (monotone increasing).
     obj_warp: OutputWarp,
-    /// Each constraint's GP with its (lower, upper) bounds in the GP's units.
-    constraints: Vec<(Gp, (Option<f64>, Option<f64>))>,
+    /// Each constraint's GP with its bounds in the GP's units.
+    constraints: Vec<(Gp, Bounds)>,
     best: Option<f64>,
     fit: FitState,
     /// Encoded best feasible observations (for local candidates).
