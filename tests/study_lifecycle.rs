@@ -869,6 +869,42 @@ async fn bad_steps_and_bounds_are_refused_naming_the_field() {
     )
     .await;
     http_refused(&h, 404, "NOT_FOUND", "study");
+    // On study b (created above): the reason's length, a value off the
+    // space, an unknown trial.
+    let b = s.running.as_ref().unwrap().addr;
+    let h = http_post(
+        b,
+        "/v1/studies/b:abandon",
+        &json!({"trialId": "1", "reason": "x".repeat(300)}),
+    )
+    .await;
+    http_refused(
+        &h,
+        400,
+        "INVALID_ARGUMENT",
+        "reason: must be at most 256 bytes",
+    );
+    let h = http_post(
+        b,
+        "/v1/studies/b:enqueue",
+        &json!({"params": {"n": {"number": 7}}}),
+    )
+    .await;
+    http_refused(
+        &h,
+        400,
+        "INVALID_ARGUMENT",
+        "params.n: must be a finite number in [0, 3]",
+    );
+    let h = http_post(b, "/v1/studies/b:abandon", &json!({"trialId": "9"})).await;
+    http_refused(&h, 404, "NOT_FOUND", "trial_id");
+    let h = http_post(
+        b,
+        "/v1/studies/b:addTrial",
+        &json!({"params": {"n": {"number": 1}}, "value": "NaN"}),
+    )
+    .await;
+    http_refused(&h, 400, "INVALID_ARGUMENT", "value");
 }
 
 // ---- the CLI -------------------------------------------------------------------------

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::suggest::{
-    FitState, MAX_ABS_VALUE, MAX_METRIC_NAME_LEN, Observation, Recommendation, StudySpec,
-    validate_metric_name,
+    FitState, MAX_ABS_VALUE, MAX_BATCH, MAX_METRIC_NAME_LEN, Observation, Recommendation,
+    StudySpec, validate_metric_name,
 };
 use super::suggest::{recommend_validated, suggest_validated};
 use super::{BoError, Point};
@@ -322,6 +322,14 @@ impl StudyState {
     /// trials so far, so a study replayed with the same observations suggests
     /// the same configurations. Expired pending trials are abandoned first.
     pub fn suggest(&mut self, count: usize, now_ms: i64) -> Result<Vec<Trial>, BoError> {
+        // Bad input before the study's state: a count out of range is
+        // INVALID_ARGUMENT whatever is pending.
+        if count == 0 || count > MAX_BATCH {
+            return Err(BoError::request(
+                "count",
+                format!("must be in 1..={MAX_BATCH}"),
+            ));
+        }
         self.expire(now_ms);
         let pending = self.pending();
         if pending + count > self.def.max_pending {
