@@ -662,15 +662,19 @@ pub(crate) fn suggest_validated(
     // Kriging believer for pending points: adding (x, μ(x)) leaves every mean
     // unchanged but shrinks the variance around x, in the objective and in each
     // constraint GP alike (so a pending point's feasibility is not re-explored).
+    // A configuration already in the model (observed, or pending twice:
+    // EnqueueTrial and AddTrial allow repeats) is not fantasized again: its
+    // variance is already at the noise level, and the bordered update of an
+    // exact duplicate is singular, which would cost a full O(n³) refactoring.
     if let Some(m) = models.as_mut()
         && !pending.is_empty()
     {
-        let px: Vec<Vec<f64>> = pending
-            .iter()
-            .map(|p| sp.encode(p))
-            .collect::<Result<_, _>>()?;
-        for p in px {
-            m.fantasize(p);
+        let mut in_model: HashSet<Vec<u64>> =
+            observations.iter().map(|o| sp.key(&o.config)).collect();
+        for p in pending {
+            if in_model.insert(sp.key(p)) {
+                m.fantasize(sp.encode(p)?);
+            }
         }
     }
 
