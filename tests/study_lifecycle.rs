@@ -869,6 +869,42 @@ async fn bad_steps_and_bounds_are_refused_naming_the_field() {
     )
     .await;
     http_refused(&h, 404, "NOT_FOUND", "study");
+    // On study b (created above): the reason's length, a value off the
+    // space, an unknown trial.
+    let b = s.running.as_ref().unwrap().addr;
+    let h = http_post(
+        b,
+        "/v1/studies/b:abandon",
+        &json!({"trialId": "1", "reason": "x".repeat(300)}),
+    )
+    .await;
+    http_refused(
+        &h,
+        400,
+        "INVALID_ARGUMENT",
+        "reason: must be at most 256 bytes",
+    );
+    let h = http_post(
+        b,
+        "/v1/studies/b:enqueue",
+        &json!({"params": {"n": {"number": 7}}}),
+    )
+    .await;
+    http_refused(
+        &h,
+        400,
+        "INVALID_ARGUMENT",
+        "params.n: must be a finite number in [0, 3]",
+    );
+    let h = http_post(b, "/v1/studies/b:abandon", &json!({"trialId": "9"})).await;
+    http_refused(&h, 404, "NOT_FOUND", "trial_id");
+    let h = http_post(
+        b,
+        "/v1/studies/b:addTrial",
+        &json!({"params": {"n": {"number": 1}}, "value": "NaN"}),
+    )
+    .await;
+    http_refused(&h, 400, "INVALID_ARGUMENT", "value");
 }
 
 // ---- the CLI -------------------------------------------------------------------------
@@ -974,4 +1010,83 @@ async fn the_cli_abandons_enqueues_and_adds_trials() {
     ])
     .await;
     assert!(!ok && err.contains("params.memory_mb"), "{err}");
+}
+
+// ---- scopes ------------------------------------------------------------------------
+
+fn with_key<T>(req: T, key: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(req);
+    req.metadata_mut()
+        .insert("x-api-key", key.parse().expect("ascii key"));
+    req
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_decide_key_cannot_kill_a_study_nor_change_its_trials() {
+    const ADMIN: &str = "admin-key-0123456789abcdef";
+    const DECIDER: &str = "decide-key-0123456789abcde";
+    const REPORTER: &str = "report-key-0123456789abcde";
+    let mut cfg = common::test_config();
+    cfg.auth.keys = vec![
+        format!("{ADMIN}:admin"),
+        format!("{DECIDER}:decide"),
+        format!("{REPORTER}:report"),
+    ];
+    let running = posterior::server::start(cfg).await.unwrap();
+    let mut c = client(&format!("http://{}", running.addr)).await;
+    let mut r = study("k", vec![param("x", float(0.0, 1.0, 0.0))]);
+    r.max_pending = 64;
+    c.create_study(with_key(r, ADMIN)).await.unwrap();
+    let s = || pb::SuggestRequest {
+        study: "k".into(),
+        count: 64,
+    };
+    c.suggest(with_key(s(), DECIDER)).await.unwrap();
+    // A Suggest loop with a decide key stops at max_pending...
+    refused(
+        c.suggest(with_key(s(), DECIDER)).await,
+        Code::FailedPrecondition,
+        "observe or abandon",
+    );
+    // ...and only a report key frees trials.
+    let ab = || pb::AbandonTrialRequest {
+        study: "k".into(),
+        trial_id: 1,
+        reason: None,
+    };
+    refused(
+        c.abandon_trial(with_key(ab(), DECIDER)).await,
+        Code::PermissionDenied,
+        "Report scope",
+    );
+    let q = pb::EnqueueTrialRequest {
+        study: "k".into(),
+        params: params(&[("x", num(0.5))]),
+    };
+    refused(
+        c.enqueue_trial(with_key(q, DECIDER)).await,
+        Code::PermissionDenied,
+        "Report scope",
+    );
+    let add = pb::AddTrialRequest {
+        study: "k".into(),
+        params: params(&[("x", num(0.5))]),
+        value: 1.0,
+        ..Default::default()
+    };
+    refused(
+        c.add_trial(with_key(add, DECIDER)).await,
+        Code::PermissionDenied,
+        "Report scope",
+    );
+    c.abandon_trial(with_key(ab(), REPORTER)).await.unwrap();
+    c.suggest(with_key(
+        pb::SuggestRequest {
+            study: "k".into(),
+            count: 1,
+        },
+        DECIDER,
+    ))
+    .await
+    .unwrap();
 }

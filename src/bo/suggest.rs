@@ -325,13 +325,16 @@ pub(super) fn mix_seed(a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A constraint's (lower, upper) bounds, at least one set.
+type Bounds = (Option<f64>, Option<f64>);
+
 /// The fitted models for one call.
 pub(super) struct Models {
     pub(super) objective: Gp,
     /// Maps internal objective values to the GP's units (monotone increasing).
     pub(super) obj_warp: OutputWarp,
-    /// Each constraint's GP with its (lower, upper) bounds in the GP's units.
-    constraints: Vec<(Gp, (Option<f64>, Option<f64>))>,
+    /// Each constraint's GP with its bounds in the GP's units.
+    constraints: Vec<(Gp, Bounds)>,
     best: Option<f64>,
     fit: FitState,
     /// Encoded best feasible observations (for local candidates).
@@ -678,15 +681,19 @@ pub(crate) fn suggest_validated(
     // Kriging believer for pending points: adding (x, μ(x)) leaves every mean
     // unchanged but shrinks the variance around x, in the objective and in each
     // constraint GP alike (so a pending point's feasibility is not re-explored).
+    // A configuration already in the model (observed, or pending twice:
+    // EnqueueTrial and AddTrial allow repeats) is not fantasized again: its
+    // variance is already at the noise level, and the bordered update of an
+    // exact duplicate is singular, which would cost a full O(n³) refactoring.
     if let Some(m) = models.as_mut()
         && !pending.is_empty()
     {
-        let px: Vec<Vec<f64>> = pending
-            .iter()
-            .map(|p| sp.encode(p))
-            .collect::<Result<_, _>>()?;
-        for p in px {
-            m.fantasize(p);
+        let mut in_model: HashSet<Vec<u64>> =
+            observations.iter().map(|o| sp.key(&o.config)).collect();
+        for p in pending {
+            if in_model.insert(sp.key(p)) {
+                m.fantasize(sp.encode(p)?);
+            }
         }
     }
 
