@@ -142,18 +142,18 @@
   }
 
   // A uPlot chart in a card: `title`, axis labels, series and aligned data.
-  function plot({ name, title, note, xLabel, yLabel, series, data, full, height, time, bands, xValues, yRange, hooks, xRange }) {
-    const el = h("div", { class: "chart", "data-chart": name });
+  function plot({ name, legendClass, title, note, xLabel, yLabel, series, data, full, height, time, bands, xValues, xSplits, xDistr, yRange, hooks, xRange }) {
+    const el = h("div", { class: "chart " + (legendClass || ""), "data-chart": name });
     const opts = {
       title,
       width: chartWidth(full),
       height: height || 260,
       scales: {
-        x: { time: !!time, ...(xRange ? { range: xRange } : {}) },
+        x: { time: !!time, ...(xRange ? { range: xRange } : {}), ...(xDistr ? { distr: xDistr } : {}) },
         y: yRange ? { range: yRange } : {},
       },
       axes: [
-        { label: xLabel, ...(xValues ? { values: xValues } : {}) },
+        { label: xLabel, ...(xValues ? { values: xValues } : {}), ...(xSplits ? { splits: xSplits } : {}) },
         { label: yLabel, size: 60 },
       ],
       series: [{ label: xLabel }, ...series],
@@ -491,8 +491,12 @@
     };
   }
 
+  // Buckets of the count charts over the history window.
+  const MAX_BUCKETS = 120;
+
   function historyCharts(points, armNames, idx) {
     const names = armNames.filter((n) => points.some((p) => p.arms.some((a) => a.name === n)));
+    if (!names.length) return empty("History", "no history of the current arms yet");
     const xs = points.map((p) => num(p.timeMs) / 1000);
     const col = (n, f) => points.map((p, i) => {
       const a = p.arms.find((x) => x.name === n);
@@ -515,20 +519,39 @@
       data.push(col(n, (a) => num(a.mean)), col(n, (a) => num(a.upper)), col(n, (a) => num(a.lower)));
       bands.push({ series: [data.length - 2, data.length - 1], fill: hexAlpha(c, 0.12) });
     });
-    grid.append(plot({ name: "history-mean", time: true, title: "Mean and 95% interval per arm", xLabel: "time", yLabel: "mean reward", series, data, bands }));
-    const totals = points.map((p) => p.arms.reduce((s, a) => s + num(a.decisions), 0));
+    grid.append(plot({ name: "history-mean", legendClass: "bands", time: true, title: "Mean and 95% interval per arm", xLabel: "time", yLabel: "mean reward", series, data, bands }));
+    // Counts per recording interval are noisy at a day of minutes: summed
+    // over buckets of `step` points (at most MAX_BUCKETS bars' worth).
+    const step = Math.max(1, Math.ceil(points.length / MAX_BUCKETS));
+    const bx = [], decisions = names.map(() => []), rewards = names.map(() => []);
+    for (let start = 1; start < points.length; start += step) {
+      const end = Math.min(points.length, start + step);
+      bx.push(num(points[end - 1].timeMs) / 1000);
+      names.forEach((n, k) => {
+        let d = 0, r = 0, seen = false;
+        for (let i = start; i < end; i++) {
+          const a = armOf(points[i], n), prev = armOf(points[i - 1], n);
+          if (!a) continue;
+          seen = true;
+          d += num(a.decisions);
+          if (prev) r += Math.max(0, num(a.rewards) - num(prev.rewards));
+        }
+        decisions[k].push(seen ? d : null);
+        rewards[k].push(seen ? r : null);
+      });
+    }
+    const minutes = (num(points[Math.min(points.length - 1, step)].timeMs) - num(points[0].timeMs)) / 60000;
+    const per = minutes >= 1 ? `${Math.round(minutes)} min` : "interval";
+    const totals = bx.map((_, j) => decisions.reduce((s, col) => s + (col[j] || 0), 0));
     grid.append(plot({
-      name: "history-traffic", time: true, title: "Traffic share per arm (decisions per interval)", xLabel: "time", yLabel: "share of decisions", yRange: [0, 1],
+      name: "history-traffic", time: true, title: `Traffic share per arm (decisions per ${per})`, xLabel: "time", yLabel: "share of decisions", yRange: [0, 1],
       series: names.map((n) => line(n, idx.get(n))),
-      data: [xs, ...names.map((n) => col(n, (a, p, i) => (totals[i] > 0 ? num(a.decisions) / totals[i] : null)))],
+      data: [bx, ...decisions.map((col) => col.map((d, j) => (d !== null && totals[j] > 0 ? d / totals[j] : null)))],
     }));
     grid.append(plot({
-      name: "history-rewards", time: true, title: "Rewards per interval per arm", xLabel: "time", yLabel: "rewards",
+      name: "history-rewards", time: true, title: `Rewards per ${per} per arm`, xLabel: "time", yLabel: "rewards",
       series: names.map((n) => line(n, idx.get(n))),
-      data: [xs, ...names.map((n) => col(n, (a, p, i) => {
-        const prev = i > 0 ? armOf(points[i - 1], n) : null;
-        return prev ? Math.max(0, num(a.rewards) - num(prev.rewards)) : null;
-      }))],
+      data: [bx, ...rewards],
     }));
     return grid;
   }
@@ -859,29 +882,47 @@
     const levels = categorical ? sl.xs.map(String) : null;
     const toX = (v) => (categorical ? levels.indexOf(String(v)) : num(v));
     const gx = sl.xs.map(toX);
-    const obs = completed.map((t) => [toX(valueOf((t.params || {})[sl.parameter])), num(t.value)]).filter(([x]) => Number.isFinite(x) && x >= 0 || !categorical && Number.isFinite(x));
+    // Observed trials at their value of this parameter. Several can share a
+    // value: each gets its own x, apart by a hair (numbers) or a visible
+    // jitter (levels), so all are drawn.
+    const used = new Set(gx);
+    const span = Math.max(...gx) - Math.min(...gx) || 1;
+    const obs = [];
+    completed.forEach((t, i) => {
+      let x = toX(valueOf((t.params || {})[sl.parameter]));
+      if (!Number.isFinite(x) || (categorical && x < 0)) return;
+      if (categorical) x += ((i % 9) - 4) * 0.03;
+      while (used.has(x)) x += span * 1e-9;
+      used.add(x);
+      obs.push([x, num(t.value)]);
+    });
     // Aligned x for uPlot: the grid and the observed x together.
-    const xs = [...new Set([...gx, ...obs.map(([x]) => x)])].sort((a, b) => a - b);
-    const at = (arr, x) => { const i = gx.indexOf(x); return i < 0 ? null : arr[i]; };
+    const xs = [...used].sort((a, b) => a - b);
+    const gi = new Map(gx.map((x, i) => [x, i]));
+    const at = (arr, x) => (gi.has(x) ? arr[gi.get(x)] : null);
+    const ov = new Map(obs);
     const mean = xs.map((x) => at(sl.mean, x));
-    const up = xs.map((x) => { const m = at(sl.mean, x), s = at(sl.sd, x); return m === null ? null : m + 2 * s; });
-    const lo = xs.map((x) => { const m = at(sl.mean, x), s = at(sl.sd, x); return m === null ? null : m - 2 * s; });
-    const seen = xs.map((x) => { const o = obs.find(([ox]) => ox === x); return o ? o[1] : null; });
-    // Several trials can share an x (categoricals): draw the rest too.
-    const extra = obs.filter(([x, y], i) => obs.findIndex(([ox]) => ox === x) !== i);
-    const extraCol = xs.map((x) => { const o = extra.find(([ox]) => ox === x); return o ? o[1] : null; });
+    const up = xs.map((x) => { const m = at(sl.mean, x), sd = at(sl.sd, x); return m === null ? null : m + 2 * sd; });
+    const lo = xs.map((x) => { const m = at(sl.mean, x), sd = at(sl.sd, x); return m === null ? null : m - 2 * sd; });
+    const seen = xs.map((x) => (ov.has(x) ? ov.get(x) : null));
+    const logX = d.log && !categorical && Math.min(...xs) > 0;
     return plot({
       name: "slice-" + sl.parameter,
-      title: `${objName} along ${sl.parameter} (others at the recommended configuration)`,
-      xLabel: sl.parameter + (d.log ? " (log scale)" : ""), yLabel: objName,
+      title: `${objName} along ${sl.parameter}, others at the recommended configuration`,
+      note: "GP mean ± 2 sd; dots: every completed trial at its value of this parameter (its other parameters vary)",
+      xLabel: sl.parameter + (logX ? " (log scale)" : ""), yLabel: objName,
+      xDistr: logX ? 3 : undefined,
+      // Exactly the parameter's range (a log scale would round out to decades).
+      xRange: categorical ? [-0.5, levels.length - 0.5] : (u, lo, hi) => [lo, hi],
       xValues: categorical ? (u, ticks) => ticks.map((t) => (Number.isInteger(t) && levels[t] !== undefined ? levels[t] : "")) : undefined,
+      xSplits: categorical ? () => levels.map((_, i) => i) : undefined,
       series: [
-        line("GP mean", 0, { paths: categorical ? uPlot.paths.points() : undefined, points: { show: categorical, size: 8 } }),
+        line("GP mean", 0, { points: { show: categorical, size: 8 } }),
         { label: "mean + 2 sd", stroke: hexAlpha(color(0), 0.4), width: 1, spanGaps: true, points: { show: false } },
         { label: "mean − 2 sd", stroke: hexAlpha(color(0), 0.4), width: 1, spanGaps: true, points: { show: false } },
-        dots("observed", color(1), 6), dots("observed (same x)", color(1), 6),
+        dots("observed", color(1), 6),
       ],
-      data: [xs, mean, up, lo, seen, extraCol],
+      data: [xs, mean, up, lo, seen],
       bands: [{ series: [2, 3], fill: hexAlpha(color(0), 0.15) }],
     });
   }
