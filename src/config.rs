@@ -17,7 +17,34 @@ pub struct Config {
     pub auth: AuthConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub history: HistoryConfig,
 }
+
+/// `[history]`: the per-experiment history (see `app::history`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Seconds between two points of every experiment.
+    pub interval_seconds: u64,
+    /// Points kept per experiment; older ones are dropped.
+    pub retention_points: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            interval_seconds: crate::app::history::DEFAULT_INTERVAL_SECONDS,
+            retention_points: crate::app::history::DEFAULT_RETENTION_POINTS,
+        }
+    }
+}
+
+/// A day: a longer interval would show nothing of a running experiment.
+const MAX_HISTORY_INTERVAL_SECONDS: u64 = 86_400;
+/// A year at one minute: each point costs ~100 bytes per arm in the store
+/// (the README has the measured figure), so this bounds a 10-arm
+/// experiment's history to about half a gigabyte.
+const MAX_HISTORY_RETENTION_POINTS: usize = 527_040;
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -411,6 +438,19 @@ impl Config {
             crate::name::validate(&format!("bandit.fallback_arms.{experiment:?}"), arm)?;
         }
         self.metrics_addr()?;
+        let h = &self.history;
+        if !(1..=MAX_HISTORY_INTERVAL_SECONDS).contains(&h.interval_seconds) {
+            return Err(format!(
+                "history.interval_seconds: must be between 1 and {MAX_HISTORY_INTERVAL_SECONDS}, got {}",
+                h.interval_seconds
+            ));
+        }
+        if !(1..=MAX_HISTORY_RETENTION_POINTS).contains(&h.retention_points) {
+            return Err(format!(
+                "history.retention_points: must be between 1 and {MAX_HISTORY_RETENTION_POINTS}, got {}",
+                h.retention_points
+            ));
+        }
         Ok(())
     }
 

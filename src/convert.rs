@@ -524,13 +524,7 @@ impl From<&Trial> for pb::Trial {
             params: t
                 .config
                 .iter()
-                .map(|(k, v)| {
-                    let kind = match v {
-                        ParamValue::Number(x) => pb::value::Kind::Number(*x),
-                        ParamValue::Category(c) => pb::value::Kind::Category(c.clone()),
-                    };
-                    (k.clone(), pb::Value { kind: Some(kind) })
-                })
+                .map(|(k, v)| (k.clone(), v.into()))
                 .collect(),
             state: match t.state {
                 TrialState::Pending => pb::TrialState::Pending,
@@ -561,6 +555,7 @@ impl From<StudyView> for pb::GetStudyResponse {
                 })
             }),
             exhausted: s.exhausted(),
+            calibration: v.best.as_ref().and_then(|b| b.calibration),
         }
     }
 }
@@ -677,6 +672,67 @@ impl From<crate::app::verdict::ExperimentPage> for pb::ListExperimentsResponse {
                     labels: l.labels.into_iter().collect(),
                 })
                 .collect(),
+        }
+    }
+}
+
+// ---- history ---------------------------------------------------------------
+
+impl From<Vec<crate::bandit::history::HistoryPoint>> for pb::GetExperimentHistoryResponse {
+    fn from(points: Vec<crate::bandit::history::HistoryPoint>) -> Self {
+        pb::GetExperimentHistoryResponse {
+            points: points
+                .into_iter()
+                .map(|p| pb::HistoryPoint {
+                    time_ms: p.time_ms,
+                    arms: p
+                        .arms
+                        .into_iter()
+                        .map(|a| pb::HistoryArm {
+                            name: a.name,
+                            rewards: a.rewards,
+                            evidence: a.evidence,
+                            mean: a.mean,
+                            lower: a.lower,
+                            upper: a.upper,
+                            prob_best: a.prob_best,
+                            decisions: a.decisions,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&ParamValue> for pb::Value {
+    fn from(v: &ParamValue) -> Self {
+        let kind = match v {
+            ParamValue::Number(x) => pb::value::Kind::Number(*x),
+            ParamValue::Category(c) => pb::value::Kind::Category(c.clone()),
+        };
+        pb::Value { kind: Some(kind) }
+    }
+}
+
+impl From<crate::app::studies::SlicesView> for pb::GetStudySlicesResponse {
+    fn from(v: crate::app::studies::SlicesView) -> Self {
+        let Some(s) = v.slices else {
+            return pb::GetStudySlicesResponse::default();
+        };
+        pb::GetStudySlicesResponse {
+            recommended: v.state.trials.get(s.recommended).map(pb::Trial::from),
+            slices: s
+                .slices
+                .into_iter()
+                .map(|p| pb::ParameterSlice {
+                    parameter: p.parameter,
+                    values: p.values.iter().map(Into::into).collect(),
+                    mean: p.mean,
+                    std: p.std,
+                })
+                .collect(),
+            calibration: s.calibration,
         }
     }
 }

@@ -27,6 +27,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::app::bandits::BanditSettings;
+use crate::app::history::{HistoryRecorder, HistorySettings};
 use crate::app::snapshot::SnapshotCache;
 use crate::app::{App, Bandits, Studies};
 use crate::bandit::DecisionSigner;
@@ -272,6 +273,18 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         telemetry.clone(),
         Duration::from_millis(cfg.bandit.choose_max_staleness_ms),
     ));
+    // History: one point per experiment per interval (see app::history).
+    let recorder = Arc::new(HistoryRecorder::new(
+        store.clone(),
+        bandits.decision_tally(),
+        HistorySettings {
+            interval_ms: (cfg.history.interval_seconds * 1000) as i64,
+            retention_points: cfg.history.retention_points,
+            prob_best_draws: cfg.bandit.prob_best_draws as usize,
+        },
+        telemetry.clone(),
+    ));
+    let recording = tokio::spawn(recorder.run()).abort_handle();
     let app = Arc::new(App::new(
         store.clone(),
         bandits,
@@ -339,8 +352,10 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
             cfg.server.max_concurrent_requests,
         ))
         .add_routes(tonic::service::Routes::from(both));
-    let shutdown = async {
+    let shutdown = async move {
+        // Stopped, or the handle dropped: either way, stop recording too.
         let _ = rx.await;
+        recording.abort();
     };
     let task = match tls {
         Some(acceptor) => tokio::spawn(

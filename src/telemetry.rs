@@ -181,6 +181,20 @@ impl Telemetry {
         }
     }
 
+    /// `posterior_experiment_drift{experiment}`: KL divergence between the
+    /// posteriors of the experiment's two latest history points (summed
+    /// over arms). Labelled experiments only (the same cap as the counters:
+    /// a drift summed over unrelated experiments means nothing).
+    pub fn record_drift(&self, experiment: &str, kl: f64) {
+        if !self.enabled {
+            return;
+        }
+        if let Some(label) = &self.experiment(experiment).labelled {
+            metrics::gauge!("posterior_experiment_drift", "experiment" => label.to_string())
+                .set(kl);
+        }
+    }
+
     fn rpc_label(&self, path: &str) -> Arc<str> {
         let mut map = self.rpcs.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(l) = map.get(path) {
@@ -396,6 +410,24 @@ impl Store for TimedStore {
     }
     async fn delete_study(&self, name: &str) -> Result<bool, StoreError> {
         timed(&self.h[11], self.inner.delete_study(name)).await
+    }
+    async fn append_history(
+        &self,
+        experiment: &str,
+        point: &crate::bandit::history::HistoryPoint,
+        retention_points: usize,
+    ) -> Result<bool, StoreError> {
+        // Once per experiment per interval: not worth a histogram.
+        self.inner
+            .append_history(experiment, point, retention_points)
+            .await
+    }
+    async fn history(
+        &self,
+        experiment: &str,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<crate::bandit::history::HistoryPoint>, StoreError> {
+        self.inner.history(experiment, since_ms).await
     }
     async fn assign_unit(
         &self,

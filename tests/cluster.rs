@@ -423,3 +423,108 @@ async fn a_cluster_over_tls_with_a_password() {
     }
     s.stop().await.unwrap();
 }
+
+/// Sticky units, verdicts and gates on a cluster: a unit's assignment key
+/// lives under its experiment's hash tag, so the set-if-absent lands on the
+/// experiment's own master, whichever master that is (experiments spread
+/// over at least two of them), and every unit keeps its arm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_units_verdicts_and_gates_on_a_three_master_cluster() {
+    let cluster = start_cluster(None);
+    let mut cfg = test_config();
+    cfg.store.redis_url = cluster.url("redis");
+    let s = posterior::server::start(cfg).await.unwrap();
+    let mut c = BanditsClient::connect(format!("http://{}", s.addr))
+        .await
+        .unwrap();
+
+    let names: Vec<String> = (0..8).map(|i| format!("sticky-{i}")).collect();
+    for n in &names {
+        c.create_experiment(pb::CreateExperimentRequest {
+            name: n.clone(),
+            arms: vec!["a".into(), "b".into(), "c".into()],
+            sticky_seconds: 3600.0,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let holding = cluster
+        .ports
+        .iter()
+        .filter(|&&p| {
+            cluster
+                .cli(p, &["DBSIZE"])
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0)
+                > 0
+        })
+        .count();
+    assert!(holding >= 2, "experiments on {holding} node(s)");
+
+    for n in &names {
+        for unit in 0..10 {
+            let unit_id = format!("user-{unit}");
+            let mut first: Option<String> = None;
+            for _ in 0..5 {
+                let d = c
+                    .choose(pb::ChooseRequest {
+                        experiment: n.clone(),
+                        unit_id: unit_id.clone(),
+                        eligible_arms: vec![],
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                match &first {
+                    None => first = Some(d.arm),
+                    Some(a) => assert_eq!(&d.arm, a, "{n} {unit_id} switched arms"),
+                }
+            }
+        }
+    }
+
+    // One experiment decided: 400 rewards on "a" at 0.9 against 0.1 on the
+    // others make P(best) of "a" ≈ 1, so the verdict is WINNER and the gate
+    // of "b" (baseline "a") FAILs; both read the store like GetExperiment.
+    let arm_rewards = [("a", 0.9), ("b", 0.1), ("c", 0.1)];
+    for (arm, p) in arm_rewards {
+        for i in 0..400 {
+            let value = if (i as f64) < p * 400.0 { 1.0 } else { 0.0 };
+            c.reward(pb::RewardRequest {
+                experiment: "sticky-0".into(),
+                target: Some(Target::Arm(arm.into())),
+                value,
+            })
+            .await
+            .unwrap();
+        }
+    }
+    let v = c
+        .get_verdict(pb::GetVerdictRequest {
+            name: "sticky-0".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(v.winner, "a", "{}", v.reason);
+    let g = c
+        .gate(pb::GateRequest {
+            experiment: "sticky-0".into(),
+            baseline: "a".into(),
+            candidate: "b".into(),
+            margin: 0.05,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        g.verdict,
+        pb::gate_response::Verdict::Fail as i32,
+        "{}",
+        g.reason
+    );
+    s.stop().await.unwrap();
+}

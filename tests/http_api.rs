@@ -1470,7 +1470,7 @@ async fn json_uses_the_proto3_mapping() {
 // ---- OpenAPI ------------------------------------------------------------------------
 
 /// The 20 operations of the HTTP API.
-const OPERATIONS: [&str; 20] = [
+const OPERATIONS: [&str; 22] = [
     "GET /healthz",
     "GET /readyz",
     "GET /v1/openapi.json",
@@ -1485,10 +1485,12 @@ const OPERATIONS: [&str; 20] = [
     "GET /v1/experiments/{name}:verdict",
     "GET /v1/experiments/{name}:gate",
     "POST /v1/experiments/{name}:gate",
+    "GET /v1/experiments/{name}/history",
     "POST /v1/studies",
     "GET /v1/studies",
     "GET /v1/studies/{name}",
     "DELETE /v1/studies/{name}",
+    "GET /v1/studies/{name}/slices",
     "POST /v1/studies/{name}:suggest",
     "POST /v1/studies/{name}:observe",
 ];
@@ -1592,6 +1594,7 @@ fn request_for(op: &str, name_override: Option<&str>) -> (String, String, Option
     let query = match op {
         "GET /v1/experiments" | "GET /v1/studies" => "?pageSize=10",
         "GET /v1/experiments/{name}" => "?threshold=0.5",
+        "GET /v1/experiments/{name}/history" => "?sinceMs=0",
         "GET /v1/experiments/{name}:gate" | "POST /v1/experiments/{name}:gate" => {
             "?baseline=a&candidate=b"
         }

@@ -145,7 +145,7 @@ pub struct Bandits {
     pub(super) settings: BanditSettings,
     /// Posterior snapshots for Choose (and definitions for Reward); off
     /// unless [`Bandits::with_cache`] is given one with a bound > 0.
-    cache: SnapshotCache,
+    pub(super) cache: SnapshotCache,
 }
 
 fn not_found(field: &str, name: &str) -> Error {
@@ -424,6 +424,8 @@ impl Bandits {
     fn decision(&self, snap: &Snapshot, a: Assignment, nonce: u64) -> Choice {
         let def = &snap.def;
         snap.metrics.decisions.increment(1);
+        // For the history's traffic split: counted here, stored once per interval.
+        snap.decisions.add(a.arm);
         let decision = Decision {
             arm: a.arm as u32,
             issued_ms: now_ms().max(0) as u64,
@@ -592,7 +594,7 @@ impl Bandits {
 
 /// Posterior summaries and P(best) by Monte Carlo (CPU-bound: call it off
 /// the async threads).
-fn summarize(
+pub(super) fn summarize(
     state: ExperimentState,
     threshold: Option<f64>,
     max_draws: usize,

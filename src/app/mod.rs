@@ -5,6 +5,8 @@
 //!   outage fallback), Reward (exactly-once by decision id), summaries.
 //! - [`studies`]: studies, Suggest and Observe (study lock, revision,
 //!   compare-and-set, retries), the recommendation.
+//! - [`history`]: the per-interval history of every experiment (recording
+//!   loop, decision counters) and GetExperimentHistory.
 //! - [`snapshot`]: the Choose snapshot cache (bounded staleness, single-flight).
 //! - [`page`]: pagination of lists.
 //! - [`verdict`]: GetVerdict, Gate and the list view's per-experiment facts.
@@ -13,6 +15,7 @@
 //! and the rule; the transports map the kind through one table.
 
 pub mod bandits;
+pub mod history;
 pub mod page;
 pub mod snapshot;
 pub mod studies;

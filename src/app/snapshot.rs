@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
+use super::history::{ArmCounts, DecisionTally};
 use crate::bandit::allocation::{self, Allocation};
 use crate::bandit::{ExperimentDef, OnWinner, Posterior};
 use crate::store::{ExperimentState, Store, StoreError};
@@ -69,6 +70,8 @@ pub struct Snapshot {
     /// Choose: a verdict reached after the refresh shows at the next one,
     /// within the staleness bound (or at once with the cache off).
     pub exploit: Option<usize>,
+    /// This replica's decision counters of the experiment (for history).
+    pub decisions: Arc<ArmCounts>,
     read_at: Instant,
     /// Propensities over `active`, once per snapshot.
     default_propensities: OnceLock<Arc<[f64]>>,
@@ -101,6 +104,7 @@ impl Snapshot {
         now_ms: i64,
         read_at: Instant,
         telemetry: &Telemetry,
+        tally: &DecisionTally,
     ) -> Snapshot {
         let exploit = (state.def.design.stopping.on_winner == OnWinner::Exploit)
             .then(|| {
@@ -123,6 +127,7 @@ impl Snapshot {
         let active = def.active_arms();
         let allocation = Allocation::new(&def.design, |a| def.arm_index(a));
         let metrics = telemetry.experiment(&def.name);
+        let decisions = tally.experiment(&def.name);
         if telemetry.enabled() {
             let widths: Vec<f64> = posteriors
                 .iter()
@@ -141,6 +146,7 @@ impl Snapshot {
             allocation,
             metrics,
             exploit,
+            decisions,
             read_at,
             default_propensities: OnceLock::new(),
             subset_propensities: Mutex::new(HashMap::new()),
@@ -263,6 +269,9 @@ impl Slot {
 struct Inner {
     store: Arc<dyn Store>,
     telemetry: Arc<Telemetry>,
+    /// Decisions per arm since the last history point, handed to every
+    /// snapshot built here.
+    tally: Arc<DecisionTally>,
     max_staleness: Duration,
     slots: RwLock<HashMap<String, Arc<Slot>>>,
 }
@@ -283,6 +292,7 @@ impl SnapshotCache {
             inner: Arc::new(Inner {
                 store,
                 telemetry,
+                tally: Arc::new(DecisionTally::default()),
                 max_staleness,
                 slots: RwLock::new(HashMap::new()),
             }),
@@ -295,6 +305,11 @@ impl SnapshotCache {
 
     pub fn telemetry(&self) -> &Arc<Telemetry> {
         &self.inner.telemetry
+    }
+
+    /// This replica's decision counters (for the history recorder).
+    pub fn tally(&self) -> &Arc<DecisionTally> {
+        &self.inner.tally
     }
 
     /// A snapshot of `name` no older than the bound; `None` if the
@@ -310,6 +325,7 @@ impl SnapshotCache {
                     super::now_ms(),
                     read_at,
                     &inner.telemetry,
+                    &inner.tally,
                 ))
             }));
         }
@@ -520,6 +536,7 @@ impl Inner {
             super::now_ms(),
             read_at,
             &inner.telemetry,
+            &inner.tally,
         ));
         // Propensity tables before install, on the blocking pool (ms of
         // draws). If that task fails, Choose computes them at first use.

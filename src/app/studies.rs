@@ -41,6 +41,14 @@ pub struct StudyView {
     pub best: Option<Best>,
 }
 
+/// GetStudySlices: the study and its slices (`None` until a completed
+/// feasible trial exists).
+#[derive(Clone, Debug)]
+pub struct SlicesView {
+    pub state: StudyState,
+    pub slices: Option<crate::bo::slices::Slices>,
+}
+
 /// The study use cases over one store.
 pub struct Studies {
     store: Arc<dyn Store>,
@@ -130,6 +138,33 @@ impl Studies {
         })
         .await
         .map_err(|e| Error::internal(format!("get_study task: {e}")))
+    }
+
+    /// The objective's slices through the recommended configuration,
+    /// `points` values along each numeric parameter (absent: 50).
+    pub async fn slices(&self, name: &str, points: Option<i32>) -> Result<SlicesView, Error> {
+        use crate::bo::slices::{DEFAULT_SLICE_POINTS, MAX_SLICE_POINTS, MIN_SLICE_POINTS};
+        let points = match points {
+            None => DEFAULT_SLICE_POINTS,
+            Some(p)
+                if (MIN_SLICE_POINTS as i64..=MAX_SLICE_POINTS as i64).contains(&(p as i64)) =>
+            {
+                p as usize
+            }
+            Some(p) => {
+                return Err(Error::invalid(format!(
+                    "points: must be between {MIN_SLICE_POINTS} and {MAX_SLICE_POINTS}, got {p}"
+                )));
+            }
+        };
+        let state = self.load("name", name).await?;
+        // Conditions a GP and predicts up to 32,000 points: off the async threads.
+        tokio::task::spawn_blocking(move || {
+            let slices = state.slices(points);
+            SlicesView { state, slices }
+        })
+        .await
+        .map_err(|e| Error::internal(format!("slices task: {e}")))
     }
 
     /// A page of study names.

@@ -7,6 +7,8 @@
 //!   rule, description and labels.
 //! - [`allocation`]: how Choose allocates: policy (Thompson, top-two),
 //!   holdback, floors, and the propensity of each arm.
+//! - [`history`]: an experiment's history points, their stored form, and
+//!   the drift (KL divergence) between successive posteriors.
 //! - [`thompson`]: Thompson sampling and P(best).
 //! - [`token`]: signed decision ids (no store write on Choose).
 //! - [`verdict`]: expected loss, lift, the stopping rule's verdict and the
@@ -15,6 +17,7 @@
 pub mod allocation;
 pub mod design;
 pub mod experiment;
+pub mod history;
 pub mod posterior;
 pub mod thompson;
 pub mod token;

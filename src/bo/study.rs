@@ -128,6 +128,8 @@ pub struct Best {
     pub recommended: Option<usize>,
     pub mean: f64,
     pub std: f64,
+    /// Coverage of the 90% leave-one-out intervals of the objective GP.
+    pub calibration: Option<f64>,
 }
 
 impl StudyState {
@@ -295,6 +297,16 @@ impl StudyState {
         Ok(t)
     }
 
+    /// The objective's slices through the recommended configuration
+    /// (`recommended` is then an index into `trials`); see `bo::slices`.
+    pub fn slices(&self, points: usize) -> Option<crate::bo::slices::Slices> {
+        let (obs, idx) = self.observations();
+        let mut s =
+            crate::bo::slices::slices_validated(&self.def.spec, &obs, self.fit.as_ref(), points)?;
+        s.recommended = *idx.get(s.recommended)?;
+        Some(s)
+    }
+
     /// Best observed feasible trial and the noise-aware recommendation.
     pub fn best(&self) -> Option<Best> {
         let (obs, idx) = self.observations();
@@ -304,6 +316,7 @@ impl StudyState {
             recommended: r.recommended.and_then(|i| idx.get(i).copied()),
             mean: r.mean,
             std: r.std,
+            calibration: r.calibration,
         })
     }
 }

@@ -205,9 +205,20 @@ pub struct Recommendation {
     /// Posterior mean and std of the objective at `recommended`, original units.
     pub mean: f64,
     pub std: f64,
+    /// Coverage of the 90% leave-one-out predictive intervals of the
+    /// objective GP (see [`MIN_CALIBRATION_POINTS`]); `None` without a model.
+    #[serde(default)]
+    pub calibration: Option<f64>,
 }
 
-fn check_observations(
+/// Completed trials before a calibration figure is given: below this the
+/// coverage moves in steps of 20% or more and says nothing.
+pub const MIN_CALIBRATION_POINTS: usize = 5;
+
+/// Nominal mass of the leave-one-out intervals behind `calibration`.
+pub const CALIBRATION_MASS: f64 = 0.9;
+
+pub(super) fn check_observations(
     spec: &StudySpec,
     obs: &[Observation],
     pending: &[Point],
@@ -260,7 +271,7 @@ fn check_observations(
     Ok(())
 }
 
-fn mix_seed(a: u64, b: u64) -> u64 {
+pub(super) fn mix_seed(a: u64, b: u64) -> u64 {
     // splitmix64 finalizer of a combination, so that nearby seeds give unrelated streams.
     let mut z = a ^ b.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -269,10 +280,10 @@ fn mix_seed(a: u64, b: u64) -> u64 {
 }
 
 /// The fitted models for one call.
-struct Models {
-    objective: Gp,
+pub(super) struct Models {
+    pub(super) objective: Gp,
     /// Maps internal objective values to the GP's units (monotone increasing).
-    obj_warp: OutputWarp,
+    pub(super) obj_warp: OutputWarp,
     constraints: Vec<(Gp, f64)>,
     best: Option<f64>,
     fit: FitState,
@@ -299,7 +310,7 @@ impl Models {
     }
 }
 
-fn internal_value(goal: Goal, v: f64) -> f64 {
+pub(super) fn internal_value(goal: Goal, v: f64) -> f64 {
     match goal {
         Goal::Minimize => v,
         Goal::Maximize => -v,
@@ -417,7 +428,7 @@ fn condition(x: Vec<Vec<f64>>, y: Vec<f64>, h: Hyper) -> Result<(Gp, Hyper), BoE
 /// regions of the space, so this steers the search away from them without a
 /// second model, never changes the incumbent, and keeps the GP well-posed;
 /// the exact configuration is additionally never suggested again.
-fn build_models(
+pub(super) fn build_models(
     spec: &StudySpec,
     obs: &[Observation],
     warm: Option<&FitState>,
@@ -697,6 +708,33 @@ pub fn recommend(
     recommend_validated(spec, observations, warm)
 }
 
+/// Coverage of the objective GP's 90% leave-one-out intervals over the
+/// completed trials (the model's first rows; failed trials are imputed
+/// after them and are not measured).
+fn calibration(m: &Models, observations: &[Observation]) -> Option<f64> {
+    let completed = observations
+        .iter()
+        .filter(|o| !o.failed && o.value.is_some())
+        .count();
+    if completed < MIN_CALIBRATION_POINTS {
+        return None;
+    }
+    m.objective.loo_coverage(completed, CALIBRATION_MASS)
+}
+
+/// The model's seed and refit rule for read-only views (recommendation,
+/// slices): both fit the very same model.
+pub(super) fn view_models(
+    spec: &StudySpec,
+    observations: &[Observation],
+    warm: Option<&FitState>,
+) -> Option<Models> {
+    let mut rng = StdRng::seed_from_u64(mix_seed(spec.seed, 0x7ec0));
+    build_models(spec, observations, warm, warm.is_none(), &mut rng)
+        .ok()
+        .flatten()
+}
+
 /// [`recommend`] for a spec that already passed [`StudySpec::validate`].
 pub(crate) fn recommend_validated(
     spec: &StudySpec,
@@ -721,10 +759,9 @@ pub(crate) fn recommend_validated(
         recommended: Some(best_observed),
         mean: observations[best_observed].value.unwrap_or(0.0),
         std: 0.0,
+        calibration: None,
     };
-    let mut rng = StdRng::seed_from_u64(mix_seed(spec.seed, 0x7ec0));
-    let refit = warm.is_none();
-    let Ok(Some(m)) = build_models(spec, observations, warm, refit, &mut rng) else {
+    let Some(m) = view_models(spec, observations, warm) else {
         return Some(fallback);
     };
     let pts: Vec<Vec<f64>> = feasible
@@ -749,6 +786,7 @@ pub(crate) fn recommend_validated(
         recommended: Some(feasible[k]),
         mean: internal_value(spec.goal, mean_int),
         std: var[k].sqrt() * m.obj_warp.inv_slope(mu[k]),
+        calibration: calibration(&m, observations),
     })
 }
 

@@ -2,7 +2,7 @@
 //!
 //! | scope | grants |
 //! | --- | --- |
-//! | `decide` | Choose, Suggest, GetExperiment, ListExperiments, GetStudy, ListStudies, GetVerdict, Gate |
+//! | `decide` | Choose, Suggest, GetExperiment, ListExperiments, GetStudy, ListStudies, GetVerdict, Gate, GetExperimentHistory, GetStudySlices |
 //! | `report` | Reward, RewardAggregate, RewardBatch, Observe |
 //! | `admin` | CreateExperiment, DeleteExperiment, AddArm, RetireArm, CreateStudy, DeleteStudy |
 //!
@@ -259,7 +259,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 18);
+        assert_eq!(seen, 20);
         assert_eq!(
             scope_for(&http::Method::POST, "/grpc.health.v1.Health/Check"),
             None
@@ -303,6 +303,12 @@ mod tests {
                 Some(Scope::Decide),
             ),
             (Method::GET, "/v1/experiments/e:gate", Some(Scope::Decide)),
+            (
+                Method::GET,
+                "/v1/experiments/e/history",
+                Some(Scope::Decide),
+            ),
+            (Method::GET, "/v1/studies/s/slices", Some(Scope::Decide)),
             (Method::POST, "/v1/experiments", Some(Scope::Admin)),
             (Method::DELETE, "/v1/experiments/e", Some(Scope::Admin)),
             (Method::POST, "/v1/experiments/e/arms", Some(Scope::Admin)),

@@ -118,4 +118,13 @@ impl Bandits for BanditsGrpc {
         let g = self.app.bandits.gate(&req.into_inner().into()).await?;
         Ok(Response::new(g.into()))
     }
+
+    async fn get_experiment_history(
+        &self,
+        req: Request<pb::GetExperimentHistoryRequest>,
+    ) -> Answer<pb::GetExperimentHistoryResponse> {
+        let r = req.get_ref();
+        let points = self.app.bandits.history(&r.name, r.since_ms).await?;
+        Ok(Response::new(points.into()))
+    }
 }

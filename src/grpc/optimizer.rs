@@ -65,4 +65,13 @@ impl Optimizer for OptimizerGrpc {
         let trial = self.app.studies.observe(req.into_inner().into()).await?;
         Ok(Response::new(trial.into()))
     }
+
+    async fn get_study_slices(
+        &self,
+        req: Request<pb::GetStudySlicesRequest>,
+    ) -> Answer<pb::GetStudySlicesResponse> {
+        let r = req.get_ref();
+        let view = self.app.studies.slices(&r.name, r.points).await?;
+        Ok(Response::new(view.into()))
+    }
 }

@@ -55,8 +55,13 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
                 .post(experiment_method),
         )
         .route("/v1/experiments/{name}/arms", post(add_arm))
+        .route(
+            "/v1/experiments/{name}/history",
+            get(get_experiment_history),
+        )
         .route("/v1/experiments/{name}/arms/{arm}", post(arm_method))
         .route("/v1/studies", post(create_study).get(list_studies))
+        .route("/v1/studies/{name}/slices", get(get_study_slices))
         .route(
             "/v1/studies/{name}",
             get(get_study).delete(delete_study).post(study_method),
@@ -503,6 +508,83 @@ mod tests {
         assert_eq!(custom_method("a:b2"), None);
         assert_eq!(custom_method("a:"), None);
     }
+}
+
+// ---- history ----------------------------------------------------------------
+
+const GET_EXPERIMENT_HISTORY: &str = "posterior.v1.Bandits/GetExperimentHistory";
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct HistoryQuery {
+    /// Parsed below, so a bad value gets a message naming the field.
+    #[serde(alias = "since_ms")]
+    since_ms: Option<String>,
+}
+
+/// `GET /v1/experiments/{name}/history?sinceMs=..`.
+async fn get_experiment_history(
+    State(app): AppState,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Response {
+    respond(
+        GET_EXPERIMENT_HISTORY,
+        async {
+            let Path(name) = name.map_err(path_error)?;
+            let Query(q) = q.map_err(query_error)?;
+            let since_ms = q
+                .since_ms
+                .map(|s| {
+                    s.parse::<i64>().map_err(|_| {
+                        Error::invalid(format!(
+                            "sinceMs: must be a Unix time in milliseconds (an integer), got {s:?}"
+                        ))
+                    })
+                })
+                .transpose()?;
+            Ok(pb::GetExperimentHistoryResponse::from(
+                app.bandits.history(&name, since_ms).await?,
+            ))
+        }
+        .await,
+    )
+}
+
+const GET_STUDY_SLICES: &str = "posterior.v1.Optimizer/GetStudySlices";
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SlicesQuery {
+    /// Parsed below, so a bad value gets a message naming the field.
+    points: Option<String>,
+}
+
+/// `GET /v1/studies/{name}/slices?points=..`.
+async fn get_study_slices(
+    State(app): AppState,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<SlicesQuery>, QueryRejection>,
+) -> Response {
+    respond(
+        GET_STUDY_SLICES,
+        async {
+            let Path(name) = name.map_err(path_error)?;
+            let Query(q) = q.map_err(query_error)?;
+            let points = q
+                .points
+                .map(|s| {
+                    s.parse::<i32>().map_err(|_| {
+                        Error::invalid(format!("points: must be an integer, got {s:?}"))
+                    })
+                })
+                .transpose()?;
+            Ok(pb::GetStudySlicesResponse::from(
+                app.studies.slices(&name, points).await?,
+            ))
+        }
+        .await,
+    )
 }
 
 // ---- verdicts and gates ----------------------------------------------------

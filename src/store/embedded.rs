@@ -14,6 +14,8 @@
 //! - `evidence`: (name, arm) → (a, b, c, count, t_ms)
 //! - `dedupe`: (name, decision key) → expiry; `dedupe_expiry`: (expiry, name, key) → () for pruning
 //! - `studies`: name → study (JSON)
+//! - `history`: (name, interval start ms) → the point's stored form
+//!   (`bandit::history::encode`)
 //! - `units`: (name, incarnation id, unit) → (arm, propensity, expiry ms):
 //!   sticky units; `unit_expiry`: (expiry, name, id, unit) → () for pruning.
 //!   Created at the first sticky assignment (a reader that finds no table
@@ -31,6 +33,7 @@ use super::{
     AssignUnit, Assignment, Created, ExperimentState, RewardOutcome, RewardUpdate, Store,
     StoreError,
 };
+use crate::bandit::history::{self, HistoryPoint};
 use crate::bandit::{Evidence, ExperimentDef};
 use crate::bo::StudyState;
 
@@ -45,6 +48,8 @@ const DEDUPE_EXPIRY: TableDefinition<(i64, &str, &[u8; 16]), ()> =
 const STUDIES: TableDefinition<&str, &str> = TableDefinition::new("studies");
 /// Settings the service keeps in the file: the decision-signing key.
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+/// History points: (name, interval start ms) → stored form.
+const HISTORY: TableDefinition<(&str, i64), &str> = TableDefinition::new("history");
 
 /// Writes applied in one group commit at most: bounds the latency a write
 /// waits behind others, and the transaction's size.
@@ -90,6 +95,7 @@ impl EmbeddedStore {
             tx.open_table(DEDUPE_EXPIRY).map_err(io)?;
             tx.open_table(STUDIES).map_err(io)?;
             tx.open_table(SETTINGS).map_err(io)?;
+            tx.open_table(HISTORY).map_err(io)?;
         }
         tx.commit().map_err(io)?;
         let db = Arc::new(db);
@@ -295,6 +301,10 @@ impl Store for EmbeddedStore {
                 .retain_in((name.as_str(), 0u32)..=(name.as_str(), u32::MAX), |_, _| {
                     false
                 })?;
+            tx.open_table(HISTORY)?.retain_in(
+                (name.as_str(), i64::MIN)..=(name.as_str(), i64::MAX),
+                |_, _| false,
+            )?;
             Ok(existed)
         })
         .await
@@ -440,6 +450,23 @@ impl Store for EmbeddedStore {
         Ok(())
     }
 
+    async fn append_history(
+        &self,
+        experiment: &str,
+        point: &HistoryPoint,
+        retention_points: usize,
+    ) -> Result<bool, StoreError> {
+        self.append_point(experiment, point, retention_points).await
+    }
+
+    async fn history(
+        &self,
+        experiment: &str,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<HistoryPoint>, StoreError> {
+        self.read_history(experiment, since_ms)
+    }
+
     async fn assign_unit(&self, a: &AssignUnit<'_>) -> Result<Assignment, StoreError> {
         // A repeat is a read transaction: no write, no fsync.
         if let Some(cur) = self.live_unit(a, now_ms())? {
@@ -531,4 +558,69 @@ fn prune_units(
         }
     }
     Ok(())
+}
+
+impl EmbeddedStore {
+    async fn append_point(
+        &self,
+        experiment: &str,
+        point: &HistoryPoint,
+        retention_points: usize,
+    ) -> Result<bool, StoreError> {
+        let name = experiment.to_string();
+        let point = point.clone();
+        let keep = retention_points.max(1);
+        let r = self
+            .write(move |tx, _| {
+                if tx.open_table(EXPERIMENTS)?.get(name.as_str())?.is_none() {
+                    return Ok(Err(StoreError::NotFound(format!(
+                        "experiment: {name:?} not found (deleted?)"
+                    ))));
+                }
+                let mut t = tx.open_table(HISTORY)?;
+                let key = (name.as_str(), point.time_ms);
+                let existing = t.get(key)?.map(|g| g.value().to_string());
+                if let Some(cur) = existing {
+                    let mut cur = match history::decode(&cur) {
+                        Ok(p) => p,
+                        Err(e) => return Ok(Err(StoreError::Corrupt(e))),
+                    };
+                    cur.add_decisions(&point);
+                    t.insert(key, history::encode(&cur).as_str())?;
+                    return Ok(Ok(false));
+                }
+                t.insert(key, history::encode(&point).as_str())?;
+                let all = (name.as_str(), i64::MIN)..=(name.as_str(), i64::MAX);
+                let n = t.range(all.clone())?.count();
+                if n > keep {
+                    // The oldest points beyond the bound: keys sort by time.
+                    let mut cut = i64::MIN;
+                    for entry in t.range(all)?.take(n - keep) {
+                        cut = entry?.0.value().1;
+                    }
+                    t.retain_in((name.as_str(), i64::MIN)..=(name.as_str(), cut), |_, _| {
+                        false
+                    })?;
+                }
+                Ok(Ok(true))
+            })
+            .await?;
+        r
+    }
+
+    fn read_history(
+        &self,
+        experiment: &str,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<HistoryPoint>, StoreError> {
+        let tx = self.db.begin_read().map_err(io)?;
+        let t = tx.open_table(HISTORY).map_err(io)?;
+        let from = (experiment, since_ms.unwrap_or(i64::MIN));
+        let mut out = Vec::new();
+        for entry in t.range(from..=(experiment, i64::MAX)).map_err(io)? {
+            let (_, v) = entry.map_err(io)?;
+            out.push(history::decode(v.value()).map_err(StoreError::Corrupt)?);
+        }
+        Ok(out)
+    }
 }

@@ -6,7 +6,7 @@
 //! different experiments never contend.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -15,6 +15,7 @@ use super::{
     AssignUnit, Assignment, Created, ExperimentState, RewardOutcome, RewardUpdate, Store,
     StoreError,
 };
+use crate::bandit::history::HistoryPoint;
 use crate::bandit::{Evidence, ExperimentDef};
 use crate::bo::StudyState;
 
@@ -50,6 +51,8 @@ struct Entry {
     /// drops the expired ones in O(log n).
     seen: HashSet<[u8; 16]>,
     expiries: BinaryHeap<Reverse<(i64, [u8; 16])>>,
+    /// History points by interval start (deleted with the entry).
+    history: BTreeMap<i64, HistoryPoint>,
 }
 
 impl MemoryStore {
@@ -87,6 +90,7 @@ impl Store for MemoryStore {
             },
             seen: HashSet::new(),
             expiries: BinaryHeap::new(),
+            history: BTreeMap::new(),
         };
         map.insert(def.name.clone(), Arc::new(Mutex::new(entry)));
         Ok(Created::Created)
@@ -246,5 +250,42 @@ impl Store for MemoryStore {
             units.prune_at = (2 * live).max(1024);
         }
         Ok(a.proposed)
+    }
+
+    async fn append_history(
+        &self,
+        experiment: &str,
+        point: &HistoryPoint,
+        retention_points: usize,
+    ) -> Result<bool, StoreError> {
+        let point = super::stored_form(point)?;
+        let e = self.entry(experiment)?.ok_or_else(|| {
+            StoreError::NotFound(format!("experiment: {experiment:?} not found (deleted?)"))
+        })?;
+        let mut e = e.lock().map_err(|_| poisoned())?;
+        if let Some(cur) = e.history.get_mut(&point.time_ms) {
+            cur.add_decisions(&point);
+            return Ok(false);
+        }
+        e.history.insert(point.time_ms, point);
+        while e.history.len() > retention_points.max(1) {
+            e.history.pop_first();
+        }
+        Ok(true)
+    }
+
+    async fn history(
+        &self,
+        experiment: &str,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<HistoryPoint>, StoreError> {
+        let Some(e) = self.entry(experiment)? else {
+            return Ok(Vec::new());
+        };
+        let e = e.lock().map_err(|_| poisoned())?;
+        Ok(e.history
+            .range(since_ms.unwrap_or(i64::MIN)..)
+            .map(|(_, p)| p.clone())
+            .collect())
     }
 }

@@ -15,6 +15,7 @@ pub mod redis;
 
 use async_trait::async_trait;
 
+use crate::bandit::history::HistoryPoint;
 use crate::bandit::{Delta, Evidence, ExperimentDef};
 use crate::bo::StudyState;
 
@@ -162,4 +163,37 @@ pub trait Store: Send + Sync + 'static {
     /// One atomic set-if-absent across every process sharing the backend:
     /// concurrent first decisions for one unit all get the same arm.
     async fn assign_unit(&self, a: &AssignUnit<'_>) -> Result<Assignment, StoreError>;
+
+    /// History: record `point` for its interval (`point.time_ms`, the
+    /// interval's start, identifies it). When no point exists for that
+    /// interval, store it and answer `true`; when one does (another
+    /// replica recorded it first), add `point`'s decision counts to it arm
+    /// by arm and answer `false`. One atomic step across every process on
+    /// the backend, so there is exactly one point per interval and every
+    /// replica's decisions land in it. Then keep only the newest
+    /// `retention_points` points. `NotFound` when the experiment does not
+    /// exist (a recording racing a delete leaves nothing behind).
+    async fn append_history(
+        &self,
+        experiment: &str,
+        point: &HistoryPoint,
+        retention_points: usize,
+    ) -> Result<bool, StoreError>;
+
+    /// The experiment's points with `time_ms >= since_ms` (all without),
+    /// oldest first; empty for an unknown experiment. Deleting an
+    /// experiment deletes its history.
+    async fn history(
+        &self,
+        experiment: &str,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<HistoryPoint>, StoreError>;
+}
+
+/// A point as every store keeps it: through the stored form (single
+/// precision, see `bandit::history::encode`), so all backends read back
+/// the same values.
+pub fn stored_form(point: &HistoryPoint) -> Result<HistoryPoint, StoreError> {
+    crate::bandit::history::decode(&crate::bandit::history::encode(point))
+        .map_err(StoreError::Corrupt)
 }

@@ -8,6 +8,7 @@
 //! | `posterior:{name}:def` | string | the definition, JSON |
 //! | `posterior:{name}:arms` | hash | `id` → incarnation id; `<arm index>` → `"a b c count t_ms"` |
 //! | `posterior:{name}:d:<issue hour>` | set, expires after the window | rewarded decisions issued in that hour (16-byte members) |
+//! | `posterior:{name}:history` | sorted set | history points (`bandit::history::encode`), scored by interval start (ms) |
 //! | `posterior:experiments` | set | names, for listing |
 //! | `posterior:study:{name}` | hash | `rev` → revision; `state` → the study (JSON) |
 //! | `posterior:studies` | set | study names, for listing |
@@ -31,6 +32,7 @@ use super::{
     AssignUnit, Assignment, Created, ExperimentState, RewardOutcome, RewardUpdate, Store,
     StoreError,
 };
+use crate::bandit::history::{self, HistoryPoint};
 use crate::bandit::{Evidence, ExperimentDef};
 use crate::bo::StudyState;
 
@@ -165,6 +167,9 @@ fn study_key(name: &str) -> String {
 }
 fn arms_key(name: &str) -> String {
     format!("posterior:{{{name}}}:arms")
+}
+fn history_key(name: &str) -> String {
+    format!("posterior:{{{name}}}:history")
 }
 /// Rewarded decisions are grouped by the hour they were issued in: one set
 /// per experiment-hour costs ~60 bytes per member, against ~150 for a key
@@ -440,7 +445,7 @@ impl Store for RedisStore {
         // Dedupe keys are left to expire: they are unreachable once the
         // incarnation id is gone, and scanning for them would be O(keyspace).
         let n: i64 = c
-            .del(&[def_key(name), arms_key(name)])
+            .del(&[def_key(name), arms_key(name), history_key(name)])
             .await
             .map_err(unavailable)?;
         let _: i64 = c.srem(INDEX_KEY, name).await.map_err(unavailable)?;
@@ -566,6 +571,50 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn append_history(
+        &self,
+        experiment: &str,
+        point: &HistoryPoint,
+        retention_points: usize,
+    ) -> Result<bool, StoreError> {
+        let mut c = self.conn.clone();
+        let decisions: Vec<String> = point.arms.iter().map(|a| a.decisions.to_string()).collect();
+        let r: i64 = APPEND_HISTORY
+            .key(def_key(experiment))
+            .key(history_key(experiment))
+            .arg(point.time_ms)
+            .arg(history::encode(point))
+            .arg(retention_points.max(1))
+            .arg(decisions.join(" "))
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        match r {
+            1 => Ok(true),
+            0 => Ok(false),
+            _ => Err(StoreError::NotFound(format!(
+                "experiment: {experiment:?} not found (deleted?)"
+            ))),
+        }
+    }
+
+    async fn history(
+        &self,
+        experiment: &str,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<HistoryPoint>, StoreError> {
+        let mut c = self.conn.clone();
+        let min = since_ms.map_or("-inf".to_string(), |s| s.to_string());
+        let members: Vec<String> = c
+            .zrangebyscore(history_key(experiment), min, "+inf")
+            .await
+            .map_err(unavailable)?;
+        members
+            .iter()
+            .map(|m| history::decode(m).map_err(StoreError::Corrupt))
+            .collect()
+    }
+
     async fn assign_unit(&self, a: &AssignUnit<'_>) -> Result<Assignment, StoreError> {
         let mut c = self.conn.clone();
         let proposed = format!("{} {:?}", a.proposed.arm, a.proposed.propensity);
@@ -599,6 +648,41 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 "#;
+
+/// KEYS: def, history. ARGV: interval start (ms), the point's stored form,
+/// points to keep, the point's decision counts ("d0 d1 ..."). Returns 1
+/// when the point was created, 0 when the interval already had one (then
+/// the counts were added to its decisions line, arm by arm), -1 when the
+/// experiment does not exist. The member's first line is its time, so two
+/// intervals never share a member; a score holds at most one member.
+const APPEND_HISTORY_LUA: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local cur = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], ARGV[1])
+if #cur == 0 then
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+  local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+  if extra > 0 then redis.call('ZPOPMIN', KEYS[2], extra) end
+  return 1
+end
+local m = cur[1]
+local a = string.find(m, '\n', 1, true)
+local b = string.find(m, '\n', a + 1, true) or (#m + 1)
+local old = {}
+for x in string.gmatch(string.sub(m, a + 1, b - 1), '%S+') do old[#old + 1] = tonumber(x) end
+local out = {}
+local i = 0
+for x in string.gmatch(ARGV[4], '%S+') do
+  i = i + 1
+  if i <= #old then out[i] = string.format('%d', old[i] + tonumber(x)) end
+end
+for j = #out + 1, #old do out[j] = string.format('%d', old[j]) end
+redis.call('ZREM', KEYS[2], m)
+redis.call('ZADD', KEYS[2], ARGV[1], string.sub(m, 1, a) .. table.concat(out, ' ') .. string.sub(m, b))
+return 0
+"#;
+
+static APPEND_HISTORY: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(APPEND_HISTORY_LUA));
 
 static ASSIGN_UNIT: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(ASSIGN_UNIT_LUA));
