@@ -543,14 +543,16 @@
     const minutes = (num(points[Math.min(points.length - 1, step)].timeMs) - num(points[0].timeMs)) / 60000;
     const per = minutes >= 1 ? `${Math.round(minutes)} min` : "interval";
     const totals = bx.map((_, j) => decisions.reduce((s, col) => s + (col[j] || 0), 0));
+    // A few buckets are no line: draw them as points too.
+    const few = { points: { show: bx.length < 20, size: 7 } };
     grid.append(plot({
       name: "history-traffic", time: true, title: `Traffic share per arm (decisions per ${per})`, xLabel: "time", yLabel: "share of decisions", yRange: [0, 1],
-      series: names.map((n) => line(n, idx.get(n))),
+      series: names.map((n) => line(n, idx.get(n), few)),
       data: [bx, ...decisions.map((col) => col.map((d, j) => (d !== null && totals[j] > 0 ? d / totals[j] : null)))],
     }));
     grid.append(plot({
       name: "history-rewards", time: true, title: `Rewards per ${per} per arm`, xLabel: "time", yLabel: "rewards",
-      series: names.map((n) => line(n, idx.get(n))),
+      series: names.map((n) => line(n, idx.get(n), few)),
       data: [bx, ...rewards],
     }));
     return grid;
