@@ -916,8 +916,13 @@
       xDistr: logX ? 3 : undefined,
       // Exactly the parameter's range (a log scale would round out to decades).
       xRange: categorical ? [-0.5, levels.length - 0.5] : (u, lo, hi) => [lo, hi],
-      xValues: categorical ? (u, ticks) => ticks.map((t) => (Number.isInteger(t) && levels[t] !== undefined ? levels[t] : "")) : undefined,
-      xSplits: categorical ? () => levels.map((_, i) => i) : undefined,
+      xValues: categorical ? (u, ticks) => ticks.map((t) => (Number.isInteger(t) && levels[t] !== undefined ? levels[t] : ""))
+        : logX ? (u, ticks) => ticks.map((t) => (t === null ? "" : fmt(t, 3))) : undefined,
+      // Levels at their index; a log axis at 5 log-spaced values (uPlot's
+      // own log ticks are decades, too few over most parameter ranges).
+      xSplits: categorical ? () => levels.map((_, i) => i)
+        : logX ? (u) => { const a = Math.log(u.scales.x.min), b = Math.log(u.scales.x.max); return [0, 1, 2, 3, 4].map((k) => Math.exp(a + ((b - a) * k) / 4)); }
+        : undefined,
       series: [
         line("GP mean", 0, { points: { show: categorical, size: 8 } }),
         { label: "mean + 2 sd", stroke: hexAlpha(color(0), 0.4), width: 1, spanGaps: true, points: { show: false } },
