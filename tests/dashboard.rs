@@ -26,28 +26,6 @@ use statrs::distribution::{Beta, ContinuousCDF};
 const ADMIN_KEY: &str = "dashboard-admin-key-0123456789";
 const VIEW_KEY: &str = "dashboard-view-key-0123456789";
 
-/// The Python with selenium (`$POSTERIOR_TEST_PYTHON`, set by scripts/test),
-/// or `None` when skipped explicitly (`POSTERIOR_SKIP_PYTHON=1`). Neither:
-/// the test fails, so a CI that forgot the browser does not pass silently.
-fn test_python() -> Option<String> {
-    if let Ok(python) = std::env::var("POSTERIOR_TEST_PYTHON") {
-        return Some(python);
-    }
-    if std::env::var("POSTERIOR_SKIP_PYTHON").as_deref() == Ok("1") {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n** POSTERIOR_SKIP_PYTHON=1: the dashboard was NOT tested in a browser **\n"
-        );
-        return None;
-    }
-    panic!(
-        "POSTERIOR_TEST_PYTHON is not set, so the dashboard cannot be tested in a browser: \
-         run the tests via scripts/test (it installs chromium, chromium-driver and selenium \
-         and sets POSTERIOR_TEST_PYTHON), or set POSTERIOR_SKIP_PYTHON=1 to skip it explicitly"
-    );
-}
-
 /// A day of one-minute points.
 const HISTORY_POINTS: i64 = 1_440;
 const MINUTE_MS: i64 = 60_000;
@@ -130,7 +108,9 @@ async fn seed_history(path: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_renders_in_a_browser() {
-    let Some(python) = test_python() else {
+    let Some(python) =
+        common::test_python("the dashboard in a browser (scripts/check_dashboard.py)")
+    else {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
