@@ -328,6 +328,32 @@ def main():
             lambda d: d.find_element(By.ID, "status").text not in (before, "") and
             d.find_element(By.ID, "status").text.startswith("updated"))
         drain_logs(driver, "study refresh", problems)
+
+        # Without a key: the API answers 401 and the page asks for one; the
+        # key typed into the box is kept and the page renders. The 401s are
+        # the expected failures here, and the only ones allowed.
+        driver.execute_script("sessionStorage.clear()")
+        # A hash change alone keeps the document: reload it.
+        driver.get(url + "/ui/#/studies")
+        driver.refresh()
+        wait(driver, lambda d: "decide" in d.find_element(By.ID, "main").text)
+        unexpected = Problems()
+        drain_logs(driver, "no key", unexpected)
+        for item in unexpected.items:
+            if not ("401" in item and "/v1/" in item):
+                problems.items.append(item)
+        if not unexpected.items:
+            problems.add("no key", "no 401 seen although the page had no key")
+        box = driver.find_element(By.ID, "api-key")
+        box.clear()
+        box.send_keys(view_key)
+        driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", box)
+        wait_rendered(driver, "key typed")
+        if "tune-cache" not in driver.find_element(By.ID, "main").text:
+            problems.add("key typed", "the studies did not show after typing the key")
+        if driver.execute_script("return sessionStorage.getItem('posterior.apiKey')") != view_key:
+            problems.add("key typed", "the key was not kept in session storage")
+        drain_logs(driver, "key typed", problems)
     finally:
         driver.quit()
     if problems.items:

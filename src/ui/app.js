@@ -942,6 +942,8 @@
   keyInput.addEventListener("change", () => {
     const k = keyInput.value.trim();
     if (k) sessionStorage.setItem(KEY_STORAGE, k); else sessionStorage.removeItem(KEY_STORAGE);
+    // Not "error" any more while the new key is tried.
+    setStatus("loading…", false);
     refresh();
   });
   refreshInput.addEventListener("change", () => {
