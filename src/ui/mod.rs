@@ -17,36 +17,32 @@ use axum::routing::get;
 
 use crate::http::json::Outcome;
 
-/// One embedded file: its bytes and content type.
-struct Asset {
-    body: &'static [u8],
-    content_type: &'static str,
-}
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
 
-const INDEX: Asset = Asset {
-    body: include_bytes!("index.html"),
-    content_type: "text/html; charset=utf-8",
-};
-const APP_JS: Asset = Asset {
-    body: include_bytes!("app.js"),
-    content_type: "text/javascript; charset=utf-8",
-};
-const APP_CSS: Asset = Asset {
-    body: include_bytes!("app.css"),
-    content_type: "text/css; charset=utf-8",
-};
-const UPLOT_JS: Asset = Asset {
-    body: include_bytes!("vendor/uplot/uPlot.iife.min.js"),
-    content_type: "text/javascript; charset=utf-8",
-};
-const UPLOT_CSS: Asset = Asset {
-    body: include_bytes!("vendor/uplot/uPlot.min.css"),
-    content_type: "text/css; charset=utf-8",
-};
-const UPLOT_LICENSE: Asset = Asset {
-    body: include_bytes!("vendor/uplot/LICENSE"),
-    content_type: "text/plain; charset=utf-8",
-};
+/// Every embedded file: its path, bytes and content type. The page first.
+const FILES: [(&str, &[u8], &str); 6] = [
+    ("/ui/", include_bytes!("index.html"), HTML),
+    ("/ui/app.js", include_bytes!("app.js"), JS),
+    ("/ui/app.css", include_bytes!("app.css"), CSS),
+    (
+        "/ui/vendor/uplot/uPlot.iife.min.js",
+        include_bytes!("vendor/uplot/uPlot.iife.min.js"),
+        JS,
+    ),
+    (
+        "/ui/vendor/uplot/uPlot.min.css",
+        include_bytes!("vendor/uplot/uPlot.min.css"),
+        CSS,
+    ),
+    (
+        "/ui/vendor/uplot/LICENSE",
+        include_bytes!("vendor/uplot/LICENSE"),
+        TEXT,
+    ),
+];
 
 /// Scripts and styles from this origin only (nothing inline, no CDN);
 /// `style-src 'unsafe-inline'` because uPlot sizes its elements with style
@@ -58,7 +54,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsa
 
 /// The dashboard's routes, merged into the HTTP router.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(|| async { to_ui() }))
         .route("/ui", get(|| async { to_ui() }))
         // Browsers ask for it on any page of the origin (the page itself
@@ -66,22 +62,11 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/favicon.ico",
             get(|| async { mark(StatusCode::NO_CONTENT.into_response()) }),
-        )
-        .route("/ui/", get(|| async { serve(&INDEX) }))
-        .route("/ui/app.js", get(|| async { serve(&APP_JS) }))
-        .route("/ui/app.css", get(|| async { serve(&APP_CSS) }))
-        .route(
-            "/ui/vendor/uplot/uPlot.iife.min.js",
-            get(|| async { serve(&UPLOT_JS) }),
-        )
-        .route(
-            "/ui/vendor/uplot/uPlot.min.css",
-            get(|| async { serve(&UPLOT_CSS) }),
-        )
-        .route(
-            "/ui/vendor/uplot/LICENSE",
-            get(|| async { serve(&UPLOT_LICENSE) }),
-        )
+        );
+    for (path, body, content_type) in FILES {
+        router = router.route(path, get(move || async move { serve(body, content_type) }));
+    }
+    router
 }
 
 /// Metrics label of every dashboard response: a fixed name, so the routes
@@ -98,13 +83,10 @@ fn to_ui() -> Response {
     mark(Redirect::permanent("/ui/").into_response())
 }
 
-fn serve(asset: &Asset) -> Response {
-    let mut res = (StatusCode::OK, asset.body).into_response();
+fn serve(body: &'static [u8], content_type: &'static str) -> Response {
+    let mut res = (StatusCode::OK, body).into_response();
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(asset.content_type),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     // The files change only with the binary; `no-cache` makes the browser
     // revalidate, so an upgraded server never runs a stale script.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -131,14 +113,13 @@ mod tests {
     /// would otherwise be a 404 found only in a browser).
     #[test]
     fn index_references_served_assets() {
-        let index = std::str::from_utf8(INDEX.body).expect("utf-8");
-        for path in [
-            "/ui/app.js",
-            "/ui/app.css",
-            "/ui/vendor/uplot/uPlot.iife.min.js",
-            "/ui/vendor/uplot/uPlot.min.css",
-        ] {
-            assert!(index.contains(path), "index.html does not load {path}");
+        let (page, index, _) = FILES[0];
+        assert_eq!(page, "/ui/");
+        let index = std::str::from_utf8(index).expect("utf-8");
+        for (path, _, content_type) in &FILES[1..] {
+            if *content_type != TEXT {
+                assert!(index.contains(path), "index.html does not load {path}");
+            }
         }
     }
 }
