@@ -38,6 +38,8 @@
 //!   subcommands (a gRPC client like any user's).
 //! - [`telemetry`]: Prometheus metrics (a tower layer over both transports,
 //!   a timing wrapper around the store, per-experiment counters).
+//! - [`ui`]: the read-only dashboard (a static page over the HTTP/JSON API,
+//!   its assets and the vendored uPlot embedded in the binary) at `/ui/`.
 //!
 //! Layering: `bandit` and `bo` import nothing above them; `store` never
 //! imports `app` or a transport; `app` never imports a transport or `pb`.
@@ -58,3 +60,4 @@ pub mod server;
 pub mod space_file;
 pub mod store;
 pub mod telemetry;
+pub mod ui;

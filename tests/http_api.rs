@@ -1524,35 +1524,6 @@ fn operations(doc: &Json) -> BTreeMap<String, Json> {
     ops
 }
 
-/// The Python that validates the OpenAPI document (`$POSTERIOR_TEST_PYTHON`,
-/// set by scripts/test), or `None` when validation is skipped explicitly
-/// (`POSTERIOR_SKIP_PYTHON=1`). Neither: the test fails.
-fn test_python() -> Option<String> {
-    if let Ok(python) = std::env::var("POSTERIOR_TEST_PYTHON") {
-        return Some(python);
-    }
-    if std::env::var("POSTERIOR_SKIP_PYTHON").as_deref() == Ok("1") {
-        // Straight to the process's stderr: libtest captures eprintln! of
-        // passing tests, and this must be seen.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n**********************************************************************\n\
-             ** POSTERIOR_SKIP_PYTHON=1: the OpenAPI document was NOT validated  **\n\
-             ** against the OpenAPI 3.1 schema (scripts/check_openapi.py).      **\n\
-             ** Run the tests via scripts/test to validate it.                  **\n\
-             **********************************************************************\n"
-        );
-        return None;
-    }
-    panic!(
-        "POSTERIOR_TEST_PYTHON is not set, so the OpenAPI document cannot be validated: \
-         run the tests via scripts/test (it prepares a Python environment with \
-         openapi-spec-validator and sets POSTERIOR_TEST_PYTHON), or set \
-         POSTERIOR_SKIP_PYTHON=1 to skip this validation explicitly"
-    );
-}
-
 /// `PYTHON scripts/check_openapi.py URL`: the document is valid OpenAPI
 /// 3.1; returns its `METHOD PATH` lines.
 fn check_openapi(python: &str, url: &str) -> BTreeSet<String> {
@@ -1648,7 +1619,7 @@ async fn openapi_document_is_valid_and_every_operation_is_a_route() {
     // The schema check, and its listing agrees with ours. On the blocking
     // pool: the script fetches the document from this process's server,
     // which must keep running meanwhile.
-    if let Some(python) = test_python() {
+    if let Some(python) = common::test_python("the OpenAPI document (scripts/check_openapi.py)") {
         let url = format!("http://{addr}/v1/openapi.json");
         let listing = tokio::task::spawn_blocking(move || check_openapi(&python, &url))
             .await
@@ -2007,14 +1978,21 @@ async fn custom_methods_names_with_colons_and_routing_errors() {
         assert_eq!(code, "NOT_FOUND");
         assert!(msg.contains(what), "GET {path}: {msg}");
     }
-    // No route at all: 404 JSON.
-    for path in ["/v2/experiments", "/v1/experiments/a/b/c", "/"] {
+    // No route at all: 404 JSON (a file the dashboard does not have too).
+    for path in ["/v2/experiments", "/v1/experiments/a/b/c", "/ui/missing.js"] {
         let r = h.get(path).await;
         assert_eq!(r.status, 404, "GET {path}: {}", r.text());
         let (code, msg) = r.error(path);
         assert_eq!(code, "NOT_FOUND");
         assert!(msg.starts_with("path: no route"), "GET {path}: {msg}");
     }
+    // `/` is the dashboard's: a redirect to `/ui/`.
+    let r = h.get("/").await;
+    assert_eq!(r.status, 308, "GET /: {}", r.text());
+    assert_eq!(
+        r.headers.get("location").map(|v| v.as_bytes()),
+        Some(&b"/ui/"[..])
+    );
     // A method the route does not have: 405 JSON with `Allow`.
     for (method, path, allow) in [
         ("PUT", "/v1/experiments", "GET,HEAD,POST"),

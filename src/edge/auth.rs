@@ -286,6 +286,11 @@ mod tests {
             (Method::GET, "/healthz", None),
             (Method::GET, "/readyz", None),
             (Method::GET, "/v1/openapi.json", None),
+            // The dashboard's page and files hold no data: open. Its API
+            // calls are /v1/ GETs like any other.
+            (Method::GET, "/", None),
+            (Method::GET, "/ui/", None),
+            (Method::GET, "/ui/app.js", None),
             (Method::GET, "/v1/experiments", Some(Scope::Decide)),
             (Method::GET, "/v1/experiments/a:b", Some(Scope::Decide)),
             (

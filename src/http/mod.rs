@@ -66,6 +66,8 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
             "/v1/studies/{name}",
             get(get_study).delete(delete_study).post(study_method),
         )
+        // The dashboard: `/` and `/ui/...`, static and read-only.
+        .merge(crate::ui::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -348,3 +348,32 @@ pub async fn scrape_metrics(port: u16) -> String {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     out
 }
+
+/// The Python of the tests that need one (`$POSTERIOR_TEST_PYTHON`, set by
+/// scripts/test with its packages installed), or `None` when skipped
+/// explicitly (`POSTERIOR_SKIP_PYTHON=1`, announced on stderr). Neither: the
+/// test fails, so a machine that missed scripts/test does not pass silently.
+/// `what` names what the Python checks.
+pub fn test_python(what: &str) -> Option<String> {
+    if let Ok(python) = std::env::var("POSTERIOR_TEST_PYTHON") {
+        return Some(python);
+    }
+    if std::env::var("POSTERIOR_SKIP_PYTHON").as_deref() == Ok("1") {
+        // Straight to the process's stderr: libtest captures eprintln! of
+        // passing tests, and this must be seen.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n**********************************************************************\n\
+             ** POSTERIOR_SKIP_PYTHON=1: NOT checked: {what}\n\
+             ** Run the tests via scripts/test to check it.\n\
+             **********************************************************************\n"
+        );
+        return None;
+    }
+    panic!(
+        "POSTERIOR_TEST_PYTHON is not set, so this cannot be checked: {what}. Run the tests \
+         via scripts/test (it prepares the Python environment, the browser included, and sets \
+         POSTERIOR_TEST_PYTHON), or set POSTERIOR_SKIP_PYTHON=1 to skip it explicitly"
+    );
+}
