@@ -346,8 +346,11 @@ struct Quality {
     decisions: u64,
     /// Served cumulative pseudo-regret, one per copy.
     served: Vec<f64>,
-    /// Mean reference regret over `--reference-seeds` plays, one per copy.
+    /// Mean reference regret over `--reference-seeds` plays, one per copy,
+    /// on the optimistic schedule (see `Play::schedules`).
     reference: Vec<f64>,
+    /// The same on the pessimistic schedule.
+    reference_pessimistic: Vec<f64>,
     /// Per-copy decision rate (decisions/s), the mean over copies.
     copy_rate: f64,
     /// Mean realized reward delay (decision to acknowledged), seconds.
@@ -356,8 +359,15 @@ struct Quality {
 
 impl Quality {
     /// (served mean, s.e.), (reference mean, s.e.), (paired difference
-    /// served − reference per copy: mean, s.e.).
-    fn figures(&self) -> [(f64, f64); 3] {
+    /// served − reference per copy: mean, s.e.), on the optimistic
+    /// reference, then the pessimistic reference and its difference.
+    fn figures(&self) -> [(f64, f64); 5] {
+        let diff_hi: Vec<f64> = self
+            .served
+            .iter()
+            .zip(&self.reference_pessimistic)
+            .map(|(s, r)| s - r)
+            .collect();
         let diff: Vec<f64> = self
             .served
             .iter()
@@ -368,6 +378,8 @@ impl Quality {
             world::mean_se(&self.served),
             world::mean_se(&self.reference),
             world::mean_se(&diff),
+            world::mean_se(&self.reference_pessimistic),
+            world::mean_se(&diff_hi),
         ]
     }
 }
@@ -376,7 +388,39 @@ impl Quality {
 #[derive(Default)]
 struct Play {
     regret: f64,
+    /// Per decision, in response order: when its Choose answered, and when
+    /// its Reward was acknowledged (the upper ends of both windows).
     schedule: world::Schedule,
+    /// When each decision's Choose was sent, and its Reward sent (the lower
+    /// ends): the server decided, and applied the reward, in between.
+    choose_sent: Vec<f64>,
+    reward_sent: Vec<f64>,
+}
+
+impl Play {
+    /// The two bracketing schedules (module `world`): the optimistic one
+    /// decides when the Choose answered and sees each reward when it was
+    /// sent; the pessimistic one decides when the Choose was sent and sees
+    /// each reward when it was acknowledged. A server without snapshot lag
+    /// lies between them; on a quiet machine (sub-ms RPCs) they coincide.
+    fn schedules(&self) -> (world::Schedule, world::Schedule) {
+        let optimistic = world::Schedule {
+            times: self.schedule.times.clone(),
+            visible: self.reward_sent.clone(),
+        };
+        let mut pairs: Vec<(f64, f64)> = self
+            .choose_sent
+            .iter()
+            .copied()
+            .zip(self.schedule.visible.iter().copied())
+            .collect();
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let pessimistic = world::Schedule {
+            times: pairs.iter().map(|p| p.0).collect(),
+            visible: pairs.iter().map(|p| p.1).collect(),
+        };
+        (optimistic, pessimistic)
+    }
 }
 
 /// A reward to send: when, for which copy and decision (its position in
@@ -437,6 +481,7 @@ async fn choose_phase(
                 (world2.clone(), index2.clone(), plays2.clone(), tx2.clone());
             let experiment = names[copy].clone();
             Box::pin(async move {
+                let sent = start.elapsed().as_secs_f64();
                 let r = c
                     .choose(pb::ChooseRequest {
                         experiment,
@@ -456,6 +501,8 @@ async fn choose_phase(
                     p.regret += world.regret(arm, t);
                     p.schedule.times.push(t);
                     p.schedule.visible.push(f64::INFINITY);
+                    p.choose_sent.push(sent);
+                    p.reward_sent.push(f64::INFINITY);
                     (t, p.schedule.times.len() - 1)
                 };
                 if rewarding {
@@ -481,40 +528,45 @@ async fn choose_phase(
     drop(tx);
     let mut reward = dispatcher.await.unwrap_or_else(|_| Stats::new());
     reward.elapsed = start.elapsed();
-    let schedules: Vec<(f64, world::Schedule)> = plays
+    let plays: Vec<Play> = plays
         .iter()
-        .map(|p| {
-            let mut p = p.lock().unwrap_or_else(|p| p.into_inner());
-            (p.regret, std::mem::take(&mut p.schedule))
-        })
+        .map(|p| std::mem::take(&mut *p.lock().unwrap_or_else(|p| p.into_inner())))
         .collect();
-    let decisions: u64 = schedules.iter().map(|(_, s)| s.times.len() as u64).sum();
-    let delays: Vec<f64> = schedules
+    let decisions: u64 = plays.iter().map(|p| p.schedule.times.len() as u64).sum();
+    let delays: Vec<f64> = plays
         .iter()
-        .flat_map(|(_, s)| s.times.iter().zip(&s.visible).map(|(t, v)| v - t))
+        .flat_map(|p| {
+            let s = &p.schedule;
+            s.times.iter().zip(&s.visible).map(|(t, v)| v - t)
+        })
         .filter(|d| d.is_finite())
         .collect();
     let mean_delay = delays.iter().sum::<f64>() / delays.len().max(1) as f64;
     // Each copy's reference plays are its own seeds, so copies never share
     // a reference play.
-    let reference = schedules
+    let refs: Vec<(f64, f64)> = plays
         .iter()
         .enumerate()
-        .map(|(k, (_, s))| {
-            let r = world::reference_regrets(
-                world,
-                s,
-                args.half_life,
-                k as u64 * args.reference_seeds,
-                args.reference_seeds,
-            );
-            world::mean_se(&r).0
+        .map(|(k, p)| {
+            let (lo, hi) = p.schedules();
+            let mean = |s: &world::Schedule| {
+                let r = world::reference_regrets(
+                    world,
+                    s,
+                    args.half_life,
+                    k as u64 * args.reference_seeds,
+                    args.reference_seeds,
+                );
+                world::mean_se(&r).0
+            };
+            (mean(&lo), mean(&hi))
         })
         .collect();
     let q = Quality {
         decisions,
-        served: schedules.iter().map(|(r, _)| *r).collect(),
-        reference,
+        served: plays.iter().map(|p| p.regret).collect(),
+        reference: refs.iter().map(|r| r.0).collect(),
+        reference_pessimistic: refs.iter().map(|r| r.1).collect(),
         copy_rate: decisions as f64 / copy_seconds.max(1e-9),
         mean_delay,
     };
@@ -545,6 +597,7 @@ async fn dispatch_rewards(
         n += 1;
         let (stats, experiment, plays) = (stats.clone(), names[copy].clone(), plays.clone());
         tasks.spawn(async move {
+            let sent = start.elapsed().as_secs_f64();
             let r: CallResult = c
                 .reward(pb::RewardRequest {
                     experiment,
@@ -560,6 +613,9 @@ async fn dispatch_rewards(
                 let mut p = plays[copy].lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(slot) = p.schedule.visible.get_mut(position) {
                     *slot = acked;
+                }
+                if let Some(slot) = p.reward_sent.get_mut(position) {
+                    *slot = sent;
                 }
             }
             if let Ok(mut s) = stats.lock() {
@@ -873,8 +929,13 @@ impl Report {
                 "connections": args.connections,
                 "rows": rows,
                 "quality": self.quality.as_ref().map(|q| {
-                    let [(sm, sse), (rm, rse), (dm, dse)] = q.figures();
+                    let [(sm, sse), (rm, rse), (dm, dse), (pm, pse), (pdm, pdse)] = q.figures();
                     json!({
+                        "reference_pessimistic_regret": pm,
+                        "reference_pessimistic_regret_se": pse,
+                        "difference_pessimistic": pdm,
+                        "difference_pessimistic_se": pdse,
+                        "regret_ratio_pessimistic": ratio(sm, Some(pm)),
                         "decisions": q.decisions,
                         "copies": q.served.len(),
                         "decisions_per_s_per_copy": q.copy_rate,
@@ -972,7 +1033,7 @@ impl Report {
             println!("duplicates acknowledged (each id sent once, must be 0): {d}");
         }
         if let Some(q) = &self.quality {
-            let [(sm, sse), (rm, rse), (dm, dse)] = q.figures();
+            let [(sm, sse), (rm, rse), (dm, dse), (pm, pse), (pdm, pdse)] = q.figures();
             println!(
                 "decisions {} over {} copies ({:.0}/s per copy, mean realized reward delay {:.1} ms)",
                 q.decisions,
@@ -981,9 +1042,10 @@ impl Report {
                 q.mean_delay * 1000.0
             );
             println!(
-                "regret per copy {sm:.1} ± {sse:.1}  reference (in-process Thompson on the realized delays, {} plays per copy) {rm:.1} ± {rse:.1}  ratio {:.3}  difference {dm:.1} ± {dse:.1}",
+                "regret per copy {sm:.1} ± {sse:.1}  reference (in-process Thompson on the realized delays, {} plays per copy) optimistic {rm:.1} ± {rse:.1} (ratio {:.3}, difference {dm:.1} ± {dse:.1}), pessimistic {pm:.1} ± {pse:.1} (ratio {:.3}, difference {pdm:.1} ± {pdse:.1})",
                 args.reference_seeds,
-                ratio(sm, Some(rm)).unwrap_or(f64::NAN)
+                ratio(sm, Some(rm)).unwrap_or(f64::NAN),
+                ratio(sm, Some(pm)).unwrap_or(f64::NAN)
             );
         }
     }
