@@ -111,6 +111,11 @@ pub struct BanditConfig {
     /// Experiment name (or "*" for any) → the arm Choose answers when the
     /// store is unreachable and this replica has no snapshot to draw from.
     pub fallback_arms: BTreeMap<String, String>,
+    /// Test-only: seed Choose's random draws (and the propensity tables)
+    /// so statistical tests over the real server are reproducible. Unset
+    /// in production: a seeded server serializes its Choose draws behind
+    /// one lock, and its decisions are predictable.
+    pub test_rng_seed: Option<u64>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -198,6 +203,7 @@ impl Default for BanditConfig {
             prob_best_draws: 10_000,
             choose_max_staleness_ms: DEFAULT_CHOOSE_MAX_STALENESS_MS,
             fallback_arms: BTreeMap::new(),
+            test_rng_seed: None,
         }
     }
 }

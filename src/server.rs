@@ -274,13 +274,17 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
             max_clock_skew_ms: cfg.decisions.max_clock_skew_seconds * 1000,
             prob_best_draws: cfg.bandit.prob_best_draws as usize,
             fallback_arms: cfg.bandit.fallback_arms.clone(),
+            rng_seed: cfg.bandit.test_rng_seed,
         },
     )
-    .with_cache(SnapshotCache::new(
-        store.clone(),
-        telemetry.clone(),
-        Duration::from_millis(cfg.bandit.choose_max_staleness_ms),
-    ));
+    .with_cache(
+        SnapshotCache::new(
+            store.clone(),
+            telemetry.clone(),
+            Duration::from_millis(cfg.bandit.choose_max_staleness_ms),
+        )
+        .with_rng_seed(cfg.bandit.test_rng_seed),
+    );
     // History: one point per experiment per interval (see app::history).
     let recorder = Arc::new(HistoryRecorder::new(
         store.clone(),

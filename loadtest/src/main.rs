@@ -12,8 +12,11 @@
 //! and reports throughput, latency percentiles, errors by status code, each
 //! as a ratio to its floor, plus decision quality: cumulative regret against
 //! always playing the best arm, and its ratio to an in-process Thompson
-//! sampler with always-fresh posteriors playing the same world at the same
-//! decision times.
+//! sampler playing the same world at the same decision times, each of its
+//! rewards visible at the time the served play's reward in the same
+//! position was acknowledged (the realized delays). With `--copies K` the
+//! served regret is a mean over K independent plays with its standard
+//! error, and the difference to the reference is paired per copy.
 //!
 //! Only loopback targets are accepted: this is a benchmark tool, not a
 //! way to load someone else's service.
@@ -109,9 +112,22 @@ struct Args {
     /// Delay between a decision and its reward.
     #[arg(long, default_value_t = 100)]
     reward_delay_ms: u64,
-    /// Reference plays averaged (the in-process sampler is cheap).
+    /// Reference plays per copy (the in-process sampler is cheap).
     #[arg(long, default_value_t = 20)]
     reference_seeds: u64,
+    /// Independent copies of the experiment (`EXPERIMENT-0`, ...; just
+    /// `EXPERIMENT` for 1), each facing its own world with the same rates:
+    /// served regret is then a mean over the copies, with its standard
+    /// error. `--requests` is per copy; `--duration` bounds each group of
+    /// copies played at once.
+    #[arg(long, default_value_t = 1)]
+    copies: usize,
+    /// Copies played at once, their decisions interleaved (round-robin) at
+    /// `--rate` in all, so each gets rate/N; groups of N follow one another.
+    /// 0 = all copies at once. The per-copy rate is what the snapshot
+    /// bound's cost depends on: 1 plays each copy at the full rate.
+    #[arg(long, default_value_t = 0)]
+    copies_at_once: usize,
     /// Skip the health-check floor phase.
     #[arg(long)]
     no_floor: bool,
@@ -199,6 +215,9 @@ async fn run(args: Args) -> Result<(), String> {
     if args.rates.is_empty() || args.rates.iter().any(|r| !(0.0..=1.0).contains(r)) {
         return Err("--rates: one rate in [0, 1] per arm".into());
     }
+    if args.copies > 1 && !matches!(args.rpc, Rpc::Mixed | Rpc::Choose) {
+        return Err("--copies: only with --rpc mixed or choose (the plays of a world)".into());
+    }
     let mut channels = Vec::new();
     for _ in 0..args.connections.max(1) {
         let ch = Endpoint::from_shared(args.target.clone())
@@ -262,30 +281,32 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
 
-    // The experiment, fresh.
+    // The experiment(s), fresh.
+    let names = experiment_names(&args);
     let mut admin = clients[0].clone();
-    let _ = admin
-        .delete_experiment(pb::DeleteExperimentRequest {
-            name: args.experiment.clone(),
-        })
-        .await;
     let arms: Vec<String> = (0..args.rates.len()).map(|i| format!("a{i}")).collect();
-    admin
-        .create_experiment(pb::CreateExperimentRequest {
-            name: args.experiment.clone(),
-            arms: arms.clone(),
-            half_life_seconds: args.half_life,
-            ..Default::default()
-        })
-        .await
-        .map_err(|s| format!("create experiment: {s}"))?;
+    for name in &names {
+        let _ = admin
+            .delete_experiment(pb::DeleteExperimentRequest { name: name.clone() })
+            .await;
+        admin
+            .create_experiment(pb::CreateExperimentRequest {
+                name: name.clone(),
+                arms: arms.clone(),
+                half_life_seconds: args.half_life,
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| format!("create experiment {name}: {s}"))?;
+    }
     let world = World {
         rates: args.rates.clone(),
         drift_period_s: args.drift_period,
     };
     match args.rpc {
         Rpc::Mixed | Rpc::Choose => {
-            let (choose, reward, quality) = choose_phase(&args, &shape, &clients, &world).await;
+            let (choose, reward, quality) =
+                choose_phase(&args, &shape, &clients, &world, &names).await;
             report.rows.push(("Choose".into(), choose));
             if let Some(r) = reward {
                 report.rows.push(("Reward (after delay)".into(), r));
@@ -329,20 +350,112 @@ async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Decision quality of a run.
-struct Quality {
-    decisions: u64,
-    regret: f64,
-    reference: f64,
+/// The experiment names of the copies.
+fn experiment_names(args: &Args) -> Vec<String> {
+    if args.copies <= 1 {
+        return vec![args.experiment.clone()];
+    }
+    (0..args.copies)
+        .map(|k| format!("{}-{k}", args.experiment))
+        .collect()
 }
 
-/// Choose against the world; with `--rpc mixed`, reward each decision after
-/// the delay (by decision id). Returns Choose stats, Reward stats, quality.
+/// Decision quality of a run: one served play per copy, and the reference
+/// plays on each copy's realized schedule.
+struct Quality {
+    decisions: u64,
+    /// Served cumulative pseudo-regret, one per copy.
+    served: Vec<f64>,
+    /// Mean reference regret over `--reference-seeds` plays, one per copy,
+    /// on the optimistic schedule (see `Play::schedules`).
+    reference: Vec<f64>,
+    /// The same on the pessimistic schedule.
+    reference_pessimistic: Vec<f64>,
+    /// Per-copy decision rate (decisions/s), the mean over copies.
+    copy_rate: f64,
+    /// Mean realized reward delay (decision to acknowledged), seconds.
+    mean_delay: f64,
+}
+
+impl Quality {
+    /// (served mean, s.e.), (reference mean, s.e.), (paired difference
+    /// served − reference per copy: mean, s.e.), on the optimistic
+    /// reference, then the pessimistic reference and its difference.
+    fn figures(&self) -> [(f64, f64); 5] {
+        let diff_hi: Vec<f64> = self
+            .served
+            .iter()
+            .zip(&self.reference_pessimistic)
+            .map(|(s, r)| s - r)
+            .collect();
+        let diff: Vec<f64> = self
+            .served
+            .iter()
+            .zip(&self.reference)
+            .map(|(s, r)| s - r)
+            .collect();
+        [
+            world::mean_se(&self.served),
+            world::mean_se(&self.reference),
+            world::mean_se(&diff),
+            world::mean_se(&self.reference_pessimistic),
+            world::mean_se(&diff_hi),
+        ]
+    }
+}
+
+/// One copy's served play, as it happens.
+#[derive(Default)]
+struct Play {
+    regret: f64,
+    /// Per decision, in response order: when its Choose answered, and when
+    /// its Reward was acknowledged (the upper ends of both windows).
+    schedule: world::Schedule,
+    /// When each decision's Choose was sent, and its Reward sent (the lower
+    /// ends): the server decided, and applied the reward, in between.
+    choose_sent: Vec<f64>,
+    reward_sent: Vec<f64>,
+}
+
+impl Play {
+    /// The two bracketing schedules (module `world`): the optimistic one
+    /// decides when the Choose answered and sees each reward when it was
+    /// sent; the pessimistic one decides when the Choose was sent and sees
+    /// each reward when it was acknowledged. A server without snapshot lag
+    /// lies between them; on a quiet machine (sub-ms RPCs) they coincide.
+    fn schedules(&self) -> (world::Schedule, world::Schedule) {
+        let optimistic = world::Schedule {
+            times: self.schedule.times.clone(),
+            visible: self.reward_sent.clone(),
+        };
+        let mut pairs: Vec<(f64, f64)> = self
+            .choose_sent
+            .iter()
+            .copied()
+            .zip(self.schedule.visible.iter().copied())
+            .collect();
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let pessimistic = world::Schedule {
+            times: pairs.iter().map(|p| p.0).collect(),
+            visible: pairs.iter().map(|p| p.1).collect(),
+        };
+        (optimistic, pessimistic)
+    }
+}
+
+/// A reward to send: when, for which copy and decision (its position in
+/// the copy's play), the decision id and the value.
+type DueReward = (Instant, usize, usize, String, f64);
+
+/// Choose against the world, copy by copy (see `--copies`,
+/// `--copies-at-once`); with `--rpc mixed`, reward each decision after the
+/// delay (by decision id). Returns Choose stats, Reward stats, quality.
 async fn choose_phase(
     args: &Args,
     shape: &Shape,
     clients: &Arc<Vec<BanditsClient<Channel>>>,
     world: &World,
+    names: &[String],
 ) -> (Stats, Option<Stats>, Quality) {
     let index: Arc<HashMap<String, usize>> = Arc::new(
         (0..world.rates.len())
@@ -351,101 +464,160 @@ async fn choose_phase(
     );
     let start = Instant::now();
     let delay = Duration::from_millis(args.reward_delay_ms);
-    let decisions: Arc<Mutex<(f64, Vec<f64>)>> = Arc::new(Mutex::new((0.0, Vec::new())));
+    let plays: Arc<Vec<Mutex<Play>>> =
+        Arc::new(names.iter().map(|_| Mutex::new(Play::default())).collect());
     let rewarding = args.rpc == Rpc::Mixed;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, String, f64)>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<DueReward>();
     let reward_stats = Arc::new(Mutex::new(Stats::new()));
     let dispatcher = tokio::spawn(dispatch_rewards(
         rx,
         clients.clone(),
-        args.experiment.clone(),
+        Arc::new(names.to_vec()),
+        plays.clone(),
+        start,
         args.concurrency,
         reward_stats.clone(),
     ));
-    let (clients2, world2, experiment) = (clients.clone(), world.clone(), args.experiment.clone());
-    let decisions2 = decisions.clone();
-    let choose = driver::run(shape, move |i| {
-        let mut c = clients2[i as usize % clients2.len()].clone();
-        let (world, index, decisions, tx) = (
-            world2.clone(),
-            index.clone(),
-            decisions2.clone(),
-            tx.clone(),
-        );
-        let experiment = experiment.clone();
-        Box::pin(async move {
-            let r = c
-                .choose(pb::ChooseRequest {
-                    experiment: experiment.clone(),
-                    eligible_arms: vec![],
-                    ..Default::default()
-                })
-                .await
-                .map_err(|s| code(&s))?
-                .into_inner();
-            let Some(&arm) = index.get(&r.arm) else {
-                return Err("unknown_arm".into());
-            };
-            let t = start.elapsed().as_secs_f64();
-            if let Ok(mut d) = decisions.lock() {
-                d.0 += world.regret(arm, t);
-                d.1.push(t);
-            }
-            if rewarding {
-                let v = if rand::rng().random::<f64>() < world.rate(arm, t) {
-                    1.0
-                } else {
-                    0.0
+    let at_once = match args.copies_at_once {
+        0 => names.len(),
+        n => n.min(names.len()),
+    };
+    let mut choose = Stats::new();
+    let mut copy_seconds = 0.0;
+    for group in (0..names.len()).collect::<Vec<_>>().chunks(at_once) {
+        let group: Arc<Vec<usize>> = Arc::new(group.to_vec());
+        let names: Arc<Vec<String>> = Arc::new(names.to_vec());
+        let wave = Shape {
+            requests: shape.requests * group.len() as u64,
+            ..shape.clone()
+        };
+        let (clients2, world2) = (clients.clone(), world.clone());
+        let (plays2, index2, tx2) = (plays.clone(), index.clone(), tx.clone());
+        let g2 = group.clone();
+        let s = driver::run(&wave, move |i| {
+            let mut c = clients2[i as usize % clients2.len()].clone();
+            let copy = g2[i as usize % g2.len()];
+            let (world, index, plays, tx) =
+                (world2.clone(), index2.clone(), plays2.clone(), tx2.clone());
+            let experiment = names[copy].clone();
+            Box::pin(async move {
+                let sent = start.elapsed().as_secs_f64();
+                let r = c
+                    .choose(pb::ChooseRequest {
+                        experiment,
+                        eligible_arms: vec![],
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|s| code(&s))?
+                    .into_inner();
+                let Some(&arm) = index.get(&r.arm) else {
+                    return Err("unknown_arm".into());
                 };
-                let _ = tx.send((Instant::now() + delay, r.decision_id, v));
-            }
-            Ok(())
-        }) as CallFuture
-    })
-    .await;
+                let (t, position) = {
+                    let mut p = plays[copy].lock().unwrap_or_else(|p| p.into_inner());
+                    // Taken under the lock, so each copy's times ascend.
+                    let t = start.elapsed().as_secs_f64();
+                    p.regret += world.regret(arm, t);
+                    p.schedule.times.push(t);
+                    p.schedule.visible.push(f64::INFINITY);
+                    p.choose_sent.push(sent);
+                    p.reward_sent.push(f64::INFINITY);
+                    (t, p.schedule.times.len() - 1)
+                };
+                if rewarding {
+                    let v = if rand::rng().random::<f64>() < world.rate(arm, t) {
+                        1.0
+                    } else {
+                        0.0
+                    };
+                    let _ = tx.send((Instant::now() + delay, copy, position, r.decision_id, v));
+                }
+                Ok(())
+            }) as CallFuture
+        })
+        .await;
+        let _ = choose.hist.add(&s.hist);
+        let _ = choose.accepted.add(&s.accepted);
+        for (k, v) in s.errors {
+            *choose.errors.entry(k).or_insert(0) += v;
+        }
+        choose.elapsed += s.elapsed;
+        copy_seconds += s.elapsed.as_secs_f64() * group.len() as f64;
+    }
+    drop(tx);
     let mut reward = dispatcher.await.unwrap_or_else(|_| Stats::new());
     reward.elapsed = start.elapsed();
-    let (regret, mut times) = {
-        let mut d = decisions.lock().unwrap_or_else(|p| p.into_inner());
-        (d.0, std::mem::take(&mut d.1))
-    };
-    times.sort_by(f64::total_cmp);
-    let delay_s = if rewarding {
-        delay.as_secs_f64()
-    } else {
-        f64::INFINITY
-    };
-    let reference =
-        world::reference_regret(world, &times, delay_s, args.half_life, args.reference_seeds);
+    let plays: Vec<Play> = plays
+        .iter()
+        .map(|p| std::mem::take(&mut *p.lock().unwrap_or_else(|p| p.into_inner())))
+        .collect();
+    let decisions: u64 = plays.iter().map(|p| p.schedule.times.len() as u64).sum();
+    let delays: Vec<f64> = plays
+        .iter()
+        .flat_map(|p| {
+            let s = &p.schedule;
+            s.times.iter().zip(&s.visible).map(|(t, v)| v - t)
+        })
+        .filter(|d| d.is_finite())
+        .collect();
+    let mean_delay = delays.iter().sum::<f64>() / delays.len().max(1) as f64;
+    // Each copy's reference plays are its own seeds, so copies never share
+    // a reference play.
+    let refs: Vec<(f64, f64)> = plays
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let (lo, hi) = p.schedules();
+            let mean = |s: &world::Schedule| {
+                let r = world::reference_regrets(
+                    world,
+                    s,
+                    args.half_life,
+                    k as u64 * args.reference_seeds,
+                    args.reference_seeds,
+                );
+                world::mean_se(&r).0
+            };
+            (mean(&lo), mean(&hi))
+        })
+        .collect();
     let q = Quality {
-        decisions: times.len() as u64,
-        regret,
-        reference,
+        decisions,
+        served: plays.iter().map(|p| p.regret).collect(),
+        reference: refs.iter().map(|r| r.0).collect(),
+        reference_pessimistic: refs.iter().map(|r| r.1).collect(),
+        copy_rate: decisions as f64 / copy_seconds.max(1e-9),
+        mean_delay,
     };
     (choose, rewarding.then_some(reward), q)
 }
 
 /// Send each reward when due, at most `concurrency` in flight; latency from
-/// the due time (a backlog shows as latency).
+/// the due time (a backlog shows as latency). An acknowledged reward's time
+/// goes into its copy's schedule (when it became visible to the server).
 async fn dispatch_rewards(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<(Instant, String, f64)>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<DueReward>,
     clients: Arc<Vec<BanditsClient<Channel>>>,
-    experiment: String,
+    names: Arc<Vec<String>>,
+    plays: Arc<Vec<Mutex<Play>>>,
+    start: Instant,
     concurrency: usize,
     stats: Arc<Mutex<Stats>>,
 ) -> Stats {
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut n = 0usize;
-    while let Some((due, id, v)) = rx.recv().await {
+    while let Some((due, copy, position, id, v)) = rx.recv().await {
         tokio::time::sleep_until(due.into()).await;
         let Ok(permit) = sem.clone().acquire_owned().await else {
             break;
         };
         let mut c = clients[n % clients.len()].clone();
         n += 1;
-        let (stats, experiment) = (stats.clone(), experiment.clone());
+        let (stats, experiment, plays) = (stats.clone(), names[copy].clone(), plays.clone());
         tasks.spawn(async move {
+            let sent = start.elapsed().as_secs_f64();
             let r: CallResult = c
                 .reward(pb::RewardRequest {
                     experiment,
@@ -455,7 +627,17 @@ async fn dispatch_rewards(
                 .await
                 .map(|_| ())
                 .map_err(|s| code(&s));
+            let acked = start.elapsed().as_secs_f64();
             drop(permit);
+            if r.is_ok() {
+                let mut p = plays[copy].lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(slot) = p.schedule.visible.get_mut(position) {
+                    *slot = acked;
+                }
+                if let Some(slot) = p.reward_sent.get_mut(position) {
+                    *slot = sent;
+                }
+            }
             if let Ok(mut s) = stats.lock() {
                 s.record(due.elapsed(), &r);
             }
@@ -860,14 +1042,31 @@ impl Report {
                 "concurrency": args.concurrency,
                 "connections": args.connections,
                 "rows": rows,
-                "quality": self.quality.as_ref().map(|q| json!({
-                    "decisions": q.decisions,
-                    "regret": q.regret,
-                    "reference_regret": q.reference,
-                    "regret_ratio": ratio(q.regret, Some(q.reference)),
-                    "reference_seeds": args.reference_seeds,
-                    "reward_delay_ms": args.reward_delay_ms,
-                })),
+                "quality": self.quality.as_ref().map(|q| {
+                    let [(sm, sse), (rm, rse), (dm, dse), (pm, pse), (pdm, pdse)] = q.figures();
+                    json!({
+                        "reference_pessimistic_regret": pm,
+                        "reference_pessimistic_regret_se": pse,
+                        "difference_pessimistic": pdm,
+                        "difference_pessimistic_se": pdse,
+                        "regret_ratio_pessimistic": ratio(sm, Some(pm)),
+                        "decisions": q.decisions,
+                        "copies": q.served.len(),
+                        "decisions_per_s_per_copy": q.copy_rate,
+                        "regret": sm,
+                        "regret_se": sse,
+                        "regret_per_copy": q.served,
+                        "reference_regret": rm,
+                        "reference_regret_se": rse,
+                        "reference_per_copy": q.reference,
+                        "difference": dm,
+                        "difference_se": dse,
+                        "regret_ratio": ratio(sm, Some(rm)),
+                        "reference_seeds": args.reference_seeds,
+                        "reward_delay_ms": args.reward_delay_ms,
+                        "mean_realized_delay_ms": q.mean_delay * 1000.0,
+                    })
+                }),
                 "duplicates": self.duplicates,
                 "redis_benchmark_evalsha_per_s": self.redis_benchmark,
                 "redis_benchmark_evalsha_pipelined_16_per_s": self.redis_benchmark_pipelined,
@@ -960,13 +1159,19 @@ impl Report {
             println!("duplicates acknowledged (each id sent once, must be 0): {d}");
         }
         if let Some(q) = &self.quality {
+            let [(sm, sse), (rm, rse), (dm, dse), (pm, pse), (pdm, pdse)] = q.figures();
             println!(
-                "decisions {}  regret {:.1}  reference (fresh in-process Thompson, mean of {} plays) {:.1}  ratio {:.3}",
+                "decisions {} over {} copies ({:.0}/s per copy, mean realized reward delay {:.1} ms)",
                 q.decisions,
-                q.regret,
+                q.served.len(),
+                q.copy_rate,
+                q.mean_delay * 1000.0
+            );
+            println!(
+                "regret per copy {sm:.1} ± {sse:.1}  reference (in-process Thompson on the realized delays, {} plays per copy) optimistic {rm:.1} ± {rse:.1} (ratio {:.3}, difference {dm:.1} ± {dse:.1}), pessimistic {pm:.1} ± {pse:.1} (ratio {:.3}, difference {pdm:.1} ± {pdse:.1})",
                 args.reference_seeds,
-                q.reference,
-                ratio(q.regret, Some(q.reference)).unwrap_or(f64::NAN)
+                ratio(sm, Some(rm)).unwrap_or(f64::NAN),
+                ratio(sm, Some(pm)).unwrap_or(f64::NAN)
             );
         }
     }

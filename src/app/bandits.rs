@@ -37,6 +37,10 @@ pub struct BanditSettings {
     /// bandit.fallback_arms: experiment (or "*") → arm for Choose during a
     /// store outage when no snapshot is cached.
     pub fallback_arms: BTreeMap<String, String>,
+    /// Test-only (`bandit.test_rng_seed`): one seeded generator for every
+    /// draw instead of the per-thread ones, so a test's decisions are
+    /// reproducible. `None` in production.
+    pub rng_seed: Option<u64>,
 }
 
 impl BanditSettings {
@@ -151,6 +155,11 @@ pub struct Bandits {
     /// Posterior snapshots for Choose (and definitions for Reward); off
     /// unless [`Bandits::with_cache`] is given one with a bound > 0.
     pub(super) cache: SnapshotCache,
+    /// With `settings.rng_seed`: the one generator behind every draw. A
+    /// lock on the Choose path, acceptable only in tests; the draws of
+    /// concurrent Chooses then form one reproducible sequence (their
+    /// arms' multiset does not depend on which caller got which).
+    seeded: Option<std::sync::Mutex<SmallRng>>,
 }
 
 /// The index of the arm named `a` (retired arms included: late outcomes of
@@ -172,11 +181,24 @@ impl Bandits {
             Arc::new(Telemetry::disabled()),
             Duration::ZERO,
         );
+        let seeded = settings
+            .rng_seed
+            .map(|s| std::sync::Mutex::new(SmallRng::seed_from_u64(s)));
         Bandits {
             store,
             signer,
             settings,
             cache,
+            seeded,
+        }
+    }
+
+    /// Run `f` with this service's generator: the per-thread one, or the
+    /// seeded one of a test configuration.
+    fn with_rng<T>(&self, f: impl FnOnce(&mut SmallRng) -> T) -> T {
+        match &self.seeded {
+            Some(m) => f(&mut m.lock().unwrap_or_else(|p| p.into_inner())),
+            None => RNG.with(|r| f(&mut r.borrow_mut())),
         }
     }
 
@@ -197,7 +219,7 @@ impl Bandits {
     /// Create an experiment; an identical re-create answers the existing one
     /// with `created = false`, a different definition is ALREADY_EXISTS.
     pub async fn create(&self, new: NewExperiment) -> Result<(ExperimentDef, bool), Error> {
-        let id = RNG.with(|r| r.borrow_mut().random::<u64>());
+        let id = self.with_rng(|r| r.random::<u64>());
         let mut def = new.into_def(id)?;
         def.created_ms = now_ms();
         match self.store.create_experiment(&def).await? {
@@ -359,8 +381,7 @@ impl Bandits {
             }
         };
         let exploit = snap.exploit.filter(|w| candidates.contains(w));
-        let (arm, nonce) = RNG.with(|r| {
-            let mut rng = r.borrow_mut();
+        let (arm, nonce) = self.with_rng(|rng| {
             // EXPLOIT after a winner (found at snapshot refresh): the winner,
             // when the caller may be shown it; otherwise the allocation
             // (policy, holdback, floors).
@@ -746,6 +767,7 @@ mod tests {
                 max_clock_skew_ms: 300_000,
                 prob_best_draws: 1000,
                 fallback_arms: BTreeMap::new(),
+                rng_seed: None,
             },
         )
     }

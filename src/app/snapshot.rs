@@ -78,6 +78,10 @@ pub struct Snapshot {
     /// Propensities over explicit eligible subsets (sorted indices), at
     /// most [`MAX_SUBSET_PROPENSITIES`].
     subset_propensities: Mutex<SubsetTables>,
+    /// Test-only (`bandit.test_rng_seed`): propensity tables drawn from a
+    /// generator seeded by this, the experiment and the eligible set, so a
+    /// test's reported propensities are reproducible.
+    rng_seed: Option<u64>,
 }
 
 /// Sorted arm indices of an eligible subset → its propensity table.
@@ -89,6 +93,17 @@ type SubsetTables = HashMap<Box<[usize]>, Arc<[f64]>>;
 /// subset still gets its table, computed for the call and not kept (so a
 /// caller rotating through more subsets pays the computation per Choose).
 pub const MAX_SUBSET_PROPENSITIES: usize = 32;
+
+/// FNV-1a over an experiment name and an eligible set: a seeded table's
+/// generator differs per experiment and set, and is the same on every run.
+fn table_key(name: &str, candidates: &[usize]) -> u64 {
+    let bytes = name
+        .bytes()
+        .chain(candidates.iter().flat_map(|i| (*i as u64).to_le_bytes()));
+    bytes.fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 
 /// A subset's key: its indices, sorted (the table does not depend on order).
 fn subset_key(candidates: &[usize]) -> Box<[usize]> {
@@ -150,6 +165,7 @@ impl Snapshot {
             read_at,
             default_propensities: OnceLock::new(),
             subset_propensities: Mutex::new(HashMap::new()),
+            rng_seed: None,
         }
     }
 
@@ -195,7 +211,10 @@ impl Snapshot {
     }
 
     fn compute_propensities(&self, candidates: &[usize]) -> Arc<[f64]> {
-        let mut rng = SmallRng::from_rng(&mut rand::rng());
+        let mut rng = match self.rng_seed {
+            Some(seed) => SmallRng::seed_from_u64(seed ^ table_key(&self.def.name, candidates)),
+            None => SmallRng::from_rng(&mut rand::rng()),
+        };
         self.allocation
             .propensities(
                 &self.posteriors,
@@ -273,6 +292,8 @@ struct Inner {
     /// snapshot built here.
     tally: Arc<DecisionTally>,
     max_staleness: Duration,
+    /// Test-only seed for the snapshots' propensity tables (see [`Snapshot`]).
+    rng_seed: Option<u64>,
     slots: RwLock<HashMap<String, Arc<Slot>>>,
 }
 
@@ -294,9 +315,20 @@ impl SnapshotCache {
                 telemetry,
                 tally: Arc::new(DecisionTally::default()),
                 max_staleness,
+                rng_seed: None,
                 slots: RwLock::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Test-only (`bandit.test_rng_seed`): reproducible propensity tables.
+    /// Call it before the cache is shared (at start-up).
+    pub fn with_rng_seed(mut self, seed: Option<u64>) -> SnapshotCache {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.rng_seed = seed,
+            None => tracing::warn!("bandit.test_rng_seed set after the cache was shared: ignored"),
+        }
+        self
     }
 
     pub fn enabled(&self) -> bool {
@@ -320,13 +352,10 @@ impl SnapshotCache {
             inner.telemetry.snapshot_uncached.increment(1);
             let read_at = Instant::now();
             return Ok(inner.store.experiment(name).await?.map(|s| {
-                Arc::new(Snapshot::build(
-                    s,
-                    super::now_ms(),
-                    read_at,
-                    &inner.telemetry,
-                    &inner.tally,
-                ))
+                let mut snap =
+                    Snapshot::build(s, super::now_ms(), read_at, &inner.telemetry, &inner.tally);
+                snap.rng_seed = inner.rng_seed;
+                Arc::new(snap)
             }));
         }
         let slot = self.slot(name);
@@ -531,13 +560,15 @@ impl Inner {
             }
             return Ok(None);
         };
-        let snap = Arc::new(Snapshot::build(
+        let mut snap = Snapshot::build(
             state,
             super::now_ms(),
             read_at,
             &inner.telemetry,
             &inner.tally,
-        ));
+        );
+        snap.rng_seed = inner.rng_seed;
+        let snap = Arc::new(snap);
         // Propensity tables before install, on the blocking pool (ms of
         // draws). If that task fails, Choose computes them at first use.
         let (warming, previous) = (snap.clone(), slot.current());
