@@ -654,3 +654,139 @@ async fn reward_aggregate_counts_once_per_request_id() {
     .await;
     assert!(err.contains("sum:"), "{err}");
 }
+
+/// `experiment reward-batch`: JSON lines from a file, 1,000 per call (2,500
+/// lines make three calls); decision ids count once however often the file
+/// is sent again; a refused line is reported by number with exit 1 while the
+/// other lines still apply; a malformed line is a usage error (exit 2)
+/// before anything is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn reward_batch_sends_json_lines_exactly_once() {
+    let s = TestServer::start(Backend::Memory).await;
+    let url = s.url.as_str();
+    ok(&[
+        "experiment",
+        "create",
+        "b",
+        "--arms",
+        "x,y",
+        "--server",
+        url,
+    ])
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut lines = Vec::new();
+    for i in 0..2_500 {
+        if i % 5 == 0 {
+            let v = json(&["choose", "b", "--server", url]).await;
+            let id = v["decisionId"].as_str().expect("decisionId").to_string();
+            lines.push(serde_json::json!({"decisionId": id, "value": 1}).to_string());
+        } else {
+            let arm = if i % 2 == 0 { "x" } else { "y" };
+            lines.push(serde_json::json!({"arm": arm, "value": 0}).to_string());
+        }
+    }
+    let by_id: Vec<String> = lines.iter().step_by(5).cloned().collect();
+    let all = dir.path().join("all.jsonl");
+    std::fs::write(&all, lines.join("\n")).expect("write");
+    let file = all.to_str().expect("utf-8 path");
+    let out = ok(&[
+        "experiment",
+        "reward-batch",
+        "b",
+        "--file",
+        file,
+        "--server",
+        url,
+    ])
+    .await;
+    assert_eq!(
+        out,
+        "2500 applied, 0 duplicate (already counted), 0 refused\n"
+    );
+
+    // The decision-id lines again: all duplicates, nothing counted twice.
+    let again = dir.path().join("again.jsonl");
+    std::fs::write(&again, by_id.join("\n")).expect("write");
+    let v = json(&[
+        "experiment",
+        "reward-batch",
+        "b",
+        "--file",
+        again.to_str().expect("utf-8 path"),
+        "--server",
+        url,
+    ])
+    .await;
+    assert_eq!(v["applied"], 0, "{v}");
+    assert_eq!(v["duplicates"], 500, "{v}");
+    let show = json(&["experiment", "show", "b", "--server", url]).await;
+    let total: u64 = show["arms"]
+        .as_array()
+        .expect("arms")
+        .iter()
+        .map(|a| {
+            a["rewards"]
+                .as_str()
+                .and_then(|r| r.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(total, 2_500);
+
+    // One bad line among good ones: it alone is refused, named by line.
+    let mixed = dir.path().join("mixed.jsonl");
+    std::fs::write(
+        &mixed,
+        "{\"arm\": \"x\", \"value\": 1}\n{\"arm\": \"nope\", \"value\": 1}\n{\"arm\": \"y\", \"value\": 1}\n",
+    )
+    .expect("write");
+    let o = run(&[
+        "experiment",
+        "reward-batch",
+        "b",
+        "--file",
+        mixed.to_str().expect("utf-8 path"),
+        "--server",
+        url,
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.starts_with("line 2: NOT_FOUND "), "{text}");
+    assert!(
+        text.ends_with("2 applied, 0 duplicate (already counted), 1 refused\n"),
+        "{text}"
+    );
+
+    // Malformed JSON: usage error naming the line, nothing sent.
+    let broken = dir.path().join("broken.jsonl");
+    std::fs::write(&broken, "{\"arm\": \"x\", \"value\": 1}\n{\"arm\": \n").expect("write");
+    let err = fails(
+        2,
+        &[
+            "experiment",
+            "reward-batch",
+            "b",
+            "--file",
+            broken.to_str().expect("utf-8 path"),
+            "--server",
+            url,
+        ],
+    )
+    .await;
+    assert!(err.contains("line 2"), "{err}");
+    let show = json(&["experiment", "show", "b", "--server", url]).await;
+    let total: u64 = show["arms"]
+        .as_array()
+        .expect("arms")
+        .iter()
+        .map(|a| {
+            a["rewards"]
+                .as_str()
+                .and_then(|r| r.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(total, 2_502, "the broken file applied nothing");
+}

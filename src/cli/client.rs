@@ -129,6 +129,7 @@ rpcs! {
     bandits.choose(pb::ChooseRequest) -> pb::ChooseResponse;
     bandits.reward(pb::RewardRequest) -> pb::RewardResponse;
     bandits.reward_aggregate(pb::RewardAggregateRequest) -> pb::RewardAggregateResponse;
+    bandits.reward_batch(pb::RewardBatchRequest) -> pb::RewardBatchResponse;
     bandits.get_verdict(pb::GetVerdictRequest) -> pb::GetVerdictResponse;
     bandits.gate(pb::GateRequest) -> pb::GateResponse;
     optimizer.create_study(pb::CreateStudyRequest) -> pb::CreateStudyResponse;

@@ -393,6 +393,7 @@ async fn experiment(conn: &Conn, cmd: ExperimentCmd) -> Result<(), Error> {
             }
             emit(&format!("arm {arm} retired\n"))
         }
+        ExperimentCmd::RewardBatch { name, file } => reward_batch(conn, name, &file).await,
         ExperimentCmd::RewardAggregate {
             name,
             arm,
@@ -571,4 +572,86 @@ mod tests {
         }
         assert_eq!(calls, 2);
     }
+}
+
+/// Rewards per RewardBatch call: the server's cap (`app::ingest::MAX_BATCH_REWARDS`).
+const BATCH_SIZE: usize = crate::app::ingest::MAX_BATCH_REWARDS;
+
+/// `experiment reward-batch`: JSON lines in, one result per line out (line
+/// numbers from 1, so a refused line is easy to find and resend; by
+/// decision id a resend is exactly-once).
+async fn reward_batch(conn: &Conn, experiment: String, file: &str) -> Result<(), Error> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| Error::Failed(format!("reading standard input: {e}")))?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| Error::Failed(format!("reading {file}: {e}")))?
+    };
+    // Parse everything before sending anything: a typo on line 900 must not
+    // leave lines 1-899 applied and the rest not.
+    let mut items = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let item: pb::BatchReward = serde_json::from_str(line)
+            .map_err(|e| Error::Usage(format!("{file}: line {}: {e}", i + 1)))?;
+        items.push((i + 1, item));
+    }
+    if items.is_empty() {
+        return Err(Error::Usage(format!("{file}: no rewards")));
+    }
+    let mut client = Client::connect(conn).await?;
+    let (mut applied, mut duplicates, mut refused) = (0usize, 0usize, 0usize);
+    let mut out = Vec::new();
+    for chunk in items.chunks(BATCH_SIZE) {
+        let r = client
+            .reward_batch(pb::RewardBatchRequest {
+                experiment: experiment.clone(),
+                rewards: chunk.iter().map(|(_, item)| item.clone()).collect(),
+            })
+            .await?;
+        for ((line, _), res) in chunk.iter().zip(r.results) {
+            let outcome = if !res.error_code.is_empty() {
+                refused += 1;
+                "refused"
+            } else if res.duplicate {
+                duplicates += 1;
+                "duplicate"
+            } else {
+                applied += 1;
+                "applied"
+            };
+            out.push((*line, outcome, res));
+        }
+    }
+    if conn.json {
+        let results: Vec<serde_json::Value> = out
+            .iter()
+            .map(|(line, outcome, r)| {
+                serde_json::json!({"line": line, "outcome": outcome, "arm": r.arm,
+                    "errorCode": r.error_code, "errorMessage": r.error_message})
+            })
+            .collect();
+        print_json(
+            &serde_json::json!({"applied": applied, "duplicates": duplicates,
+            "refused": refused, "results": results}),
+        )?;
+    } else {
+        let mut text = String::new();
+        for (line, _, r) in out.iter().filter(|(_, o, _)| *o == "refused") {
+            text.push_str(&format!(
+                "line {line}: {} {}\n",
+                r.error_code, r.error_message
+            ));
+        }
+        text.push_str(&format!(
+            "{applied} applied, {duplicates} duplicate (already counted), {refused} refused\n"
+        ));
+        emit(&text)?;
+    }
+    if refused > 0 {
+        return Err(Error::Exit(1));
+    }
+    Ok(())
 }

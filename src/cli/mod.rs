@@ -328,6 +328,17 @@ pub enum ExperimentCmd {
         #[arg(long, value_name = "ID")]
         request_id: Option<String>,
     },
+    /// Report many rewards in few calls: one JSON object per line, as the
+    /// HTTP API takes them ({"decisionId": "...", "value": 1} or
+    /// {"arm": "b", "value": 0}), sent 1,000 to a call (the server's cap).
+    /// Exit 1 when any line was refused (each is reported).
+    RewardBatch {
+        /// The experiment the rewards belong to.
+        name: String,
+        /// The JSON-lines file; "-" reads standard input.
+        #[arg(long, value_name = "FILE", default_value = "-")]
+        file: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
