@@ -530,50 +530,6 @@ async fn all_pages(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn block<T>(f: impl Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-            .block_on(f)
-    }
-
-    #[test]
-    fn pages_are_followed_to_the_empty_token() {
-        let pages = [("", vec!["a", "b"], "t1"), ("t1", vec!["c"], "")];
-        let mut calls = 0;
-        let names = block(all_pages(async |token: String| {
-            let (expect, names, next) = &pages[calls];
-            assert_eq!(token, *expect);
-            calls += 1;
-            Ok((
-                names.iter().map(|s| s.to_string()).collect(),
-                next.to_string(),
-            ))
-        }))
-        .expect("pages");
-        assert_eq!(names, ["a", "b", "c"]);
-        assert_eq!(calls, 2);
-    }
-
-    #[test]
-    fn a_repeated_token_stops_the_loop() {
-        let mut calls = 0;
-        let r = block(all_pages(async |_token: String| {
-            calls += 1;
-            Ok((vec!["x".to_string()], "same".to_string()))
-        }));
-        match r {
-            Err(Error::Failed(m)) => assert!(m.contains("twice"), "{m}"),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(calls, 2);
-    }
-}
-
 /// Rewards per RewardBatch call: the server's cap (`app::ingest::MAX_BATCH_REWARDS`).
 const BATCH_SIZE: usize = crate::app::ingest::MAX_BATCH_REWARDS;
 
@@ -654,4 +610,48 @@ async fn reward_batch(conn: &Conn, experiment: String, file: &str) -> Result<(),
         return Err(Error::Exit(1));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block<T>(f: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn pages_are_followed_to_the_empty_token() {
+        let pages = [("", vec!["a", "b"], "t1"), ("t1", vec!["c"], "")];
+        let mut calls = 0;
+        let names = block(all_pages(async |token: String| {
+            let (expect, names, next) = &pages[calls];
+            assert_eq!(token, *expect);
+            calls += 1;
+            Ok((
+                names.iter().map(|s| s.to_string()).collect(),
+                next.to_string(),
+            ))
+        }))
+        .expect("pages");
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn a_repeated_token_stops_the_loop() {
+        let mut calls = 0;
+        let r = block(all_pages(async |_token: String| {
+            calls += 1;
+            Ok((vec!["x".to_string()], "same".to_string()))
+        }));
+        match r {
+            Err(Error::Failed(m)) => assert!(m.contains("twice"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(calls, 2);
+    }
 }
