@@ -316,6 +316,10 @@ def check_kubernetes(routes, env_names) -> tuple[str, dict[str, str], dict[str, 
             if not expect(out.returncode == 0, f"kubectl kustomize {name} failed: {out.stderr.strip()}"):
                 continue
             rendered = load_docs(out.stdout, f"kubectl kustomize {name}")
+            # A patch directive kustomize did not consume ($patch,
+            # $retainKeys...) would reach the API server, which rejects it.
+            expect("$" not in "".join(re.findall(r"^\s*-?\s*(\S+):", out.stdout, re.M)),
+                   f"{name}: the rendered manifests keep a patch directive ($...)")
             rdep = by_kind(rendered, "Deployment", name)
             env = check_deployment(rdep, cm_doc, secret, routes, env_names, f"{name} (rendered)")
             check_selectors(rendered, rdep, f"{name} (rendered)")
@@ -324,6 +328,8 @@ def check_kubernetes(routes, env_names) -> tuple[str, dict[str, str], dict[str, 
             if d != K8S:
                 redis_env = env
                 expect(rdep["spec"]["replicas"] > 1, f"{name}: the Redis example must run several replicas")
+                expect(rdep["spec"]["strategy"]["type"] == "RollingUpdate",
+                       f"{name}: replicas on Redis hold no file: roll them (RollingUpdate)")
                 expect(all(d.get("kind") != "PersistentVolumeClaim" for d in rendered),
                        f"{name}: renders a PersistentVolumeClaim (not needed with Redis)")
                 vols = {v["name"]: v for v in rdep["spec"]["template"]["spec"]["volumes"]}
