@@ -482,4 +482,148 @@ mod tests {
         assert!((s[1] - 0.55).abs() < 1e-12);
         assert_eq!(derived_reference(&pts), vec![2.2, 32.0]);
     }
+
+    fn two_objective_state() -> StudyState {
+        use crate::bo::study::DEFAULT_MAX_PENDING;
+        use crate::bo::{Constraint, ParamKind, Parameter, SearchSpace};
+        let space = SearchSpace {
+            parameters: vec![Parameter {
+                name: "x".into(),
+                kind: ParamKind::Float {
+                    low: 0.0,
+                    high: 1.0,
+                    log: false,
+                    step: None,
+                },
+            }],
+        };
+        let mut spec = StudySpec::new(space, Goal::Minimize, 9);
+        spec.constraints.push(Constraint::at_most("p95_ms", 200.0));
+        StudyState::new(StudyDef {
+            name: "mo".into(),
+            spec,
+            objective: "cost".into(),
+            metrics: vec![],
+            trial_timeout_seconds: 0,
+            max_pending: DEFAULT_MAX_PENDING,
+            objectives: vec![
+                Objective {
+                    name: "cost".into(),
+                    goal: Goal::Minimize,
+                },
+                Objective {
+                    name: "speed".into(),
+                    goal: Goal::Maximize,
+                },
+            ],
+            reference_point: vec![],
+        })
+    }
+
+    fn m(cost: f64, speed: f64, p95: f64) -> std::collections::BTreeMap<String, f64> {
+        [("cost", cost), ("speed", speed), ("p95_ms", p95)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+
+    #[test]
+    fn a_study_with_two_objectives() {
+        use crate::bo::study::ObserveError;
+        let mut s = two_objective_state();
+        s.def.validate().unwrap();
+        assert!(s.pareto().unwrap().trials.is_empty());
+        assert!(s.pareto().unwrap().reference.is_empty());
+        let t = s.suggest(5, 1).unwrap();
+        let mut missing = m(1.0, 1.0, 1.0);
+        missing.remove("speed");
+        let e = s.observe(t[0].id, 0.0, missing, false, 2).unwrap_err();
+        assert!(
+            matches!(&e, ObserveError::Invalid(msg) if msg.starts_with("metrics.speed:")),
+            "{e}"
+        );
+        // `value` is ignored: the trial's value is the first objective's.
+        let done = s
+            .observe(t[0].id, 123.0, m(3.0, 6.0, 100.0), false, 2)
+            .unwrap();
+        assert_eq!(done.value, Some(3.0));
+        s.observe(t[1].id, 0.0, m(1.0, 2.0, 100.0), false, 2)
+            .unwrap();
+        // Infeasible (p95_ms > 200) and better in both: not on the front.
+        s.observe(t[2].id, 0.0, m(0.0, 9.0, 900.0), false, 2)
+            .unwrap();
+        // Dominated by trial 1.
+        s.observe(t[3].id, 0.0, m(4.0, 5.0, 100.0), false, 2)
+            .unwrap();
+        s.observe(t[4].id, 0.0, std::collections::BTreeMap::new(), true, 2)
+            .unwrap();
+        let f = s.pareto().unwrap();
+        let ids: Vec<u64> = f.trials.iter().map(|&i| s.trials[i].id).collect();
+        assert_eq!(ids, vec![t[0].id, t[1].id]);
+        // Derived over the feasible completed trials (1, 2, 4): cost worst 4,
+        // range 3 -> 4.3; speed worst 2, range 4 -> 2 - 0.4 = 1.6.
+        assert!((f.reference[0] - 4.3).abs() < 1e-12 && (f.reference[1] - 1.6).abs() < 1e-12);
+        // Minimization space against (4.3, -1.6): (3, -6) and (1, -2):
+        // 1.3 x 4.4 + 3.3 x 0.4 - 1.3 x 0.4 = 5.72 + 1.32 - 0.52 = 6.52.
+        assert!((f.hypervolume - 6.52).abs() < 1e-9, "{}", f.hypervolume);
+        // ParEGO after the initial design: a batch of distinct configurations.
+        s.def.spec.n_initial = 2;
+        let more = s.suggest(3, 3).unwrap();
+        assert_eq!(more.len(), 3);
+        assert!(more[0].config != more[1].config && more[1].config != more[2].config);
+        assert!(s.fit.is_none(), "no warm start from a scalarization");
+    }
+
+    #[test]
+    fn records_without_objectives_load_and_with_them_round_trip() {
+        let s = two_objective_state();
+        let back: StudyState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        let mut v = serde_json::to_value(&s).unwrap();
+        let def = v["def"].as_object_mut().unwrap();
+        def.remove("objectives");
+        def.remove("reference_point");
+        let old: StudyState = serde_json::from_value(v).unwrap();
+        assert!(old.def.objectives.is_empty() && old.def.reference_point.is_empty());
+        assert_eq!(old.pareto(), None);
+    }
+
+    #[test]
+    fn definition_rules_name_the_field() {
+        let err = |f: &dyn Fn(&mut StudyDef)| {
+            let mut d = two_objective_state().def;
+            f(&mut d);
+            d.validate().unwrap_err().to_string()
+        };
+        let o = |n: &str| Objective {
+            name: n.into(),
+            goal: Goal::Minimize,
+        };
+        assert!(err(&|d| d.objectives.truncate(1)).contains("objectives: must have 2 to 4"));
+        assert!(
+            err(&|d| d.objectives = ["a", "b", "c", "d", "e"].map(o).to_vec())
+                .contains("objectives: must have 2 to 4 objectives, got 5")
+        );
+        assert!(
+            err(&|d| d.objectives[1].name = "cost".into())
+                .contains("objectives[1].name: duplicate")
+        );
+        assert!(
+            err(&|d| d.reference_point = vec![1.0])
+                .contains("reference_point: must have one value per objective (2), got 1")
+        );
+        assert!(err(&|d| d.reference_point = vec![1.0, f64::NAN]).contains("reference_point[1]"));
+        assert!(
+            err(&|d| d.spec.constraints[0].metric = "speed".into())
+                .contains("constraints[0].metric")
+        );
+        assert!(err(&|d| d.metrics = vec!["speed".into()]).contains("metrics[0]"));
+        assert!(
+            err(&|d| {
+                d.objectives.clear();
+                d.reference_point = vec![1.0, 2.0];
+            })
+            .contains("reference_point: only for")
+        );
+    }
 }
