@@ -393,7 +393,13 @@ fn pareto_front(r: &pb::GetStudyResponse, objectives: &[pb::Objective]) -> Strin
     if let Some(hv) = r.hypervolume
         && !r.reference_point.is_empty()
     {
-        let reference: Vec<String> = r.reference_point.iter().map(|&v| num_short(v)).collect();
+        // A derived reference carries float noise (31.220000000000002):
+        // six decimals are plenty for reading.
+        let reference: Vec<String> = r
+            .reference_point
+            .iter()
+            .map(|&v| num_short((v * 1e6).round() / 1e6))
+            .collect();
         out.push_str(&format!(
             "hypervolume: {}  (reference point {})\n",
             num(hv, 6),
