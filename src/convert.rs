@@ -681,8 +681,7 @@ impl From<StudyView> for pb::GetStudyResponse {
     fn from(v: StudyView) -> Self {
         let s = &v.state;
         let trial = |i: Option<usize>| i.and_then(|i| s.trials.get(i)).map(pb::Trial::from);
-        // No GP: a dominance check over the completed trials.
-        let front = s.pareto();
+        let front = v.front;
         pb::GetStudyResponse {
             study: Some((&s.def).into()),
             trials: s.trials.iter().map(Into::into).collect(),
@@ -699,7 +698,7 @@ impl From<StudyView> for pb::GetStudyResponse {
             pareto_front: front.as_ref().map_or_else(Vec::new, |f| {
                 f.trials.iter().filter_map(|&i| trial(Some(i))).collect()
             }),
-            hypervolume: front.as_ref().map(|f| f.hypervolume),
+            hypervolume: front.as_ref().and_then(|f| f.hypervolume),
             reference_point: front.map(|f| f.reference).unwrap_or_default(),
         }
     }

@@ -63,38 +63,59 @@ pub fn non_dominated(points: &[Vec<f64>]) -> Vec<usize> {
         .collect()
 }
 
+/// The exact hypervolume of `n` front points in `d` objectives costs about
+/// n^(d-1) log n steps (see [`hypervolume`]); above this many n^(d-1) it is
+/// not computed, so that GetStudy stays well under a second: only three or
+/// four objectives with very large fronts (four objectives: ~290 points)
+/// reach it.
+pub const MAX_HYPERVOLUME_WORK: f64 = 2.5e7;
+
 /// The volume dominated by `points` and bounded by `reference` (points not
 /// strictly better than the reference in every objective add nothing).
 /// Exact: a sweep for two objectives, slicing along the last objective
-/// above (HSO).
-pub fn hypervolume(points: &[Vec<f64>], reference: &[f64]) -> f64 {
+/// above (HSO). `None` when the front is too large for the budget
+/// ([`MAX_HYPERVOLUME_WORK`]).
+pub fn hypervolume(points: &[Vec<f64>], reference: &[f64]) -> Option<f64> {
     let inside: Vec<Vec<f64>> = points
         .iter()
         .filter(|p| p.len() == reference.len() && p.iter().zip(reference).all(|(x, r)| x < r))
         .cloned()
         .collect();
-    hv(inside, reference)
+    let d = reference.len().max(1);
+    if d > 2 && (inside.len() as f64).powi(d as i32 - 1) > MAX_HYPERVOLUME_WORK {
+        return None;
+    }
+    // Dominated points add nothing: drop them once here; the slices below
+    // may hold dominated projections, which the sweep skips.
+    let front = non_dominated(&inside)
+        .into_iter()
+        .map(|i| inside[i].clone())
+        .collect();
+    Some(hv(front, reference))
 }
 
-fn hv(points: Vec<Vec<f64>>, r: &[f64]) -> f64 {
-    if points.is_empty() {
+fn hv(mut pts: Vec<Vec<f64>>, r: &[f64]) -> f64 {
+    if pts.is_empty() {
         return 0.0;
     }
     let d = r.len();
     if d == 1 {
-        let best = points.iter().map(|p| p[0]).fold(f64::INFINITY, f64::min);
+        let best = pts.iter().map(|p| p[0]).fold(f64::INFINITY, f64::min);
         return r[0] - best;
     }
-    let mut pts: Vec<Vec<f64>> = non_dominated(&points)
-        .into_iter()
-        .map(|i| points[i].clone())
-        .collect();
     if d == 2 {
-        // Non-dominated and sorted by the first objective: the second falls.
-        pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
+        // Sorted by the first objective, the staircase is the points that
+        // lower the best second objective so far.
+        pts.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
+        let mut stairs: Vec<&Vec<f64>> = Vec::new();
+        for p in &pts {
+            if stairs.last().is_none_or(|s| p[1] < s[1]) {
+                stairs.push(p);
+            }
+        }
         let mut area = 0.0;
-        for (i, p) in pts.iter().enumerate() {
-            let next_x = pts.get(i + 1).map_or(r[0], |q| q[0]);
+        for (i, p) in stairs.iter().enumerate() {
+            let next_x = stairs.get(i + 1).map_or(r[0], |q| q[0]);
             area += (next_x - p[0]) * (r[1] - p[1]);
         }
         return area;
@@ -315,8 +336,9 @@ pub struct Front {
     /// Indices into the study's trials: the completed feasible trials no
     /// other completed feasible trial dominates, in trial order.
     pub trials: Vec<usize>,
-    /// Of the front, against `reference`.
-    pub hypervolume: f64,
+    /// Of the front, against `reference`; `None` when the front is too
+    /// large to compute it exactly ([`MAX_HYPERVOLUME_WORK`]).
+    pub hypervolume: Option<f64>,
     /// The reference point used, in the user's units: the study's, or
     /// derived ([`derived_reference`]); empty while nothing is completed
     /// and the study gives none.
@@ -427,14 +449,17 @@ mod tests {
         for n in 0..40 {
             let pts = random_points(&mut rng, n % 12, 2, 10);
             let r = [10.0, 9.0];
-            assert_eq!(hypervolume(&pts, &r), grid_area(&pts, &r), "{pts:?}");
+            assert_eq!(hypervolume(&pts, &r), Some(grid_area(&pts, &r)), "{pts:?}");
         }
         // Closed form: two rectangles minus their overlap.
         let pts = vec![vec![1.0, 3.0], vec![2.0, 1.0]];
         let r = [4.0, 4.0];
-        assert_eq!(hypervolume(&pts, &r), 3.0 * 1.0 + 2.0 * 3.0 - 2.0 * 1.0);
+        assert_eq!(
+            hypervolume(&pts, &r),
+            Some(3.0 * 1.0 + 2.0 * 3.0 - 2.0 * 1.0)
+        );
         // A point on or beyond the reference adds nothing.
-        assert_eq!(hypervolume(&[vec![4.0, 0.0]], &r), 0.0);
+        assert_eq!(hypervolume(&[vec![4.0, 0.0]], &r), Some(0.0));
     }
 
     #[test]
@@ -461,9 +486,25 @@ mod tests {
                 let sign = if chosen.len() % 2 == 1 { 1.0 } else { -1.0 };
                 ie += sign * vol;
             }
-            let got = hypervolume(&pts, &r);
+            let got = hypervolume(&pts, &r).unwrap();
             assert!((got - ie).abs() < 1e-9, "{got} vs {ie}: {pts:?}");
         }
+    }
+
+    #[test]
+    fn too_large_a_front_has_no_hypervolume() {
+        // Points on the simplex x1 + … + x4 = 1 never dominate each other.
+        let mut rng = StdRng::seed_from_u64(8);
+        let front = |n: usize, rng: &mut StdRng| -> Vec<Vec<f64>> {
+            (0..n).map(|_| random_weights(4, rng)).collect()
+        };
+        let r = [1.0; 4];
+        // 292³ ≈ 2.49e7 is within the budget, 293³ ≈ 2.52e7 is not.
+        assert!(hypervolume(&front(293, &mut rng), &r).is_none());
+        let small = front(20, &mut rng);
+        assert_eq!(non_dominated(&small).len(), 20);
+        let hv = hypervolume(&small, &r).unwrap();
+        assert!(hv > 0.0 && hv < 1.0, "{hv}");
     }
 
     #[test]
@@ -565,7 +606,8 @@ mod tests {
         assert!((f.reference[0] - 4.3).abs() < 1e-12 && (f.reference[1] - 1.6).abs() < 1e-12);
         // Minimization space against (4.3, -1.6): (3, -6) and (1, -2):
         // 1.3 x 4.4 + 3.3 x 0.4 - 1.3 x 0.4 = 5.72 + 1.32 - 0.52 = 6.52.
-        assert!((f.hypervolume - 6.52).abs() < 1e-9, "{}", f.hypervolume);
+        let hv = f.hypervolume.unwrap();
+        assert!((hv - 6.52).abs() < 1e-9, "{hv}");
         // ParEGO after the initial design: a batch of distinct configurations.
         s.def.spec.n_initial = 2;
         let more = s.suggest(3, 3).unwrap();
