@@ -639,7 +639,7 @@
         const constraints = study.constraints || [];
         const trials = (s.trials || []).slice().sort((a, b) => num(a.trialId) - num(b.trialId));
         body.append(h("div", { class: "card" },
-          h("div", {}, h("span", { class: "muted", text: "objective " }), `${goal} ${objName}`,
+          h("div", {}, h("span", { class: "muted", text: "objective " }), objectivesLabel(study),
             constraints.length ? h("span", {}, h("span", { class: "muted", text: "   constraints " }), constraints.map((c) => `${c.metric} ≤ ${fmt(c.upperBound)}`).join(", ")) : null),
           h("div", {}, h("span", { class: "muted", text: "parameters " }), (study.parameters || []).map((p) => {
             const d = domain(p);
@@ -758,7 +758,7 @@
     ctx.scale(dpr, dpr);
     const vals = completed.map((t) => num(t.value));
     const vmin = Math.min(...vals), vmax = Math.max(...vals);
-    const maximize = study.objective.goal === "MAXIMIZE";
+    const maximize = firstObjective(study).goal === "MAXIMIZE";
     // Colour by rank, best yellow: a few bad trials would otherwise squeeze
     // every good one into one colour.
     const order = completed.slice().sort((a, b) => (maximize ? 1 : -1) * (num(a.value) - num(b.value)));
