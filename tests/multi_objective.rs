@@ -208,6 +208,13 @@ async fn two_objectives_over_grpc_find_a_front() {
         let study = created.study.unwrap();
         assert_eq!(study.objectives.len(), 2);
         assert!(study.objective.is_none(), "exclusive with objectives");
+        // Re-creating the same definition is idempotent; another reference
+        // point is another definition.
+        let again = c.create_study(zdt("z")).await.unwrap().into_inner();
+        assert!(!again.created);
+        let mut other = zdt("z");
+        other.reference_point = vec![2.0, -20.0];
+        refused(c.create_study(other).await, Code::AlreadyExists, "z");
         for round in 0..15 {
             let t = c
                 .suggest(pb::SuggestRequest {
