@@ -387,6 +387,7 @@ impl StudyState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn random_points(rng: &mut StdRng, n: usize, d: usize, levels: u32) -> Vec<Vec<f64>> {
         // Few levels per coordinate: ties and equal points happen.
@@ -562,7 +563,7 @@ mod tests {
         })
     }
 
-    fn m(cost: f64, speed: f64, p95: f64) -> std::collections::BTreeMap<String, f64> {
+    fn m(cost: f64, speed: f64, p95: f64) -> BTreeMap<String, f64> {
         [("cost", cost), ("speed", speed), ("p95_ms", p95)]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
@@ -597,8 +598,7 @@ mod tests {
         // Dominated by trial 1.
         s.observe(t[3].id, 0.0, m(4.0, 5.0, 100.0), false, 2)
             .unwrap();
-        s.observe(t[4].id, 0.0, std::collections::BTreeMap::new(), true, 2)
-            .unwrap();
+        s.observe(t[4].id, 0.0, BTreeMap::new(), true, 2).unwrap();
         let f = s.pareto().unwrap();
         let ids: Vec<u64> = f.trials.iter().map(|&i| s.trials[i].id).collect();
         assert_eq!(ids, vec![t[0].id, t[1].id]);
@@ -668,5 +668,69 @@ mod tests {
             })
             .contains("reference_point: only for")
         );
+    }
+
+    /// ZDT1 in 2-D with `budget` evaluations: the final hypervolume against
+    /// (1.1, 11). `n_initial = budget` is the space-filling design alone.
+    fn zdt1_hypervolume(seed: u64, n_initial: usize, budget: usize) -> f64 {
+        use crate::bo::study::DEFAULT_MAX_PENDING;
+        use crate::bo::{ParamKind, ParamValue, Parameter, SearchSpace};
+        let unit = |n: &str| Parameter {
+            name: n.into(),
+            kind: ParamKind::Float {
+                low: 0.0,
+                high: 1.0,
+                log: false,
+                step: None,
+            },
+        };
+        let space = SearchSpace {
+            parameters: vec![unit("x1"), unit("x2")],
+        };
+        let mut spec = StudySpec::new(space, Goal::Minimize, seed);
+        spec.n_initial = n_initial;
+        let objective = |n: &str| Objective {
+            name: n.into(),
+            goal: Goal::Minimize,
+        };
+        let mut s = StudyState::new(StudyDef {
+            name: "zdt1".into(),
+            spec,
+            objective: "f1".into(),
+            metrics: vec![],
+            trial_timeout_seconds: 0,
+            max_pending: DEFAULT_MAX_PENDING,
+            objectives: vec![objective("f1"), objective("f2")],
+            reference_point: vec![1.1, 11.0],
+        });
+        for _ in 0..budget {
+            let t = s.suggest(1, 0).unwrap().remove(0);
+            let x = |k: &str| match t.config[k] {
+                ParamValue::Number(v) => v,
+                ParamValue::Category(_) => unreachable!("float parameters"),
+            };
+            let g = 1.0 + 9.0 * x("x2");
+            let f2 = g * (1.0 - (x("x1") / g).sqrt());
+            let m = BTreeMap::from([("f1".to_string(), x("x1")), ("f2".to_string(), f2)]);
+            s.observe(t.id, 0.0, m, false, 0).unwrap();
+        }
+        s.pareto().unwrap().hypervolume.unwrap()
+    }
+
+    #[test]
+    fn parego_closes_most_of_the_gap_on_zdt1() {
+        // The true front is f2 = 1 - sqrt(f1), f1 in [0, 1]; against
+        // (1.1, 11) it dominates 1.1 * 11 - ∫₀¹ (1 - √x) dx = 12.1 - 1/3.
+        let best = 12.1 - 1.0 / 3.0;
+        // With 30 evaluations (10 space-filling, 20 by ParEGO), on 5 fixed
+        // seeds, the gap to it must be under half the gap of 30
+        // space-filling points of the same seed (a baseline in the same run).
+        // Measured: ParEGO 0.06-0.25, the design alone 1.0-1.3.
+        for seed in 1..6 {
+            let parego = best - zdt1_hypervolume(seed, 10, 30);
+            let design = best - zdt1_hypervolume(seed, 30, 30);
+            assert!(parego >= 0.0 && design >= 0.0);
+            assert!(parego < 0.5 * design, "seed {seed}: {parego} vs {design}");
+        }
     }
 }
