@@ -148,6 +148,25 @@ def seed(api):
             body = {"trialId": trial["trialId"], "failed": True}
         api.call("POST", "/v1/studies/tune-cache:observe", body)
 
+    # A study with two objectives (ZDT1 in 2-D, the second maximized as its
+    # negative): its pages must render with `objectives` instead of
+    # `objective`.
+    api.call("POST", "/v1/studies", {
+        "name": "two-goals",
+        "parameters": [{"name": "x1", "float": {"low": 0, "high": 1}},
+                       {"name": "x2", "float": {"low": 0, "high": 1}}],
+        "objectives": [{"name": "f1", "goal": "MINIMIZE"}, {"name": "neg_f2", "goal": "MAXIMIZE"}],
+        "seed": "5",
+    })
+    for _ in range(12):
+        trial = api.call("POST", "/v1/studies/two-goals:suggest", {"count": 1})["trials"][0]
+        x1, x2 = trial["params"]["x1"]["number"], trial["params"]["x2"]["number"]
+        g = 1 + 9 * x2
+        api.call("POST", "/v1/studies/two-goals:observe", {
+            "trialId": trial["trialId"],
+            "metrics": {"f1": x1, "neg_f2": -g * (1 - math.sqrt(x1 / g))},
+        })
+
 
 def browser():
     opts = webdriver.ChromeOptions()
@@ -321,6 +340,15 @@ def main():
         calibration = {"calibration"} if has_slices else set()
         check_page(driver, "study", {"objective", "parallel-coordinates"} | slices | calibration,
                             problems, shots)
+
+        driver.get(url + "/ui/#/studies/two-goals")
+        check_page(driver, "study-two-objectives", {"objective", "parallel-coordinates"},
+                   problems, shots)
+        text = driver.find_element(By.ID, "main").text
+        if "MINIMIZE f1, MAXIMIZE neg_f2" not in text:
+            problems.add("study-two-objectives", "the objectives are not shown")
+        driver.get(url + "/ui/#/studies/tune-cache")
+        wait_rendered(driver, "study again")
 
         # Refreshes by itself: the status time changes without navigation.
         before = driver.find_element(By.ID, "status").text

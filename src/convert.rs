@@ -485,6 +485,24 @@ impl From<&Parameter> for pb::Parameter {
     }
 }
 
+fn goal_from_pb(field: &str, goal: i32) -> Result<Goal, Error> {
+    match pb::Goal::try_from(goal) {
+        Ok(pb::Goal::Minimize) => Ok(Goal::Minimize),
+        Ok(pb::Goal::Maximize) => Ok(Goal::Maximize),
+        Err(_) => Err(Error::invalid(format!(
+            "{field}: must be MINIMIZE or MAXIMIZE, got {goal}"
+        ))),
+    }
+}
+
+fn goal_to_pb(goal: Goal) -> i32 {
+    let g = match goal {
+        Goal::Minimize => pb::Goal::Minimize,
+        Goal::Maximize => pb::Goal::Maximize,
+    };
+    g as i32
+}
+
 /// A validated study definition: Suggest and Observe never re-check it.
 impl TryFrom<pb::CreateStudyRequest> for StudyDef {
     type Error = Error;
@@ -496,17 +514,32 @@ impl TryFrom<pb::CreateStudyRequest> for StudyDef {
             .enumerate()
             .map(|(i, p)| parameter_from_pb(i, p))
             .collect::<Result<Vec<_>, _>>()?;
-        let objective = r
-            .objective
-            .ok_or_else(|| Error::invalid("objective: required ({name, goal})"))?;
-        let goal = match pb::Goal::try_from(objective.goal) {
-            Ok(pb::Goal::Minimize) => Goal::Minimize,
-            Ok(pb::Goal::Maximize) => Goal::Maximize,
-            Err(_) => {
-                return Err(Error::invalid(format!(
-                    "objective.goal: must be MINIMIZE or MAXIMIZE, got {}",
-                    objective.goal
-                )));
+        let objectives = r
+            .objectives
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| {
+                Ok(crate::bo::pareto::Objective {
+                    goal: goal_from_pb(&format!("objectives[{i}].goal"), o.goal)?,
+                    name: o.name,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let (objective, goal) = match (r.objective, objectives.first()) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "objectives: exclusive with `objective`; set `objective` for one objective or `objectives` for several",
+                ));
+            }
+            (Some(o), None) => {
+                let goal = goal_from_pb("objective.goal", o.goal)?;
+                (o.name, goal)
+            }
+            (None, Some(first)) => (first.name.clone(), first.goal),
+            (None, None) => {
+                return Err(Error::invalid(
+                    "objective: required ({name, goal}), or `objectives` for several",
+                ));
             }
         };
         let acquisition = match pb::Acquisition::try_from(r.acquisition) {
@@ -552,13 +585,15 @@ impl TryFrom<pb::CreateStudyRequest> for StudyDef {
         let def = StudyDef {
             name: r.name,
             spec,
-            objective: objective.name,
+            objective,
             metrics: r.metrics,
             trial_timeout_seconds: r.trial_timeout_seconds,
             max_pending: match r.max_pending {
                 0 => DEFAULT_MAX_PENDING,
                 n => n as usize,
             },
+            objectives,
+            reference_point: r.reference_point,
         };
         def.validate()?;
         Ok(def)
@@ -570,13 +605,20 @@ impl From<&StudyDef> for pb::Study {
         pb::Study {
             name: d.name.clone(),
             parameters: d.spec.space.parameters.iter().map(Into::into).collect(),
-            objective: Some(pb::Objective {
+            // Exclusive with `objectives`, as in the request.
+            objective: d.objectives.is_empty().then(|| pb::Objective {
                 name: d.objective.clone(),
-                goal: match d.spec.goal {
-                    Goal::Minimize => pb::Goal::Minimize,
-                    Goal::Maximize => pb::Goal::Maximize,
-                } as i32,
+                goal: goal_to_pb(d.spec.goal),
             }),
+            objectives: d
+                .objectives
+                .iter()
+                .map(|o| pb::Objective {
+                    name: o.name.clone(),
+                    goal: goal_to_pb(o.goal),
+                })
+                .collect(),
+            reference_point: d.reference_point.clone(),
             constraints: d
                 .spec
                 .constraints
@@ -639,6 +681,7 @@ impl From<StudyView> for pb::GetStudyResponse {
     fn from(v: StudyView) -> Self {
         let s = &v.state;
         let trial = |i: Option<usize>| i.and_then(|i| s.trials.get(i)).map(pb::Trial::from);
+        let front = v.front;
         pb::GetStudyResponse {
             study: Some((&s.def).into()),
             trials: s.trials.iter().map(Into::into).collect(),
@@ -652,6 +695,11 @@ impl From<StudyView> for pb::GetStudyResponse {
             }),
             exhausted: s.exhausted(),
             calibration: v.best.as_ref().and_then(|b| b.calibration),
+            pareto_front: front.as_ref().map_or_else(Vec::new, |f| {
+                f.trials.iter().filter_map(|&i| trial(Some(i))).collect()
+            }),
+            hypervolume: front.as_ref().and_then(|f| f.hypervolume),
+            reference_point: front.map(|f| f.reference).unwrap_or_default(),
         }
     }
 }

@@ -198,6 +198,9 @@ pub fn parse(name: &str, text: &str) -> Result<pb::CreateStudyRequest, String> {
         n_initial: f.n_initial,
         acquisition: acquisition as i32,
         seed: f.seed,
+        // Several objectives are not in the space file (yet): CreateStudy.
+        objectives: vec![],
+        reference_point: vec![],
         metrics: f.metrics,
         trial_timeout_seconds: f.trial_timeout_seconds,
         max_pending: f.max_pending,

@@ -790,3 +790,77 @@ async fn reward_batch_sends_json_lines_exactly_once() {
         .sum();
     assert_eq!(total, 2_502, "the broken file applied nothing");
 }
+
+/// `study show` of a study with several objectives prints the front, each
+/// objective's value, the hypervolume and its reference point.
+#[tokio::test(flavor = "multi_thread")]
+async fn study_show_prints_the_pareto_front() {
+    use posterior::pb;
+    let s = TestServer::start(Backend::Memory).await;
+    let url = s.url.as_str();
+    let mut c = pb::optimizer_client::OptimizerClient::connect(s.url.clone())
+        .await
+        .expect("connect");
+    let objective = |name: &str, goal: pb::Goal| pb::Objective {
+        name: name.into(),
+        goal: goal as i32,
+    };
+    c.create_study(pb::CreateStudyRequest {
+        name: "mo".into(),
+        parameters: vec![pb::Parameter {
+            name: "x".into(),
+            kind: Some(pb::parameter::Kind::Float(pb::FloatRange {
+                low: 0.0,
+                high: 1.0,
+                log: false,
+                step: 0.0,
+            })),
+        }],
+        objectives: vec![
+            objective("cost", pb::Goal::Minimize),
+            objective("speed", pb::Goal::Maximize),
+        ],
+        reference_point: vec![10.0, 0.0],
+        ..Default::default()
+    })
+    .await
+    .expect("create");
+    // Trial 3 is dominated by trial 1 (more cost, less speed).
+    for (x, cost, speed) in [(0.1, 1.0, 5.0), (0.2, 4.0, 8.0), (0.3, 2.0, 4.0)] {
+        c.add_trial(pb::AddTrialRequest {
+            study: "mo".into(),
+            params: [(
+                "x".to_string(),
+                pb::Value {
+                    kind: Some(pb::value::Kind::Number(x)),
+                },
+            )]
+            .into(),
+            metrics: [("cost".to_string(), cost), ("speed".to_string(), speed)].into(),
+            ..Default::default()
+        })
+        .await
+        .expect("add trial");
+    }
+    let text = ok(&["study", "show", "mo", "--server", url]).await;
+    assert!(
+        text.starts_with("study mo  MINIMIZE cost, MAXIMIZE speed  (3 trials)\n"),
+        "{text}"
+    );
+    assert!(text.contains("pareto front: 2 trials\n"), "{text}");
+    // Against (10, 0): boxes 9 x 5 and 6 x 8 overlap in 6 x 5: 45 + 48 - 30.
+    assert!(
+        text.contains("hypervolume: 63.000000  (reference point 10, 0)\n"),
+        "{text}"
+    );
+    let v = json(&["study", "show", "mo", "--server", url]).await;
+    let ids: Vec<&Value> = v["paretoFront"]
+        .as_array()
+        .expect("paretoFront")
+        .iter()
+        .map(|t| &t["trialId"])
+        .collect();
+    assert_eq!(ids, [&Value::from("1"), &Value::from("2")], "{v}");
+    assert_eq!(v["hypervolume"], 63.0);
+    assert_eq!(v["study"]["objectives"][1]["goal"], "MAXIMIZE");
+}

@@ -50,6 +50,8 @@ pub struct NewTrial {
 pub struct StudyView {
     pub state: StudyState,
     pub best: Option<Best>,
+    /// Studies with several objectives: the Pareto front and hypervolume.
+    pub front: Option<crate::bo::pareto::Front>,
 }
 
 /// GetStudySlices: the study and its slices (`None` until a completed
@@ -208,7 +210,10 @@ impl Studies {
         // The recommendation conditions a GP: off the async threads.
         let view = tokio::task::spawn_blocking(move || {
             let best = state.best();
-            StudyView { state, best }
+            // O(n²) dominance checks and the hypervolume: off the async
+            // threads too.
+            let front = state.pareto();
+            StudyView { state, best, front }
         })
         .await
         .map_err(|e| Error::internal(format!("get_study task: {e}")))?;

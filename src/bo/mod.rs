@@ -20,6 +20,7 @@ pub mod fit;
 pub mod gp;
 pub mod kernel;
 pub mod maximize;
+pub mod pareto;
 pub mod slices;
 pub mod sobol;
 pub mod space;

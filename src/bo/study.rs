@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::pareto::Objective;
 use super::suggest::{
     FitState, MAX_ABS_VALUE, MAX_METRIC_NAME_LEN, Observation, Recommendation, StudySpec,
     validate_metric_name,
@@ -69,6 +70,16 @@ pub struct StudyDef {
     /// Most pending trials at once (1..=[`MAX_PENDING_CEILING`]).
     #[serde(default = "default_max_pending")]
     pub max_pending: usize,
+    /// Several objectives (2..=4), each reported in the observation's
+    /// metrics under its name; empty for a single-objective study (and in
+    /// studies stored before multi-objective studies existed). When set,
+    /// `objective` and `spec.goal` are the first one's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<Objective>,
+    /// The hypervolume's reference point, one value per objective in the
+    /// user's units; empty = derived from the observed values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reference_point: Vec<f64>,
 }
 
 impl StudyDef {
@@ -93,6 +104,7 @@ impl StudyDef {
                 ),
             ));
         }
+        self.validate_objectives()?;
         validate_metric_name("objective.name", &self.objective)?;
         if self.metrics.len() > MAX_METRICS {
             return Err(BoError::InvalidSpec {
@@ -113,7 +125,7 @@ impl StudyDef {
                     rule: format!("duplicate metric {m:?}"),
                 });
             }
-            if m == &self.objective {
+            if self.is_objective(m) {
                 return Err(BoError::InvalidSpec {
                     field,
                     rule: format!("{m:?} is the objective's name; declare only the other metrics"),
@@ -121,7 +133,7 @@ impl StudyDef {
             }
         }
         for (i, c) in self.spec.constraints.iter().enumerate() {
-            if c.metric == self.objective {
+            if self.is_objective(&c.metric) {
                 return Err(BoError::InvalidSpec {
                     field: format!("constraints[{i}].metric"),
                     rule: format!(
@@ -208,7 +220,7 @@ impl StudyState {
     }
 
     /// Completed and failed trials as observations, with their trial indices.
-    fn observations(&self) -> (Vec<Observation>, Vec<usize>) {
+    pub(super) fn observations(&self) -> (Vec<Observation>, Vec<usize>) {
         let mut obs = Vec::new();
         let mut idx = Vec::new();
         for (i, t) in self.trials.iter().enumerate() {
@@ -379,14 +391,26 @@ impl StudyState {
         let seed = self.def.spec.seed ^ (first - 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         // The spec was validated when the study was created (StudyDef's
         // TryFrom and `validate`): not again on every Suggest.
-        let s = match suggest_validated(
-            &self.def.spec,
-            &obs,
-            &pending,
-            rest,
-            self.fit.as_ref(),
-            seed,
-        ) {
+        let s = if self.def.objectives.is_empty() {
+            suggest_validated(
+                &self.def.spec,
+                &obs,
+                &pending,
+                rest,
+                self.fit.as_ref(),
+                seed,
+            )
+        } else {
+            crate::bo::pareto::suggest_parego(
+                &self.def.spec,
+                &self.def.objectives,
+                &obs,
+                &pending,
+                rest,
+                seed,
+            )
+        };
+        let s = match s {
             Ok(s) => s,
             // Queued trials were handed out: they are the answer.
             Err(BoError::SpaceExhausted) if !out.is_empty() => return Ok(out),
@@ -417,12 +441,14 @@ impl StudyState {
 
     /// The rules on an outcome (Observe and AddTrial): metric names and
     /// values, the objective's value, every constrained metric present.
+    /// Returns the value to store: `value`, or with several objectives the
+    /// first objective's (the `value` sent is then ignored).
     fn check_outcome(
         &self,
         value: f64,
         metrics: &BTreeMap<String, f64>,
         failed: bool,
-    ) -> Result<(), ObserveError> {
+    ) -> Result<f64, ObserveError> {
         let def = &self.def;
         if metrics.len() > MAX_METRICS {
             return Err(ObserveError::Invalid(format!(
@@ -447,13 +473,27 @@ impl StudyState {
                     "metrics[{k:?}]: must be finite with |value| <= {MAX_ABS_VALUE:e}, got {v}"
                 )));
             }
-            if !def.metrics.is_empty() && !def.metrics.contains(k) {
+            if !def.metrics.is_empty() && !def.metrics.contains(k) && !def.is_objective(k) {
                 return Err(ObserveError::Invalid(format!(
                     "metrics[{k:?}]: not a declared metric of study {:?} (metrics: {:?})",
                     def.name, def.metrics
                 )));
             }
         }
+        if !failed && !def.objectives.is_empty() {
+            for o in &def.objectives {
+                if !metrics.contains_key(&o.name) {
+                    return Err(ObserveError::Invalid(format!(
+                        "metrics.{}: the objective {:?} is required: a study with several objectives takes each objective's value in metrics under its name (or set failed = true)",
+                        o.name, o.name
+                    )));
+                }
+            }
+        }
+        let value = match def.objectives.first() {
+            Some(o) if !failed => metrics.get(&o.name).copied().unwrap_or(value),
+            _ => value,
+        };
         if !failed {
             if !value.is_finite() || value.abs() > MAX_ABS_VALUE {
                 return Err(ObserveError::Invalid(format!(
@@ -469,7 +509,7 @@ impl StudyState {
                 }
             }
         }
-        Ok(())
+        Ok(value)
     }
 
     /// Complete (or fail) a pending trial.
@@ -481,7 +521,7 @@ impl StudyState {
         failed: bool,
         now_ms: i64,
     ) -> Result<&Trial, ObserveError> {
-        self.check_outcome(value, &metrics, failed)?;
+        let value = self.check_outcome(value, &metrics, failed)?;
         let t = self.trial_mut(trial_id)?;
         match t.state {
             TrialState::Pending => {}
@@ -624,7 +664,7 @@ impl StudyState {
         now_ms: i64,
     ) -> Result<Trial, ObserveError> {
         let config = self.user_config(params)?;
-        self.check_outcome(value, &metrics, failed)?;
+        let value = self.check_outcome(value, &metrics, failed)?;
         let (finished, pending) = (self.finished(), self.pending());
         if finished + pending >= MAX_TRIALS {
             return Err(ObserveError::Precondition(format!(
@@ -708,6 +748,8 @@ mod tests {
             metrics: vec![],
             trial_timeout_seconds: 0,
             max_pending: DEFAULT_MAX_PENDING,
+            objectives: vec![],
+            reference_point: vec![],
         }
     }
 

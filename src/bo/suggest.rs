@@ -367,7 +367,7 @@ pub(super) fn internal_value(goal: Goal, v: f64) -> f64 {
     }
 }
 
-fn is_feasible(spec: &StudySpec, o: &Observation) -> bool {
+pub(super) fn is_feasible(spec: &StudySpec, o: &Observation) -> bool {
     // A constrained metric that was not reported counts as infeasible: we cannot
     // vouch for a trial we know nothing about.
     !o.failed

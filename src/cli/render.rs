@@ -276,14 +276,27 @@ pub fn study(r: &pb::GetStudyResponse) -> String {
     let objective = r
         .study
         .as_ref()
-        .and_then(|s| s.objective.clone())
+        // A study with several objectives: a trial's value is the first's.
+        .and_then(|s| {
+            s.objective
+                .clone()
+                .or_else(|| s.objectives.first().cloned())
+        })
         .unwrap_or_default();
     if let Some(s) = &r.study {
-        let goal = enum_name(objective.goal, pb::Goal::as_str_name);
+        let goals = if s.objectives.is_empty() {
+            vec![objective.clone()]
+        } else {
+            s.objectives.clone()
+        };
+        let goals: Vec<String> = goals
+            .iter()
+            .map(|o| format!("{} {}", enum_name(o.goal, pb::Goal::as_str_name), o.name))
+            .collect();
         out.push_str(&format!(
-            "study {}  {goal} {}  ({} trials)\n",
+            "study {}  {}  ({} trials)\n",
             s.name,
-            objective.name,
+            goals.join(", "),
             r.trials.len()
         ));
         for c in &s.constraints {
@@ -345,6 +358,53 @@ pub fn study(r: &pb::GetStudyResponse) -> String {
     }
     if r.exhausted {
         out.push_str("search space exhausted: every configuration has been suggested\n");
+    }
+    if let Some(s) = &r.study
+        && !s.objectives.is_empty()
+    {
+        out.push_str(&pareto_front(r, &s.objectives));
+    }
+    out
+}
+
+/// The Pareto front of a study with several objectives: one row per trial
+/// with each objective's value, then the hypervolume and its reference.
+fn pareto_front(r: &pb::GetStudyResponse, objectives: &[pb::Objective]) -> String {
+    let mut out = format!("pareto front: {} trials\n", r.pareto_front.len());
+    let mut columns = vec![("trial", Align::Right, 6)];
+    columns.extend(
+        objectives
+            .iter()
+            .map(|o| (o.name.as_str(), Align::Right, 14)),
+    );
+    columns.push(("params", Align::Left, 0));
+    let mut t = Table::new(&columns);
+    for tr in &r.pareto_front {
+        let mut row = vec![tr.trial_id.to_string()];
+        row.extend(
+            objectives
+                .iter()
+                .map(|o| tr.metrics.get(&o.name).map_or("-".into(), |&v| num(v, 6))),
+        );
+        row.push(params(&tr.params));
+        t.row(row);
+    }
+    out.push_str(&t.render());
+    if let Some(hv) = r.hypervolume
+        && !r.reference_point.is_empty()
+    {
+        // A derived reference carries float noise (31.220000000000002):
+        // six decimals are plenty for reading.
+        let reference: Vec<String> = r
+            .reference_point
+            .iter()
+            .map(|&v| num_short((v * 1e6).round() / 1e6))
+            .collect();
+        out.push_str(&format!(
+            "hypervolume: {}  (reference point {})\n",
+            num(hv, 6),
+            reference.join(", ")
+        ));
     }
     out
 }
@@ -583,6 +643,27 @@ impl ToJson for pb::Study {
                 Some(i64s(self.trial_timeout_seconds)),
             ),
             ("maxPending", Some(json!(self.max_pending))),
+            (
+                "objectives",
+                (!self.objectives.is_empty()).then(|| {
+                    json!(self
+                        .objectives
+                        .iter()
+                        .map(|o| json!({"name": o.name, "goal": en(o.goal, pb::Goal::as_str_name)}))
+                        .collect::<Vec<_>>())
+                }),
+            ),
+            (
+                "referencePoint",
+                (!self.reference_point.is_empty()).then(|| {
+                    json!(
+                        self.reference_point
+                            .iter()
+                            .map(|&v| f(v))
+                            .collect::<Vec<_>>()
+                    )
+                }),
+            ),
         ])
     }
 }
@@ -646,6 +727,22 @@ impl ToJson for pb::GetStudyResponse {
             ("best", opt(&self.best)),
             ("recommended", opt(&self.recommended)),
             ("exhausted", Some(json!(self.exhausted))),
+            (
+                "paretoFront",
+                (!self.pareto_front.is_empty()).then(|| list(&self.pareto_front)),
+            ),
+            ("hypervolume", self.hypervolume.map(f)),
+            (
+                "referencePoint",
+                (!self.reference_point.is_empty()).then(|| {
+                    json!(
+                        self.reference_point
+                            .iter()
+                            .map(|&v| f(v))
+                            .collect::<Vec<_>>()
+                    )
+                }),
+            ),
         ])
     }
 }

@@ -596,7 +596,7 @@
           const by = (state) => trials.filter((t) => (t.state || "PENDING") === state).length;
           return {
             name,
-            objective: `${s.study.objective.goal || "MINIMIZE"} ${s.study.objective.name}`,
+            objective: objectivesLabel(s.study),
             trials: trials.length, completed: by("COMPLETED"), failed: by("FAILED"), pending: by("PENDING"),
             best: s.best ? num(s.best.value) : NaN,
             recommended: s.recommended && s.recommended.trial ? `${configText(s.recommended.trial)} (mean ${fmt(s.recommended.mean)} ± ${fmt(s.recommended.std)})` : "—",
@@ -632,12 +632,14 @@
           routes.slices ? api(`/v1/studies/${enc(name)}/slices?points=50`) : Promise.resolve(null),
         ]);
         const study = s.study;
-        const goal = study.objective.goal || "MINIMIZE";
-        const objName = study.objective.name || "objective";
+        // Several objectives: the page charts the first (a trial's value).
+        const first = firstObjective(study);
+        const goal = first.goal || "MINIMIZE";
+        const objName = first.name || "objective";
         const constraints = study.constraints || [];
         const trials = (s.trials || []).slice().sort((a, b) => num(a.trialId) - num(b.trialId));
         body.append(h("div", { class: "card" },
-          h("div", {}, h("span", { class: "muted", text: "objective " }), `${goal} ${objName}`,
+          h("div", {}, h("span", { class: "muted", text: "objective " }), objectivesLabel(study),
             constraints.length ? h("span", {}, h("span", { class: "muted", text: "   constraints " }), constraints.map((c) => `${c.metric} ≤ ${fmt(c.upperBound)}`).join(", ")) : null),
           h("div", {}, h("span", { class: "muted", text: "parameters " }), (study.parameters || []).map((p) => {
             const d = domain(p);
@@ -667,6 +669,16 @@
         }
       },
     };
+  }
+
+  // A study has `objective`, or `objectives` (2 to 4) instead.
+  function firstObjective(study) {
+    return study.objective || (study.objectives || [])[0] || {};
+  }
+
+  function objectivesLabel(study) {
+    const all = study.objective ? [study.objective] : (study.objectives || []);
+    return all.map((o) => `${o.goal || "MINIMIZE"} ${o.name}`).join(", ");
   }
 
   function objectiveChart(trials, completed, constraints, goal, objName) {
@@ -746,7 +758,7 @@
     ctx.scale(dpr, dpr);
     const vals = completed.map((t) => num(t.value));
     const vmin = Math.min(...vals), vmax = Math.max(...vals);
-    const maximize = study.objective.goal === "MAXIMIZE";
+    const maximize = firstObjective(study).goal === "MAXIMIZE";
     // Colour by rank, best yellow: a few bad trials would otherwise squeeze
     // every good one into one colour.
     const order = completed.slice().sort((a, b) => (maximize ? 1 : -1) * (num(a.value) - num(b.value)));
