@@ -655,6 +655,23 @@ async fn reward_aggregate_counts_once_per_request_id() {
     assert!(err.contains("sum:"), "{err}");
 }
 
+/// Rewards over every arm, as `experiment show --json` gives them (uint64
+/// as a string, as in the proto3 JSON mapping).
+async fn total_rewards(url: &str, experiment: &str) -> u64 {
+    let v = json(&["experiment", "show", experiment, "--server", url]).await;
+    v["arms"]
+        .as_array()
+        .expect("arms")
+        .iter()
+        .map(|a| {
+            a["rewards"]
+                .as_str()
+                .and_then(|r| r.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
 /// `experiment reward-batch`: JSON lines from a file, 1,000 per call (2,500
 /// lines make three calls); decision ids count once however often the file
 /// is sent again; a refused line is reported by number with exit 1 while the
@@ -720,18 +737,7 @@ async fn reward_batch_sends_json_lines_exactly_once() {
     .await;
     assert_eq!(v["applied"], 0, "{v}");
     assert_eq!(v["duplicates"], 500, "{v}");
-    let show = json(&["experiment", "show", "b", "--server", url]).await;
-    let total: u64 = show["arms"]
-        .as_array()
-        .expect("arms")
-        .iter()
-        .map(|a| {
-            a["rewards"]
-                .as_str()
-                .and_then(|r| r.parse::<u64>().ok())
-                .unwrap_or(0)
-        })
-        .sum();
+    let total = total_rewards(url, "b").await;
     assert_eq!(total, 2_500);
 
     // One bad line among good ones: it alone is refused, named by line.
@@ -776,18 +782,7 @@ async fn reward_batch_sends_json_lines_exactly_once() {
     )
     .await;
     assert!(err.contains("line 2"), "{err}");
-    let show = json(&["experiment", "show", "b", "--server", url]).await;
-    let total: u64 = show["arms"]
-        .as_array()
-        .expect("arms")
-        .iter()
-        .map(|a| {
-            a["rewards"]
-                .as_str()
-                .and_then(|r| r.parse::<u64>().ok())
-                .unwrap_or(0)
-        })
-        .sum();
+    let total = total_rewards(url, "b").await;
     assert_eq!(total, 2_502, "the broken file applied nothing");
 }
 

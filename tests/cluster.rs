@@ -189,6 +189,37 @@ fn start_cluster(tls: Option<ClusterTls<'_>>) -> Cluster {
     cluster
 }
 
+/// Rewards counted over every arm of experiment `name`.
+async fn total_rewards(c: &mut BanditsClient<tonic::transport::Channel>, name: &str) -> u64 {
+    c.get_experiment(pb::GetExperimentRequest {
+        name: name.into(),
+        threshold: None,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .arms
+    .iter()
+    .map(|a| a.rewards)
+    .sum()
+}
+
+/// How many of the cluster's masters hold keys.
+fn nodes_with_keys(cluster: &Cluster) -> usize {
+    cluster
+        .ports
+        .iter()
+        .filter(|&&p| {
+            cluster
+                .cli(p, &["DBSIZE"])
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0)
+                > 0
+        })
+        .count()
+}
+
 /// Creates `names` (two arms each): enough experiments that every master
 /// holds some. Returns how many nodes hold keys.
 async fn create_spread(
@@ -205,18 +236,7 @@ async fn create_spread(
         .await
         .unwrap();
     }
-    cluster
-        .ports
-        .iter()
-        .filter(|&&p| {
-            cluster
-                .cli(p, &["DBSIZE"])
-                .trim()
-                .parse::<u64>()
-                .unwrap_or(0)
-                > 0
-        })
-        .count()
+    nodes_with_keys(cluster)
 }
 
 /// `rounds` Choose + Reward pairs cycling over `names`, with every node's
@@ -412,15 +432,7 @@ async fn a_cluster_over_tls_with_a_password() {
     assert!(with_keys >= 2, "keys on {with_keys} node(s)");
     reward_across_script_flush(&mut c, &cluster, &names, 36).await;
     for n in &names {
-        let g = c
-            .get_experiment(pb::GetExperimentRequest {
-                name: n.clone(),
-                threshold: None,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(g.arms.iter().map(|a| a.rewards).sum::<u64>(), 3, "{n}");
+        assert_eq!(total_rewards(&mut c, n).await, 3, "{n}");
     }
     s.stop().await.unwrap();
 }
@@ -450,18 +462,7 @@ async fn sticky_units_verdicts_and_gates_on_a_three_master_cluster() {
         .await
         .unwrap();
     }
-    let holding = cluster
-        .ports
-        .iter()
-        .filter(|&&p| {
-            cluster
-                .cli(p, &["DBSIZE"])
-                .trim()
-                .parse::<u64>()
-                .unwrap_or(0)
-                > 0
-        })
-        .count();
+    let holding = nodes_with_keys(&cluster);
     assert!(holding >= 2, "experiments on {holding} node(s)");
 
     for n in &names {
@@ -603,15 +604,7 @@ async fn aggregates_and_batches_on_a_three_master_cluster() {
                 .into_inner();
             assert_eq!(r.duplicate, pass == 1, "{n}");
         }
-        let g = c
-            .get_experiment(pb::GetExperimentRequest {
-                name: n.clone(),
-                threshold: None,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(g.arms.iter().map(|a| a.rewards).sum::<u64>(), 120, "{n}");
+        assert_eq!(total_rewards(&mut c, n).await, 120, "{n}");
     }
     s.stop().await.unwrap();
 }
