@@ -1190,6 +1190,6 @@ mod tests {
         assert!(require_loopback("t", "redis://127.0.0.1:7000/0").is_ok());
         assert!(require_loopback("t", "http://10.0.0.1:50051").is_err());
         assert!(require_loopback("t", "http://example.com:50051").is_err());
-        assert!(require_loopback("t", "redis://user:pw@10.1.1.1:6379").is_err());
+        assert!(require_loopback("t", "redis://user:pw@10.1.1.1:7000").is_err());
     }
 }
