@@ -48,6 +48,9 @@ use crate::telemetry::{self, GrpcMetricsLayer, Telemetry, TimedStore};
 /// A server running in the background: its bound address, and how to stop it.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when `metrics.listen` is set (the bound
+    /// address: `metrics.listen` may ask for port 0).
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     /// The per-arm gauge task (`app::arm_metrics`), when metrics are on.
@@ -247,9 +250,10 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let valid = cfg.check()?;
     let addr = valid.listen;
     // Metrics first: handles created before the recorder exists are no-ops.
-    if let Some(m) = valid.metrics {
-        telemetry::install_exporter(m)?;
-    }
+    let metrics_addr = match valid.metrics {
+        Some(m) => Some(telemetry::install_exporter(m)?),
+        None => None,
+    };
     let telemetry = Arc::new(
         Telemetry::new(valid.metrics.is_some())
             .with_max_experiments(valid.config.metrics.max_experiments),
@@ -396,6 +400,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     tracing::info!(%addr, store = backend, "posterior listening");
     Ok(Running {
         addr,
+        metrics_addr,
         shutdown: Some(tx),
         task,
         arm_metrics,

@@ -91,27 +91,33 @@ const LATENCY_BUCKETS: &[f64] = &[
     1.0, 2.5,
 ];
 
-/// The exporter's address, once installed: the recorder is process-global,
-/// so a second server in the same process (tests, replicas) shares it.
-static INSTALLED: OnceLock<SocketAddr> = OnceLock::new();
+/// The exporter's address once installed, as asked (`metrics.listen`) and as
+/// bound (they differ for port 0): the recorder is process-global, so a
+/// second server in the same process (tests, replicas) shares it.
+static INSTALLED: OnceLock<(SocketAddr, SocketAddr)> = OnceLock::new();
 
-/// Install the Prometheus exporter on `listen` (once per process). Must run
-/// inside a tokio runtime: the exporter's HTTP listener is a task on it.
-pub fn install_exporter(listen: SocketAddr) -> Result<(), String> {
-    if let Some(addr) = INSTALLED.get() {
-        return if *addr == listen {
-            Ok(())
+/// Install the Prometheus exporter on `listen` (once per process) and return
+/// the address it listens on (port 0 picks a free port, which tests use so
+/// that no other process can take the port between choosing and binding).
+/// Must run inside a tokio runtime: the exporter's HTTP listener is a task
+/// on it.
+pub fn install_exporter(listen: SocketAddr) -> Result<SocketAddr, String> {
+    if let Some(&(asked, bound)) = INSTALLED.get() {
+        return if listen == asked || listen == bound {
+            Ok(bound)
         } else {
             Err(format!(
-                "metrics.listen: this process already exports metrics on {addr}"
+                "metrics.listen: this process already exports metrics on {bound}"
             ))
         };
     }
     // Bound here, synchronously, so a taken port is a start-up error.
     let listener = std::net::TcpListener::bind(listen)
         .and_then(|l| l.set_nonblocking(true).map(|_| l))
-        .and_then(tokio::net::TcpListener::from_std)
+        .and_then(|l| l.local_addr().map(|a| (l, a)))
+        .and_then(|(l, a)| tokio::net::TcpListener::from_std(l).map(|l| (l, a)))
         .map_err(|e| format!("metrics.listen: cannot export on {listen}: {e}"))?;
+    let (listener, bound) = listener;
     // Exact names first: the builder tries `Full` matchers before `Suffix`.
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
@@ -127,10 +133,10 @@ pub fn install_exporter(listen: SocketAddr) -> Result<(), String> {
         .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS))
         .and_then(|b| b.install_recorder())
         .map_err(|e| format!("metrics.listen: cannot export on {listen}: {e}"))?;
-    let _ = INSTALLED.set(listen);
+    let _ = INSTALLED.set((listen, bound));
     serve_exporter(listener, handle);
-    tracing::info!(%listen, "prometheus metrics exported at /metrics");
-    Ok(())
+    tracing::info!(listen = %bound, "prometheus metrics exported at /metrics");
+    Ok(bound)
 }
 
 /// Serve `GET /metrics` (any path, as the exporter crate's own listener

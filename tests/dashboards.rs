@@ -13,7 +13,6 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use common::free_port;
 use posterior::config::Config;
 use posterior::pb::bandits_client::BanditsClient;
 use posterior::pb::optimizer_client::OptimizerClient;
@@ -255,15 +254,15 @@ async fn scrape(port: u16) -> String {
     common::scrape_metrics(port).await
 }
 
-/// The server's configuration: memory store, exporter on `port`, per-arm
-/// gauges every second; history points (hence the drift gauge) every
-/// second.
-fn config(port: u16) -> Config {
-    Config::from_toml(&format!(
+/// The server's configuration: memory store, exporter on a port of its
+/// own choosing (port 0, reported back), per-arm gauges every second;
+/// history points (hence the drift gauge) every second.
+fn config() -> Config {
+    Config::from_toml(
         "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nbackend = \"memory\"\n\
-         [metrics]\nlisten = \"127.0.0.1:{port}\"\nrefresh_seconds = 1\n\
-         [history]\ninterval_seconds = 1\n"
-    ))
+         [metrics]\nlisten = \"127.0.0.1:0\"\nrefresh_seconds = 1\n\
+         [history]\ninterval_seconds = 1\n",
+    )
     .expect("test config parses")
 }
 
@@ -281,10 +280,10 @@ fn float(name: &str, low: f64, high: f64) -> pb::Parameter {
 
 #[tokio::test]
 async fn every_metric_of_the_dashboard_and_alerts_is_exported() {
-    let port = free_port();
-    let running = posterior::server::start(config(port))
+    let running = posterior::server::start(config())
         .await
         .expect("server starts");
+    let port = running.metrics_addr.expect("metrics on").port();
     let url = format!("http://{}", running.addr);
     let mut b = BanditsClient::connect(url.clone()).await.expect("connect");
     let mut o = OptimizerClient::connect(url).await.expect("connect");

@@ -760,11 +760,13 @@ fn gauge(text: &str, series: &str) -> Option<f64> {
 /// process-global; other servers here leave metrics off).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_and_calibration_gauges_are_exported() {
-    let port = common::free_port();
     let mut cfg = test_config();
     cfg.history.interval_seconds = 1;
-    cfg.metrics.listen = format!("127.0.0.1:{port}");
+    // Port 0: the exporter reports the port it bound, so no other test
+    // process can take it in between.
+    cfg.metrics.listen = "127.0.0.1:0".into();
     let r = posterior::server::start(cfg).await.expect("server starts");
+    let port = r.metrics_addr.expect("metrics on").port();
     let mut c = client(&r).await;
     c.create_experiment(create("drifting", &["a", "b"]))
         .await

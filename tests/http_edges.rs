@@ -14,7 +14,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use common::{free_port, make_certs, test_config};
+use common::{make_certs, test_config};
 use posterior::config::Config;
 use posterior::server::Running;
 use serde_json::{Value, json};
@@ -989,10 +989,11 @@ fn value(text: &str, series: &str) -> f64 {
 /// The only test here with metrics on (the recorder is process-global).
 #[tokio::test]
 async fn http_requests_are_counted_by_operation_never_by_name() {
-    let port = free_port();
     let mut cfg = test_config();
-    cfg.metrics.listen = format!("127.0.0.1:{port}");
+    // Port 0: the exporter reports the port it bound.
+    cfg.metrics.listen = "127.0.0.1:0".into();
     let s = start(cfg).await;
+    let port = s.metrics_addr.expect("metrics on").port();
     let a = s.addr;
     // A name that must never become an `rpc` label.
     const NAME: &str = "zebra-canary-42";

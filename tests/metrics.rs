@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{free_port, test_config};
+use common::test_config;
 use posterior::pb;
 use posterior::pb::bandits_client::BanditsClient;
 
@@ -22,10 +22,11 @@ fn value(text: &str, series: &str) -> f64 {
 
 #[tokio::test]
 async fn counters_move_and_are_scraped() {
-    let port = free_port();
     let mut cfg = test_config();
-    cfg.metrics.listen = format!("127.0.0.1:{port}");
+    // Port 0: the exporter reports the port it bound.
+    cfg.metrics.listen = "127.0.0.1:0".into();
     let running = posterior::server::start(cfg).await.expect("server starts");
+    let port = running.metrics_addr.expect("metrics on").port();
     let mut c = BanditsClient::connect(format!("http://{}", running.addr))
         .await
         .expect("connect");

@@ -13,8 +13,11 @@ use posterior::server::Running;
 use tonic::transport::Channel;
 
 /// A free loopback port, for servers that cannot bind port 0 and report
-/// back (the metrics exporter, redis-server's TLS port). The window in
-/// which another process could take it is a few microseconds.
+/// back (redis-server's TLS port) and for "nothing listens here". Racy:
+/// between this and the server's bind, another test process (or an
+/// outgoing connection's ephemeral port) may take it, which happened in CI
+/// to the metrics exporter; that one now binds port 0 and reports back
+/// (`Running::metrics_addr`). Prefer port 0 wherever the server can.
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
