@@ -71,10 +71,22 @@ impl Cluster {
     }
 }
 
+/// Five tries on fresh ports: another process may take a port between
+/// `free_port_pair` and a node's bind (that node then exits at once).
 fn start_cluster(tls: Option<ClusterTls<'_>>) -> Cluster {
+    for _ in 0..4 {
+        if let Some(c) = try_start_cluster(tls.as_ref()) {
+            return c;
+        }
+    }
+    try_start_cluster(tls.as_ref()).expect("a node of a fresh cluster exited five times")
+}
+
+/// The cluster, or `None` when a node exited before answering PING.
+fn try_start_cluster(tls: Option<&ClusterTls<'_>>) -> Option<Cluster> {
     let dir = tempfile::tempdir().unwrap();
     let (mut node_args, mut cli_args) = (Vec::<String>::new(), Vec::<String>::new());
-    if let Some(t) = &tls {
+    if let Some(t) = tls {
         let f = |name: &str| t.certs.join(name).display().to_string();
         for (k, v) in [
             ("--tls-cert-file", f("server.pem")),
@@ -146,15 +158,19 @@ fn start_cluster(tls: Option<ClusterTls<'_>>) -> Cluster {
                 .expect("redis-server"),
         );
     }
-    let cluster = Cluster {
+    let mut cluster = Cluster {
         nodes,
         ports,
         cli_args,
         _dir: dir,
     };
-    for &p in &cluster.ports {
+    for i in 0..cluster.ports.len() {
+        let p = cluster.ports[i];
         let deadline = Instant::now() + Duration::from_secs(10);
         while cluster.cli(p, &["PING"]).trim() != "PONG" {
+            if let Ok(Some(_)) = cluster.nodes[i].try_wait() {
+                return None;
+            }
             assert!(Instant::now() < deadline, "node {p} did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -186,7 +202,7 @@ fn start_cluster(tls: Option<ClusterTls<'_>>) -> Cluster {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    cluster
+    Some(cluster)
 }
 
 /// Rewards counted over every arm of experiment `name`.

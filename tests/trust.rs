@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{RedisServer, ServiceProcess, free_port, make_certs, test_config};
+use common::{RedisServer, ServiceProcess, make_certs, test_config};
 use posterior::pb::{self, bandits_client::BanditsClient, reward_request::Target};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -415,33 +415,36 @@ async fn redis_over_tls_with_an_acl_user() {
     let dir = tempfile::tempdir().unwrap();
     make_certs(dir.path());
     let p = |f: &str| dir.path().join(f).display().to_string();
-    let port = free_port().to_string();
     let acl_user = format!(">{PASSWORD}");
     // Least privilege: everything but the @dangerous commands (KEYS,
     // FLUSHALL, CONFIG, ...), which the store never sends.
-    let redis = RedisServer::start_with(&[
-        "--tls-port",
-        &port,
-        "--tls-cert-file",
-        &p("server.pem"),
-        "--tls-key-file",
-        &p("server.key"),
-        "--tls-ca-cert-file",
-        &p("ca.pem"),
-        "--tls-auth-clients",
-        "yes",
-        "--user",
-        "default",
-        "off",
-        "--user",
-        "posterior",
-        "on",
-        &acl_user,
-        "~*",
-        "&*",
-        "+@all",
-        "-@dangerous",
-    ]);
+    let (redis, port) = RedisServer::start_on_free_port(|port| {
+        [
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &p("server.pem"),
+            "--tls-key-file",
+            &p("server.key"),
+            "--tls-ca-cert-file",
+            &p("ca.pem"),
+            "--tls-auth-clients",
+            "yes",
+            "--user",
+            "default",
+            "off",
+            "--user",
+            "posterior",
+            "on",
+            &acl_user,
+            "~*",
+            "&*",
+            "+@all",
+            "-@dangerous",
+        ]
+        .map(String::from)
+        .to_vec()
+    });
     let good = || {
         let mut cfg = test_config();
         cfg.store.redis_url = format!("rediss://127.0.0.1:{port}");

@@ -119,18 +119,38 @@ impl RedisServer {
 
     /// Start with extra `redis-server` arguments (e.g. persistence settings).
     pub fn start_with(extra: &[&str]) -> RedisServer {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::try_start(extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Start with arguments that name a TCP port (`args(port)`, e.g. a TLS
+    /// port), on a fresh free port each try: another process may take the
+    /// port between [`free_port`] and redis-server's bind, and redis-server
+    /// then exits at once. Five tries: one collision is already rare.
+    pub fn start_on_free_port(args: impl Fn(u16) -> Vec<String>) -> (RedisServer, u16) {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            match Self::try_start(args(port)) {
+                Ok(r) => return (r, port),
+                Err(e) => last = e,
+            }
+        }
+        panic!("redis-server did not start on any of 5 free ports: {last}");
+    }
+
+    fn try_start(extra: Vec<String>) -> Result<RedisServer, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("redis.sock");
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let child = Self::spawn(dir.path(), &socket, &extra);
-        let r = RedisServer {
+        let mut r = RedisServer {
             child,
             dir,
             socket,
             extra,
         };
-        r.wait_ready();
-        r
+        r.wait_ready()?;
+        Ok(r)
     }
 
     fn spawn(dir: &std::path::Path, socket: &std::path::Path, extra: &[String]) -> Child {
@@ -159,7 +179,9 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.kill();
         self.child = Self::spawn(self.dir.path(), &self.socket, &self.extra);
-        self.wait_ready();
+        if let Err(e) = self.wait_ready() {
+            panic!("{e}");
+        }
     }
 
     /// SIGKILL: no chance to flush anything.
@@ -171,9 +193,14 @@ impl RedisServer {
         let _ = std::fs::remove_file(&self.socket);
     }
 
-    fn wait_ready(&self) {
+    /// Wait until it answers; an error if it exits first (a port taken, a
+    /// bad argument) or is not up within 10 s.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("redis-server exited before it was ready: {status}"));
+            }
             // Any answer means it is up, NOAUTH included: tests that lock
             // the default user out still start through here.
             if self.socket.exists()
@@ -184,14 +211,14 @@ impl RedisServer {
                     Err(e) => !e.is_io_error(),
                 }
             {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!(
+        Err(format!(
             "redis-server did not become ready at {}",
             self.socket.display()
-        );
+        ))
     }
 
     pub fn url(&self) -> String {
