@@ -6,17 +6,33 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from posterior_client.optuna import STUDY_ATTR, TRIAL_ATTR, PosteriorSampler  # noqa: E402
+from conftest import Server  # noqa: E402
+from posterior_client import Client  # noqa: E402
+from posterior_client.optuna import IMPORTED_ATTR, STUDY_ATTR, TRIAL_ATTR, PosteriorSampler  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)  # constraints_func's deprecation
+
+
+@pytest.fixture(scope="module")
+def client(tmp_root: Path) -> Iterator[Client]:
+    """A server of this module's own (embedded store): the sampler does not
+    depend on the store, and the study names below are fixed."""
+    tmp = tmp_root / "optuna"
+    tmp.mkdir()
+    srv = Server(tmp, "embedded")
+    with Client(srv.target) as c:
+        yield c
+    srv.stop()
 
 
 def posterior_trials(client: Any, name: str) -> dict[int, Any]:
@@ -27,6 +43,27 @@ def link(t: Any) -> tuple[str, int] | None:
     if STUDY_ATTR not in t.system_attrs:
         return None
     return t.system_attrs[STUDY_ATTR], int(t.system_attrs[TRIAL_ATTR])
+
+
+def counterpart(client: Any, study: Any, name: str, t: Any) -> Any:
+    """The posterior trial of Optuna trial `t` in posterior study `name`:
+    by the id the sampler recorded on `t`, or, for a trial imported after it
+    finished (its attributes can no longer be written), the one trial with
+    its parameters, the sampler having listed `t` as imported."""
+    pt = posterior_trials(client, name)
+    ln = link(t)
+    if ln is not None and ln[0] == name:
+        return pt[ln[1]]
+    imported = study._storage.get_study_system_attrs(study._study_id)[IMPORTED_ATTR + name]
+    assert t.number in imported, t.number
+
+    def same(p: Any) -> bool:
+        shared = [k for k in t.params if k in p.params and not isinstance(p.params[k], str)]
+        return bool(shared) and all(p.params[k] == pytest.approx(t.params[k]) for k in shared)
+
+    matches = [p for p in pt.values() if p.state != "ABANDONED" and same(p)]
+    assert len(matches) == 1, (t.number, t.value, t.params, [(p.trial_id, p.value, p.params) for p in pt.values()][:3])
+    return matches[0]
 
 
 MIXED = [None, True, 2, 3.5, "x"]
@@ -91,9 +128,7 @@ def test_each_distribution_kind_round_trips_with_its_type_range_step_and_scale(c
     pt = posterior_trials(client, name)
     assert len(pt) == 12
     for t in trials:
-        ln = link(t)
-        assert ln is not None and ln[0] == name
-        got = pt[ln[1]]
+        got = counterpart(client, study, name, t)
         assert got.state == "COMPLETED"
         assert got.value == pytest.approx(t.value)
         assert got.params["i"] == t.params["i"] and type(got.params["i"]) is int
@@ -128,9 +163,7 @@ def test_complete_fail_and_prune_map_to_completed_failed_and_abandoned(client: A
     assert states.count(optuna.trial.TrialState.FAIL) == 2
     assert states.count(optuna.trial.TrialState.PRUNED) == 2
     for t in study.trials:
-        ln = link(t)
-        assert ln is not None, t.number
-        assert pt[ln[1]].state == want[t.state], t.number
+        assert counterpart(client, study, "states", t).state == want[t.state], t.number
     six, seven = study.trials[6], study.trials[7]
     assert six.params["x"] == 0.125 and seven.params == {"x": 0.25, "y": 2}
     assert pt[link(six)[1]].params == six.params  # type: ignore[index]
@@ -162,7 +195,7 @@ def test_several_objectives_map_to_posterior_objectives(client: Any) -> None:
     pt = posterior_trials(client, "two")
     assert len(pt) == 8
     for t in study.trials:
-        got = pt[link(t)[1]]  # type: ignore[index]
+        got = counterpart(client, study, "two", t)
         assert got.metrics["value0"] == pytest.approx(t.values[0])
         assert got.metrics["value1"] == pytest.approx(t.values[1])
     assert state.pareto_front
@@ -182,7 +215,7 @@ def test_constraints_func_maps_to_constraints_at_most_zero(client: Any) -> None:
     ] == [{"metric": "constraint.0", "upper_bound": 0.0}]
     pt = posterior_trials(client, "constrained")
     for t in study.trials:
-        got = pt[link(t)[1]]  # type: ignore[index]
+        got = counterpart(client, study, "constrained", t)
         assert got.metrics["constraint.0"] == pytest.approx(t.params["x"] - 0.6)
     # posterior's best is the best feasible trial, not the best value.
     assert state.best is not None and state.best.params["x"] <= 0.6
@@ -210,8 +243,8 @@ def test_one_sampler_serves_two_optuna_studies_with_a_posterior_study_each(clien
     for _ in range(4):
         a.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=1)
         b.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=1)
-    assert {link(t)[0] for t in a.trials} == {"optuna.reuse-a"}  # type: ignore[index]
-    assert {link(t)[0] for t in b.trials} == {"optuna.reuse-b"}  # type: ignore[index]
+    assert {link(t)[0] for t in a.trials[1:]} == {"optuna.reuse-a"}  # type: ignore[index]
+    assert {link(t)[0] for t in b.trials[1:]} == {"optuna.reuse-b"}  # type: ignore[index]
     assert len(posterior_trials(client, "optuna.reuse-a")) == 4
     assert len(posterior_trials(client, "optuna.reuse-b")) == 4
     goal = client.study("optuna.reuse-b").get().definition["objective"]["goal"]
@@ -223,8 +256,8 @@ def test_one_sampler_serves_two_optuna_studies_with_a_posterior_study_each(clien
     d = optuna.create_study(sampler=shared)
     c.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=3)
     d.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=3)
-    assert {link(t)[0] for t in c.trials} == {"shared"}  # type: ignore[index]
-    assert {link(t)[0] for t in d.trials} == {"shared-2"}  # type: ignore[index]
+    assert {link(t)[0] for t in c.trials[1:]} == {"shared"}  # type: ignore[index]
+    assert {link(t)[0] for t in d.trials[1:]} == {"shared-2"}  # type: ignore[index]
 
 
 def test_a_shrinking_search_space_moves_to_a_new_posterior_study_with_the_history(client: Any) -> None:
@@ -236,9 +269,9 @@ def test_a_shrinking_search_space_moves_to_a_new_posterior_study_with_the_histor
 
     study = optuna.create_study(sampler=PosteriorSampler(client, "shrink", seed=8))
     study.optimize(objective, n_trials=8)
-    names = [link(t)[0] for t in study.trials]  # type: ignore[index]
-    assert names[:5] == ["shrink"] * 5  # trial 4 was suggested on {x, y}, ran on {x}
-    assert set(names[5:]) == {"shrink-2"}
+    names = [link(t)[0] for t in study.trials[1:]]  # type: ignore[index]
+    assert names[:4] == ["shrink"] * 4  # trial 4 was suggested on {x, y}, ran on {x}
+    assert set(names[4:]) == {"shrink-2"}
     new = client.study("shrink-2")
     assert [p["name"] for p in new.get().definition["parameters"]] == ["x"]
     # Every finished trial evaluated `x`: all of them are in the new study.
@@ -253,14 +286,18 @@ def branin(x1: float, x2: float) -> float:
 
 
 def test_branin_in_25_trials_gets_closer_than_random_search_usually_does(client: Any) -> None:
-    # Regret = f(best observed point) - f*. The set {regret < 0.1} covers 0.192%
-    # of the domain [-5, 10] x [0, 15] (Monte Carlo, 2e7 uniform points, three
-    # basins), so 25 random trials reach it with probability
-    # 1 - (1 - 0.00192)^25 = 4.7%; posterior's median regret at 20 trials is
-    # 0.034 (bench/results/bo.md). The seed is fixed: this run is deterministic.
-    study = optuna.create_study(sampler=PosteriorSampler(client, "branin", seed=11))
-    study.optimize(
-        lambda t: branin(t.suggest_float("x1", -5.0, 10.0), t.suggest_float("x2", 0.0, 15.0)), n_trials=25
-    )
-    regret = study.best_value - 0.397887357729738
-    assert regret < 0.1, regret
+    # Regret = f(best observed point) - f*. The set {regret < 0.05} covers
+    # 0.0965% of the domain [-5, 10] x [0, 15] (Monte Carlo, 2e7 uniform
+    # points: three small basins), so 25 random trials reach it with
+    # probability p = 1 - (1 - 0.000965)^25 = 2.4%, and at least 2 runs of 3
+    # with probability 3p^2(1 - p) + p^3 = 0.17%. posterior's median regret
+    # is 0.034 at 20 trials, 0.0017 at 30 (bench/results/bo.md). The seeds are
+    # fixed (posterior: same seed and observations, same suggestions).
+    regrets = []
+    for seed in (0, 1, 2):
+        study = optuna.create_study(sampler=PosteriorSampler(client, f"branin-{seed}", seed=seed))
+        study.optimize(
+            lambda t: branin(t.suggest_float("x1", -5.0, 10.0), t.suggest_float("x2", 0.0, 15.0)), n_trials=25
+        )
+        regrets.append(study.best_value - 0.397887357729738)
+    assert sum(r < 0.05 for r in regrets) >= 2, regrets

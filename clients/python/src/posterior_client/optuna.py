@@ -1,7 +1,7 @@
 """An Optuna sampler that asks a posterior study for its suggestions.
 
     import optuna
-    from posterior_client import Client
+    from posterior_client import Client, Study as PosteriorStudy
     from posterior_client.optuna import PosteriorSampler
 
     study = optuna.create_study(sampler=PosteriorSampler(Client("127.0.0.1:50051")))
@@ -80,7 +80,7 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from posterior_client import Client
+from posterior_client import Client, Study as PosteriorStudy
 from posterior_client.errors import AlreadyExists
 
 __all__ = ["PosteriorSampler"]
@@ -223,7 +223,7 @@ class _Link:
 
     name: str
     definition: _Definition
-    handle: Any
+    handle: PosteriorStudy
     imported: set[int] = field(default_factory=set)
 
 
@@ -414,10 +414,9 @@ class PosteriorSampler(BaseSampler):
             if self._claimed.get(name, key) != key:
                 continue  # another Optuna study of this sampler's
             try:
-                self._client.create_study(name, **request)
+                handle = self._client.create_study(name, **request)
             except AlreadyExists:
                 continue  # a different definition under that name
-            handle = self._client.study(name)
             ours = any(t.system_attrs.get(STUDY_ATTR) == name for t in trials)
             imported = study._storage.get_study_system_attrs(study._study_id).get(
                 IMPORTED_ATTR + name
