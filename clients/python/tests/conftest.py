@@ -200,3 +200,15 @@ def fresh_server(tmp_path: Path) -> Iterator[Server]:
 def name() -> str:
     """A unique experiment/study name per test."""
     return "t-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture()
+def client(server: Server) -> Iterator["Client"]:
+    from posterior_client import Client
+
+    with Client(server.target, timeout=10.0) as c:
+        yield c
+
+
+if True:  # names for the annotations above
+    from posterior_client import Client  # noqa: E402,F401
