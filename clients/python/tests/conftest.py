@@ -138,10 +138,14 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"posterior serve could not bind 127.0.0.1:{self.port}")
 
-    def stop(self) -> None:
+    def stop(self, crash: bool = False) -> None:
+        """SIGTERM (drain, then exit), or with ``crash`` SIGKILL."""
         if self.proc is None:
             return
-        self.proc.terminate()
+        if crash:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
         try:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
@@ -154,13 +158,7 @@ class Server:
 
     def kill(self) -> None:
         """SIGKILL: a crash, no drain."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            for f in (self.proc.stdout, self.proc.stderr):
-                if f:
-                    f.close()
-            self.proc = None
+        self.stop(crash=True)
 
     def restart(self) -> None:
         self.stop()

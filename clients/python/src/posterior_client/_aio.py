@@ -35,18 +35,7 @@ from .errors import PosteriorError, from_rpc_error
 T = TypeVar("T")
 
 
-def make_channel(target: str, tls: bool | grpc.ChannelCredentials) -> grpc.aio.Channel:
-    addr, use_tls = ops.target_and_tls(target, tls is True)
-    if isinstance(tls, grpc.ChannelCredentials):
-        return grpc.aio.secure_channel(addr, tls, options=ops.CHANNEL_OPTIONS)
-    if use_tls:
-        return grpc.aio.secure_channel(
-            addr, grpc.ssl_channel_credentials(), options=ops.CHANNEL_OPTIONS
-        )
-    return grpc.aio.insecure_channel(addr, options=ops.CHANNEL_OPTIONS)
-
-
-class AsyncClient:
+class AsyncClient(ops.Settings):
     """``Client`` for asyncio: same arguments, same methods, awaited. Create
     it inside the running event loop; ``async with`` or ``await close()``."""
 
@@ -59,23 +48,12 @@ class AsyncClient:
         *,
         retry: ops.Retry | None = None,
     ) -> None:
-        self.target = target
-        self.timeout = timeout
-        self.retry = retry or ops.Retry()
-        self._metadata = ops.metadata(api_key)
-        self.channel: grpc.aio.Channel = make_channel(target, tls)
-        self._callables: dict[str, Any] = {}
+        super().__init__(grpc.aio, target, api_key, timeout, tls, retry)
 
-    def _callable(self, rpc: ops.Rpc[Any, Any]) -> Any:
-        c = self._callables.get(rpc.path)
-        if c is None:
-            c = self.channel.unary_unary(
-                rpc.path,
-                request_serializer=rpc.request.SerializeToString,
-                response_deserializer=rpc.response.FromString,
-            )
-            self._callables[rpc.path] = c
-        return c
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The ``grpc.aio`` channel."""
+        return self._channel  # type: ignore[no-any-return]
 
     async def _send(self, c: ops.Call) -> Any:
         fn = self._callable(c.rpc)
