@@ -13,10 +13,15 @@ import pytest
 from conftest import Server
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+TOP_README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
 
 
 def blocks() -> list[str]:
-    found = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    found = python_blocks(README)
     # The asyncio fragment is not a whole program; the two examples are.
     return [b for b in found if "Client(" in b and "async with" not in b]
 
@@ -40,3 +45,13 @@ def test_readme_example_runs(server: Server, index: int, tmp_path: Path) -> None
         assert "P(best)" in r.stdout and "canary gate:" in r.stdout
     else:
         assert re.search(r"best p95 [0-9.]+ ms with \{", r.stdout), r.stdout
+
+
+def test_top_readme_example_runs(server: Server, tmp_path: Path) -> None:
+    """The repository README's Python section."""
+    (code,) = python_blocks(TOP_README)
+    code = code.replace("127.0.0.1:50051", server.target)
+    code = code.replace('"checkout"', f'"checkout-{tmp_path.name}"')
+    code = code.replace('"quad"', f'"quad-{tmp_path.name}"')
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
