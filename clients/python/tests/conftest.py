@@ -98,6 +98,8 @@ class Server:
             f'listen = "127.0.0.1:{self.port}"',
             f"max_concurrent_requests = {self.config.get('max_concurrent_requests', 1024)}",
             "shutdown_grace_seconds = 1",
+            f'tls_cert = "{self.config.get("tls_cert", "")}"',
+            f'tls_key = "{self.config.get("tls_key", "")}"',
             "[store]",
             f'backend = "{self.store}"',
             f'path = "{self.tmp / "posterior.redb"}"',
