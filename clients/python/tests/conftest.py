@@ -109,6 +109,9 @@ class Server:
             "[bandit]",
             # Choose reads the store every call: a reward is visible at once.
             "choose_max_staleness_ms = 0",
+            "[history]",
+            # A point a second, so history() has points within a test.
+            "interval_seconds = 1",
             "[log]",
             'filter = "warn"',
         ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import posterior_client as pc
@@ -130,3 +132,24 @@ def test_bad_options_name_the_field(client: pc.Client, name: str) -> None:
     # The server's message, with the code.
     assert ei.value.code.name == "INVALID_ARGUMENT"
     assert "arm" in ei.value.message
+
+
+def test_history_points(client: pc.Client, name: str) -> None:
+    """The servers of these tests record a point a second."""
+    e = client.create_experiment(name, ["a", "b"])
+    for _ in range(5):
+        e.reward(e.choose(eligible=["a"]).decision_id, 1.0)
+    deadline = time.monotonic() + 10
+    points: list[pc.HistoryPoint] = []
+    while time.monotonic() < deadline:
+        points = e.history()
+        if points and points[-1].arms[0].rewards == 5:
+            break
+        time.sleep(0.2)
+    assert points, "no history point within 10 s"
+    last = points[-1]
+    assert [a.name for a in last.arms] == ["a", "b"]
+    assert last.arms[0].rewards == 5 and last.arms[1].rewards == 0
+    assert sum(a.decisions for p in points for a in p.arms if a.name == "a") == 5
+    assert last.time_ms > 0
+    assert all(p.time_ms > last.time_ms for p in e.history(since_ms=last.time_ms + 1))

@@ -17,6 +17,7 @@ import grpc.aio
 
 from . import _convert as cv
 from . import _ops as ops
+from ._client import Client, Experiment, Study
 from ._types import (
     Decision,
     ExperimentListing,
@@ -287,3 +288,10 @@ class AsyncStudy:
 
     async def delete(self) -> None:
         await self.client._run(ops.delete_study(self.name))
+
+
+# The async methods say what the sync ones say (one text, in _client).
+for _async, _sync in ((AsyncClient, Client), (AsyncExperiment, Experiment), (AsyncStudy, Study)):
+    for _name, _fn in vars(_async).items():
+        if callable(_fn) and not _fn.__doc__ and getattr(_sync, _name, None) is not None:
+            _fn.__doc__ = getattr(_sync, _name).__doc__
