@@ -70,6 +70,8 @@ def test_summary_threshold_verdict_gate_history(client: pc.Client, name: str) ->
     s = e.summary(threshold=0.05)
     assert s.definition["goal"] == "MINIMIZE_REWARD"
     assert s.definition["labels"] == {"team": "sre"}
+    assert s.definition["stopping"]["min_rewards_per_arm"] == 10
+    assert isinstance(s.definition["created_ms"], int) and s.definition["created_ms"] > 0
     assert s.prob_best_draws > 0
     cand = s.arm("cand")
     assert cand.prob_above_threshold is not None and cand.prob_above_threshold > 0.99

@@ -131,7 +131,7 @@ def test_create_study_shapes(client: pc.Client, name: str) -> None:
     )
     st = client.study(name).get()
     assert st.definition["max_pending"] == 4
-    assert st.definition["trial_timeout_seconds"] == "60"
+    assert st.definition["trial_timeout_seconds"] == 60
     with pytest.raises(pc.InvalidArgument, match="intt"):
         client.create_study(name + "x", parameters=[{"name": "n", "intt": {}}], objective="y")
     # The server's own validation, by code.
@@ -190,9 +190,9 @@ def test_create_study_from_file(client: pc.Client, name: str, tmp_path: Path) ->
     assert [x["name"] for x in d["parameters"]] == [
         "memory_mb", "arch", "learning_rate", "batch", "heap_mb"
     ]
-    assert d["parameters"][4]["int"] == {"low": "128", "high": "1024", "log": False, "step": "64"}
+    assert d["parameters"][4]["int"] == {"low": 128, "high": 1024, "log": False, "step": 64}
     assert d["constraints"][1] == {"metric": "throughput", "lower_bound": 100.0}
-    assert (d["n_initial"], d["seed"], d["max_pending"]) == (8, "42", 64)
+    assert (d["n_initial"], d["seed"], d["max_pending"]) == (8, 42, 64)
     t = s.ask()[0]
     assert type(t.params["batch"]) is int and type(t.params["heap_mb"]) is int
     assert (t.params["heap_mb"] - 128) % 64 == 0
