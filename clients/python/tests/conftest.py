@@ -98,6 +98,8 @@ class Server:
             f'listen = "127.0.0.1:{self.port}"',
             f"max_concurrent_requests = {self.config.get('max_concurrent_requests', 1024)}",
             "shutdown_grace_seconds = 1",
+            f'tls_cert = "{self.config.get("tls_cert", "")}"',
+            f'tls_key = "{self.config.get("tls_key", "")}"',
             "[store]",
             f'backend = "{self.store}"',
             f'path = "{self.tmp / "posterior.redb"}"',
@@ -107,6 +109,9 @@ class Server:
             "[bandit]",
             # Choose reads the store every call: a reward is visible at once.
             "choose_max_staleness_ms = 0",
+            "[history]",
+            # A point a second, so history() has points within a test.
+            "interval_seconds = 1",
             "[log]",
             'filter = "warn"',
         ]
@@ -138,10 +143,14 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"posterior serve could not bind 127.0.0.1:{self.port}")
 
-    def stop(self) -> None:
+    def stop(self, crash: bool = False) -> None:
+        """SIGTERM (drain, then exit), or with ``crash`` SIGKILL."""
         if self.proc is None:
             return
-        self.proc.terminate()
+        if crash:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
         try:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
@@ -154,13 +163,7 @@ class Server:
 
     def kill(self) -> None:
         """SIGKILL: a crash, no drain."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            for f in (self.proc.stdout, self.proc.stderr):
-                if f:
-                    f.close()
-            self.proc = None
+        self.stop(crash=True)
 
     def restart(self) -> None:
         self.stop()
@@ -200,3 +203,15 @@ def fresh_server(tmp_path: Path) -> Iterator[Server]:
 def name() -> str:
     """A unique experiment/study name per test."""
     return "t-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture()
+def client(server: Server) -> Iterator["Client"]:
+    from posterior_client import Client
+
+    with Client(server.target, timeout=10.0) as c:
+        yield c
+
+
+if True:  # names for the annotations above
+    from posterior_client import Client  # noqa: E402,F401

@@ -6,6 +6,7 @@ optimization studies (ask / tell). Errors are exceptions by status code
 (``NotFound``, ``InvalidArgument``... all ``PosteriorError``).
 """
 
+from ._aio import AsyncClient, AsyncExperiment, AsyncStudy
 from ._client import Client, Experiment, Study
 from ._ops import Retry
 from ._types import (
@@ -41,6 +42,9 @@ __all__ = [
     "Client",
     "Experiment",
     "Study",
+    "AsyncClient",
+    "AsyncExperiment",
+    "AsyncStudy",
     "Retry",
     "ArmSummary",
     "ArmVerdict",

@@ -33,16 +33,7 @@ from .errors import PosteriorError, from_rpc_error
 T = TypeVar("T")
 
 
-def make_channel(target: str, tls: bool | grpc.ChannelCredentials) -> grpc.Channel:
-    addr, use_tls = ops.target_and_tls(target, tls is True)
-    if isinstance(tls, grpc.ChannelCredentials):
-        return grpc.secure_channel(addr, tls, options=ops.CHANNEL_OPTIONS)
-    if use_tls:
-        return grpc.secure_channel(addr, grpc.ssl_channel_credentials(), options=ops.CHANNEL_OPTIONS)
-    return grpc.insecure_channel(addr, options=ops.CHANNEL_OPTIONS)
-
-
-class Client:
+class Client(ops.Settings):
     """A posterior server over gRPC (both services on one channel).
 
     ``target`` is ``host:port`` (``https://host:port`` also means TLS);
@@ -64,25 +55,14 @@ class Client:
         *,
         retry: ops.Retry | None = None,
     ) -> None:
-        self.target = target
-        self.timeout = timeout
-        self.retry = retry or ops.Retry()
-        self._metadata = ops.metadata(api_key)
-        self.channel: grpc.Channel = make_channel(target, tls)
-        self._callables: dict[str, grpc.UnaryUnaryMultiCallable[Any, Any]] = {}
+        super().__init__(grpc, target, api_key, timeout, tls, retry)
+
+    @property
+    def channel(self) -> grpc.Channel:
+        """The gRPC channel (e.g. for the raw stubs of ``posterior_client._pb``)."""
+        return self._channel  # type: ignore[no-any-return]
 
     # --- plumbing --------------------------------------------------------------
-
-    def _callable(self, rpc: ops.Rpc[Any, Any]) -> grpc.UnaryUnaryMultiCallable[Any, Any]:
-        c = self._callables.get(rpc.path)
-        if c is None:
-            c = self.channel.unary_unary(
-                rpc.path,
-                request_serializer=rpc.request.SerializeToString,
-                response_deserializer=rpc.response.FromString,
-            )
-            self._callables[rpc.path] = c
-        return c
 
     def _send(self, c: ops.Call) -> Any:
         fn = self._callable(c.rpc)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from ._pb import bandit_pb2 as bpb
@@ -61,11 +62,33 @@ def parse_into(msg: Message, fields: JsonDict, what: str) -> None:
         raise InvalidArgument(f"{what}: {e}") from None
 
 
+_INT64 = (FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64)
+
+
+def _int64_to_int(desc: Any, d: dict[str, Any]) -> None:  # desc: a message Descriptor (python or upb)
+    """proto3 JSON writes 64-bit integers as strings (JavaScript numbers
+    cannot hold them); Python ints can, so give them back as ints."""
+    for f in desc.fields:
+        v = d.get(f.name)
+        if v is None:
+            continue
+        if f.message_type is not None:
+            if f.message_type.GetOptions().map_entry:
+                continue  # no map in these messages holds messages or int64s
+            for item in v if isinstance(v, list) else [v]:
+                _int64_to_int(f.message_type, item)
+        elif f.cpp_type in _INT64:
+            d[f.name] = [int(x) for x in v] if isinstance(v, list) else int(v)
+
+
 def to_dict(msg: Message) -> dict[str, Any]:
-    """A message as a dict with proto field names and every default."""
-    return json_format.MessageToDict(
+    """A message as a dict with proto field names and every default (64-bit
+    integers as ints, not the strings of proto3 JSON)."""
+    d = json_format.MessageToDict(
         msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
+    _int64_to_int(msg.DESCRIPTOR, d)
+    return d
 
 
 # --- bandits -----------------------------------------------------------------

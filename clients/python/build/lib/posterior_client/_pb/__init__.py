@@ -1,1 +1,0 @@
-"""Generated from proto/posterior/v1 by scripts/gen_stubs.py: do not edit."""
