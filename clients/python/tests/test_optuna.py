@@ -301,3 +301,46 @@ def test_branin_in_25_trials_gets_closer_than_random_search_usually_does(client:
         )
         regrets.append(study.best_value - 0.397887357729738)
     assert sum(r < 0.05 for r in regrets) >= 2, regrets
+
+
+def test_an_exhausted_finite_space_goes_on_with_the_independent_sampler(client: Any) -> None:
+    def objective(trial: Any) -> float:
+        return len(trial.suggest_categorical("c", ["a", "bb", "ccc"])) + trial.suggest_int("i", 0, 1)
+
+    study = optuna.create_study(sampler=PosteriorSampler(client, "finite", seed=3))
+    study.optimize(objective, n_trials=9)
+    trials = study.trials
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    # The 6 configurations, each once, before posterior runs out (trial 0 is Optuna's).
+    assert len({(t.params["c"], t.params["i"]) for t in trials[:6]}) == 6
+    # Every evaluation is in posterior, the later ones added.
+    assert sum(t.state == "COMPLETED" for t in client.study("finite").trials()) == 9
+
+
+def test_a_resumed_optuna_study_reconnects_to_its_posterior_study(client: Any, tmp_path: Path) -> None:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    def objective(trial: Any) -> float:
+        return (trial.suggest_float("x", 0.0, 1.0) - 0.25) ** 2
+
+    def storage() -> Any:
+        return JournalStorage(JournalFileBackend(str(tmp_path / "journal.log")))
+
+    first = optuna.create_study(study_name="resumed", storage=storage(), sampler=PosteriorSampler(client, seed=4))
+    first.optimize(objective, n_trials=4)
+    # Another process: a new storage object and a new sampler.
+    again = optuna.load_study(study_name="resumed", storage=storage(), sampler=PosteriorSampler(client, seed=4))
+    again.optimize(objective, n_trials=3)
+    assert {link(t)[0] for t in again.trials[1:]} == {"optuna.resumed"}  # type: ignore[index]
+    # 7 evaluations, each once (trial 0 imported once, not again on resuming).
+    assert len(posterior_trials(client, "optuna.resumed")) == 7
+
+
+def test_parallel_workers_get_their_own_posterior_trials(client: Any) -> None:
+    study = optuna.create_study(sampler=PosteriorSampler(client, "threads", seed=9))
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0) ** 2, n_trials=10, n_jobs=2)
+    ids = [link(t)[1] for t in study.trials if link(t) is not None]  # type: ignore[index]
+    assert len(ids) == len(set(ids)) >= 8
+    states = [t.state for t in client.study("threads").trials()]
+    assert states.count("COMPLETED") == 10 and "PENDING" not in states

@@ -35,6 +35,8 @@ How Optuna's pieces map onto posterior's:
   (``posterior:study``, ``posterior:trial_id``). ``after_trial`` reports the
   outcome: COMPLETE -> Observe, FAIL -> Observe with ``failed`` (posterior
   then treats that configuration as infeasible), PRUNED -> AbandonTrial.
+  When posterior cannot suggest (a finite space entirely suggested, too
+  many pending trials) the trial is sampled independently, with a warning.
   A trial whose parameters were not posterior's (e.g. fixed by
   ``study.enqueue_trial``) abandons its suggestion and is added with
   AddTrial instead. A non-finite objective value is reported as failed.
@@ -67,6 +69,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from optuna import logging as optuna_logging
 from optuna.distributions import (
     BaseDistribution,
     CategoricalChoiceType,
@@ -81,7 +84,9 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from posterior_client import Client, Study as PosteriorStudy
-from posterior_client.errors import AlreadyExists
+from posterior_client.errors import AlreadyExists, FailedPrecondition
+
+_logger = optuna_logging.get_logger(__name__)
 
 __all__ = ["PosteriorSampler"]
 
@@ -225,6 +230,8 @@ class _Link:
     definition: _Definition
     handle: PosteriorStudy
     imported: set[int] = field(default_factory=set)
+    # Every configuration of its finite space has been suggested.
+    exhausted: bool = False
 
 
 @dataclass
@@ -316,8 +323,18 @@ class PosteriorSampler(BaseSampler):
             )
         with self._lock:
             link = self._link(study, self._definition(study, search_space))
-        asked = link.handle.ask(1)
-        if not asked:  # a finite space was exhausted: let Optuna sample
+        if link.exhausted:
+            return {}
+        try:
+            asked = link.handle.ask(1)
+        except FailedPrecondition as e:
+            # Every configuration of a finite space suggested, or too many
+            # pending trials: the trial goes on with the independent sampler
+            # (and is added to posterior when it finishes).
+            link.exhausted = "exhausted" in str(e)
+            _logger.warning(f"posterior study {link.name!r}: {e}; sampling trial {trial.number} independently")
+            return {}
+        if not asked:
             return {}
         t = asked[0]
         storage, tid = study._storage, trial._trial_id
