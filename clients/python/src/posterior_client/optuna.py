@@ -176,7 +176,9 @@ def _levels(choices: Sequence[CategoricalChoiceType]) -> tuple[str, ...]:
     if len(set(plain)) == len(plain) and all(0 < len(s.encode()) <= _MAX_CATEGORY for s in plain):
         return tuple(plain)
     # `1` and `True`, `None` and `"None"`, long reprs: the index keeps them apart.
-    return tuple(f"{i}:{s}"[:_MAX_CATEGORY] for i, s in enumerate(plain))
+    return tuple(
+        f"{i}:{s}".encode()[:_MAX_CATEGORY].decode(errors="ignore") for i, s in enumerate(plain)
+    )
 
 
 def _supported(d: BaseDistribution) -> bool:
@@ -186,7 +188,8 @@ def _supported(d: BaseDistribution) -> bool:
         return len(d.choices) <= _MAX_LEVELS
     if isinstance(d, IntDistribution):
         return abs(d.low) <= _MAX_ABS_INT and abs(d.high) <= _MAX_ABS_INT
-    return isinstance(d, FloatDistribution) and math.isfinite(d.low) and math.isfinite(d.high)
+    # posterior needs high - low finite (it scales the range to [0, 1]).
+    return isinstance(d, FloatDistribution) and math.isfinite(d.high - d.low)
 
 
 @dataclass(frozen=True)
