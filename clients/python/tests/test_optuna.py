@@ -278,11 +278,14 @@ def test_a_shrinking_search_space_moves_to_a_new_posterior_study_with_the_histor
     assert sum(t.state == "COMPLETED" for t in new.trials()) == 8
 
 
-def branin(x1: float, x2: float) -> float:
-    b = 5.1 / (4.0 * math.pi**2)
-    return (x2 - b * x1 * x1 + 5.0 / math.pi * x1 - 6.0) ** 2 + 10.0 * (1.0 - 1.0 / (8.0 * math.pi)) * math.cos(
-        x1
-    ) + 10.0
+def branin_problem() -> dict[str, Any]:
+    """bench/optuna_peer.py's Branin (f and f*): the benchmark's definition."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+    from optuna_peer import PROBLEMS
+
+    return dict(PROBLEMS["branin"])
 
 
 def test_branin_in_25_trials_gets_closer_than_random_search_usually_does(client: Any) -> None:
@@ -293,13 +296,15 @@ def test_branin_in_25_trials_gets_closer_than_random_search_usually_does(client:
     # with probability 3p^2(1 - p) + p^3 = 0.17%. posterior's median regret
     # is 0.034 at 20 trials, 0.0017 at 30 (bench/results/bo.md). The seeds are
     # fixed (posterior: same seed and observations, same suggestions).
+    f, optimum = branin_problem()["f"], branin_problem()["optimum"]
     regrets = []
     for seed in (0, 1, 2):
         study = optuna.create_study(sampler=PosteriorSampler(client, f"branin-{seed}", seed=seed))
         study.optimize(
-            lambda t: branin(t.suggest_float("x1", -5.0, 10.0), t.suggest_float("x2", 0.0, 15.0)), n_trials=25
+            lambda t: f({"x0": t.suggest_float("x0", -5.0, 10.0), "x1": t.suggest_float("x1", 0.0, 15.0)}),
+            n_trials=25,
         )
-        regrets.append(study.best_value - 0.397887357729738)
+        regrets.append(study.best_value - optimum)
     assert sum(r < 0.05 for r in regrets) >= 2, regrets
 
 
