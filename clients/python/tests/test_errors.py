@@ -111,7 +111,7 @@ def test_resource_exhausted_from_load_shedding(tmp_path: Path, name: str) -> Non
         async def burst() -> tuple[list[object], list[object]]:
             async with pc.AsyncClient(srv.target) as ac:
                 e = ac.experiment(name)
-                chooses = asyncio.gather(*[e.choose() for _ in range(60)], return_exceptions=True)
+                chooses = asyncio.gather(*[e.choose() for _ in range(100)], return_exceptions=True)
                 reads = asyncio.gather(*[e.summary() for _ in range(4)], return_exceptions=True)
                 return list(await chooses), list(await reads)
 
@@ -119,7 +119,7 @@ def test_resource_exhausted_from_load_shedding(tmp_path: Path, name: str) -> Non
         shed = [r for r in chooses if isinstance(r, pc.ResourceExhausted)]
         ok = [r for r in chooses if isinstance(r, pc.Decision)]
         assert shed, "no request was shed"
-        assert len(shed) + len(ok) == 60, chooses
+        assert len(shed) + len(ok) == 100, chooses
         assert all(r.attempts == 1 for r in shed)
         assert "max_concurrent_requests" in shed[0].message
         # Every read succeeded in the end, through retries.

@@ -205,3 +205,19 @@ def test_create_study_from_file(client: pc.Client, name: str, tmp_path: Path) ->
     p.write_text('objective = { name = "c" }\n[[parameters]]\nname = "x"\n')
     with pytest.raises(pc.InvalidArgument, match=r"parameters\[0\]"):
         client.create_study_from_file(p)
+    for text, match in [
+        ('objective = { name = "c" }\n[[parameters]]\nint = { low = 1, high = 2 }\n',
+         r"parameters\[0\]: missing field 'name'"),
+        ('objective = { goal = "minimize" }\nparameters = []\n', "objective: missing field 'name'"),
+        ('objective = { name = "c" }\n', "missing field 'parameters'"),
+        ('objective = { name = "c" }\nparameters = 5\n', "parameters: expected an array"),
+        ('objective = { name = "c" }\n[[parameters]]\nname = "x"\nint = { low = 1 }\n',
+         r"parameters\[0\].int: missing field 'high'"),
+        ('objective = { name = "c", goal = "up" }\nparameters = []\n', "objective.goal"),
+        ('objective = { name = "c" }\nparameters = []\n[[constraints]]\nmetric = "m"\n',
+         r"constraints\[0\] \(m\): upper_bound, lower_bound or both"),
+        ("objective = {", r"\.toml: "),  # not TOML: the file and the parser's words
+    ]:
+        p.write_text(text)
+        with pytest.raises(pc.InvalidArgument, match=match):
+            client.create_study_from_file(p)

@@ -266,10 +266,21 @@ def study_file_request(path: str | Path, name: str) -> opb.CreateStudyRequest:
     def bad(msg: str) -> InvalidArgument:
         return InvalidArgument(f"{where}: {msg}")
 
-    def only(d: Mapping[str, Any], allowed: set[str], at: str) -> None:
+    def only(d: Any, allowed: set[str], at: str, required: tuple[str, ...] = ()) -> None:
+        if not isinstance(d, dict):
+            raise bad(f"{at}expected a table, got {type(d).__name__}")
         extra = sorted(set(d) - allowed)
         if extra:
             raise bad(f"{at}unknown field {extra[0]!r}, expected one of {sorted(allowed)}")
+        for key in required:
+            if key not in d:
+                raise bad(f"{at}missing field {key!r}")
+
+    def tables(key: str) -> list[Any]:
+        v = doc.get(key, [])
+        if not isinstance(v, list):
+            raise bad(f"{key}: expected an array of tables ([[{key}]])")
+        return v
 
     only(
         doc,
@@ -285,13 +296,10 @@ def study_file_request(path: str | Path, name: str) -> opb.CreateStudyRequest:
             "constraints",
         },
         "",
+        ("objective", "parameters"),
     )
-    if "objective" not in doc:
-        raise bad("missing field 'objective'")
-    if "parameters" not in doc:
-        raise bad("missing field 'parameters'")
     obj = doc["objective"]
-    only(obj, {"name", "goal"}, "objective: ")
+    only(obj, {"name", "goal"}, "objective: ", ("name",))
     goal = str(obj.get("goal", "minimize")).lower()
     if goal not in ("minimize", "maximize"):
         raise bad(f'objective.goal: must be "minimize" or "maximize", got {goal!r}')
@@ -299,8 +307,8 @@ def study_file_request(path: str | Path, name: str) -> opb.CreateStudyRequest:
     if acq not in ("log_ei", "ucb", "pi"):
         raise bad(f"acquisition: must be log_ei, ucb or pi, got {acq!r}")
     params: list[dict[str, Any]] = []
-    for i, p in enumerate(doc["parameters"]):
-        only(p, {"name", "float", "int", "ordinal", "categorical"}, f"parameters[{i}]: ")
+    for i, p in enumerate(tables("parameters")):
+        only(p, {"name", "float", "int", "ordinal", "categorical"}, f"parameters[{i}]: ", ("name",))
         kinds = [k for k in ("float", "int", "ordinal", "categorical") if k in p]
         if len(kinds) != 1:
             raise bad(
@@ -310,14 +318,17 @@ def study_file_request(path: str | Path, name: str) -> opb.CreateStudyRequest:
         kind = kinds[0]
         value = p[kind]
         if kind in ("float", "int"):
-            only(value, {"low", "high", "log", "step"}, f"parameters[{i}].{kind}: ")
+            only(value, {"low", "high", "log", "step"}, f"parameters[{i}].{kind}: ",
+                 ("low", "high"))
             value = dict(value)
+        elif isinstance(value, list):
+            value = {"values": value}
         else:
-            value = {"values": list(value)}
+            raise bad(f"parameters[{i}].{kind}: expected an array of values")
         params.append({"name": p["name"], kind: value})
     constraints: list[dict[str, Any]] = []
-    for i, c in enumerate(doc.get("constraints", [])):
-        only(c, {"metric", "upper_bound", "lower_bound"}, f"constraints[{i}]: ")
+    for i, c in enumerate(tables("constraints")):
+        only(c, {"metric", "upper_bound", "lower_bound"}, f"constraints[{i}]: ", ("metric",))
         if "upper_bound" not in c and "lower_bound" not in c:
             raise bad(
                 f"constraints[{i}] ({c.get('metric', '')}): upper_bound, lower_bound "
@@ -327,7 +338,7 @@ def study_file_request(path: str | Path, name: str) -> opb.CreateStudyRequest:
     fields: dict[str, Any] = {
         "name": name,
         "parameters": params,
-        "objective": {"name": obj.get("name", ""), "goal": goal.upper()},
+        "objective": {"name": obj["name"], "goal": goal.upper()},
         "constraints": constraints,
         "acquisition": acq.upper(),
     }
