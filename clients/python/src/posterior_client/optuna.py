@@ -268,6 +268,14 @@ class PosteriorSampler(BaseSampler):
         independent_sampler: Samples what posterior does not: the first
             trial, parameters outside the relative search space. Default
             ``RandomSampler(seed)``.
+        warn_independent_sampling: Log a warning when a parameter is
+            sampled independently once a posterior study serves the Optuna
+            study (a conditional or dynamic parameter), as GPSampler does.
+
+    ``seed=None`` gives posterior seed 0 (its suggestions then depend only
+    on the observations) and an unseeded independent sampler. The client is
+    the blocking :class:`posterior_client.Client` (Optuna calls samplers
+    synchronously).
     """
 
     def __init__(
@@ -279,6 +287,7 @@ class PosteriorSampler(BaseSampler):
         seed: int | None = None,
         n_initial: int = 0,
         independent_sampler: BaseSampler | None = None,
+        warn_independent_sampling: bool = True,
     ) -> None:
         if study_name is not None and not _NAME_OK.match(study_name):
             raise ValueError(
@@ -292,6 +301,7 @@ class PosteriorSampler(BaseSampler):
         self._seed = 0 if seed is None else seed % 2**64
         self._n_initial = n_initial
         self._independent = independent_sampler or RandomSampler(seed=seed)
+        self._warn_independent = warn_independent_sampling
         self._states: dict[tuple[int, int], _State] = {}
         # posterior study names this sampler serves, over all Optuna studies.
         self._claimed: dict[str, tuple[int, int]] = {}
@@ -356,6 +366,16 @@ class PosteriorSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
+        if self._warn_independent:
+            with self._lock:
+                link = self._state(study).current
+            if link is not None and not link.exhausted:  # exhaustion was said once
+                _logger.warning(
+                    f"Trial {trial.number}: parameter {param_name!r} is sampled by "
+                    f"{type(self._independent).__name__}, not posterior study {link.name!r}: "
+                    "it is not in every completed trial with the same distribution "
+                    "(pass warn_independent_sampling=False to silence this)"
+                )
         return self._independent.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(
