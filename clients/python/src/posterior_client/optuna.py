@@ -453,12 +453,12 @@ class PosteriorSampler(BaseSampler):
         if st.current is not None and st.current.definition == definition:
             return st.current
         key = (id(study._storage), study._study_id)
-        base = self._study_name or _posterior_name(f"optuna.{study.study_name}", _MAX_NAME - 4)
-        base = base[: _MAX_NAME - 4]
+        base = self._study_name or _posterior_name(f"optuna.{study.study_name}")
         trials = study._get_trials(deepcopy=False, use_cache=False)
         request = definition.request(self._seed, self._n_initial)
         for k in range(1, _MAX_SUFFIX + 1):
-            name = base if k == 1 else f"{base}-{k}"
+            suffix = "" if k == 1 else f"-{k}"
+            name = base[: _MAX_NAME - len(suffix)] + suffix
             if self._claimed.get(name, key) != key:
                 continue  # another Optuna study of this sampler's
             try:
