@@ -366,3 +366,22 @@ def test_the_readme_example_runs(client: Any) -> None:
     # The optimum is 0 (lr = 1e-3, 4 layers, an activation); anything with an
     # activation, 3 to 5 layers and lr within a decade of 1e-3 is below 1.2.
     assert best < 1.2, r.stdout
+
+
+def test_a_trial_running_across_a_change_of_space_reaches_both_posterior_studies(client: Any) -> None:
+    study = optuna.create_study(sampler=PosteriorSampler(client, "across", seed=10))
+    for _ in range(3):
+        t = study.ask()
+        study.tell(t, t.suggest_float("x", 0.0, 1.0) + t.suggest_float("y", 0.0, 1.0))
+    running = study.ask()  # suggested by "across" on {x, y}
+    xy = running.suggest_float("x", 0.0, 1.0) + running.suggest_float("y", 0.0, 1.0)
+    only_x = study.ask()
+    study.tell(only_x, only_x.suggest_float("x", 0.0, 1.0))  # the intersection is now {x}
+    later = study.ask()
+    later_x = later.suggest_float("x", 0.0, 1.0)  # opens "across-2", imports the 4 finished trials
+    study.tell(running, xy)
+    study.tell(later, later_x)
+    assert link(study.trials[3]) is not None and link(study.trials[3])[0] == "across"  # type: ignore[index]
+    assert client.study("across").trials()[3].state == "COMPLETED"
+    # 0-2 and `only_x` imported, `running` added when told, `later` suggested.
+    assert [t.state for t in client.study("across-2").trials()].count("COMPLETED") == 6

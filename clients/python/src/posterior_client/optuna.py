@@ -53,7 +53,8 @@ When the definition changes (the intersection search space shrinks because a
 conditional parameter appeared, a constraint key appears, metric names are
 set) a posterior study is immutable, so a new one is created, named with a
 ``-2``, ``-3``... suffix, and every finished trial that fits it is imported;
-trials still running report to the study that suggested them. The same rule
+trials still running report to the study that suggested them and are added
+to the new one when they fit it. The same rule
 gives each Optuna study served by one sampler its own posterior study, and an
 Optuna study resumed from persistent storage reconnects to the posterior
 study its trials point at.
@@ -398,6 +399,15 @@ class PosteriorSampler(BaseSampler):
                 suggested = fresh.system_attrs.get(PARAMS_ATTR, {})
                 if self._evaluated_suggestion(linked.definition, fresh, suggested):
                     self._report(linked, tid, fresh, state, values)
+                    current = st.current
+                    if current is not None and current is not linked:
+                        # Suggested before the definition changed: the
+                        # current study learns from it too.
+                        params = self._params(current.definition, fresh)
+                        if params is not None and state in (TrialState.COMPLETE, TrialState.FAIL):
+                            if self._add(current, params, fresh, state, values) is not None:
+                                current.imported.add(fresh.number)
+                                self._save_imported(study, current)
                     return
                 # Optuna used other values (enqueue_trial, fixed params): the
                 # suggestion was not evaluated; what was evaluated is added below.
@@ -480,6 +490,9 @@ class PosteriorSampler(BaseSampler):
         raise RuntimeError(f"no free posterior study name {base}-k for k <= {_MAX_SUFFIX}")
 
     def _import(self, study: Study, link: _Link, trials: Sequence[FrozenTrial]) -> None:
+        """AddTrial for each finished trial of `trials` that fits `link` and
+        that it has not seen; recorded in a study attribute, so that a
+        resumed study does not import them twice."""
         for t in trials:
             if t.state not in (TrialState.COMPLETE, TrialState.FAIL):
                 continue
@@ -488,6 +501,10 @@ class PosteriorSampler(BaseSampler):
             params = self._params(link.definition, t)
             if params is not None and self._add(link, params, t, t.state, t.values) is not None:
                 link.imported.add(t.number)
+        self._save_imported(study, link)
+
+    @staticmethod
+    def _save_imported(study: Study, link: _Link) -> None:
         study._storage.set_study_system_attr(
             study._study_id, IMPORTED_ATTR + link.name, sorted(link.imported)
         )
