@@ -385,3 +385,18 @@ def test_a_trial_running_across_a_change_of_space_reaches_both_posterior_studies
     assert client.study("across").trials()[3].state == "COMPLETED"
     # 0-2 and `only_x` imported, `running` added when told, `later` suggested.
     assert [t.state for t in client.study("across-2").trials()].count("COMPLETED") == 6
+
+
+def test_category_levels_and_names_posterior_accepts() -> None:
+    from posterior_client.optuna import _levels, _posterior_name
+
+    assert _levels(["a", 1, 2.5, None, False]) == ("a", "1", "2.5", "None", "False")
+    # Clashing, empty or too long spellings: every level gets its index.
+    assert _levels([1, "1"]) == ("0:1", "1:1")
+    assert _levels(["", "x"]) == ("0:", "1:x")
+    long = _levels(["ü" * 300, "a"])
+    assert len(long[0].encode()) <= 256 and long[0].startswith("0:ü") and long[1] == "1:a"
+    assert _posterior_name("lr") == "lr"
+    odd = _posterior_name("layer/0 size")
+    assert odd.startswith("layer_0_size-") and odd != _posterior_name("layer_0 size")
+    assert len(_posterior_name("x" * 100)) == 64
