@@ -173,6 +173,7 @@ fn serverless() -> Problem {
                     name: "arch".into(),
                     kind: ParamKind::Categorical {
                         values: vec!["x86".into(), "arm".into()],
+                        features: Vec::new(),
                     },
                 },
             ],

@@ -435,7 +435,10 @@ fn parameter_from_pb(i: usize, p: pb::Parameter) -> Result<Parameter, Error> {
             step: (r.step != 0).then_some(r.step),
         },
         Some(Kind::Ordinal(o)) => ParamKind::Ordinal { values: o.values },
-        Some(Kind::Categorical(c)) => ParamKind::Categorical { values: c.values },
+        Some(Kind::Categorical(c)) => ParamKind::Categorical {
+            values: c.values,
+            features: c.features.into_iter().map(|f| f.values).collect(),
+        },
         None => {
             return Err(Error::invalid(format!(
                 "parameters[{i}]: one of float, int, ordinal or categorical is required"
@@ -474,9 +477,15 @@ impl From<&Parameter> for pb::Parameter {
             ParamKind::Ordinal { values } => Kind::Ordinal(pb::OrdinalValues {
                 values: values.clone(),
             }),
-            ParamKind::Categorical { values } => Kind::Categorical(pb::CategoricalValues {
-                values: values.clone(),
-            }),
+            ParamKind::Categorical { values, features } => {
+                Kind::Categorical(pb::CategoricalValues {
+                    values: values.clone(),
+                    features: features
+                        .iter()
+                        .map(|f| pb::LevelFeatures { values: f.clone() })
+                        .collect(),
+                })
+            }
         };
         pb::Parameter {
             name: p.name.clone(),
@@ -619,6 +628,7 @@ impl From<&StudyDef> for pb::Study {
                 })
                 .collect(),
             reference_point: d.reference_point.clone(),
+            cost_model: None,
             constraints: d
                 .spec
                 .constraints

@@ -157,7 +157,10 @@ pub fn parse(name: &str, text: &str) -> Result<pb::CreateStudyRequest, String> {
             kinds.push(Kind::Ordinal(pb::OrdinalValues { values: v }));
         }
         if let Some(v) = p.categorical {
-            kinds.push(Kind::Categorical(pb::CategoricalValues { values: v }));
+            kinds.push(Kind::Categorical(pb::CategoricalValues {
+                values: v,
+                features: Vec::new(),
+            }));
         }
         if kinds.len() != 1 {
             return Err(format!(
@@ -201,6 +204,7 @@ pub fn parse(name: &str, text: &str) -> Result<pb::CreateStudyRequest, String> {
         // Several objectives are not in the space file (yet): CreateStudy.
         objectives: vec![],
         reference_point: vec![],
+        cost_model: None,
         metrics: f.metrics,
         trial_timeout_seconds: f.trial_timeout_seconds,
         max_pending: f.max_pending,

@@ -52,6 +52,7 @@ fn float(low: f64, high: f64, step: f64) -> Kind {
 fn categorical(values: &[&str]) -> Kind {
     Kind::Categorical(pb::CategoricalValues {
         values: values.iter().map(|v| v.to_string()).collect(),
+        ..Default::default()
     })
 }
 

@@ -6,6 +6,15 @@
 //! definite for any number of levels (it is `exp` of a scaled Hamming kernel),
 //! costs O(1) per dimension, and needs one length scale per categorical
 //! dimension, instead of one-hot encoding with one length scale per level.
+//!
+//! A categorical with level features (see `space::level_distances`) replaces
+//! the indicator `[x_c ≠ y_c]` by the squared distance `D_c(x_c, y_c)` of
+//! the two levels' normalized features (0 for the same level, at most 1):
+//! `exp(-D/ℓ)` is a Gaussian kernel on the feature vectors, positive
+//! definite as well, so an observation of one level informs the levels near
+//! it in feature space, and those far away less.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +76,33 @@ impl Hyper {
     }
 }
 
+/// Level distances of the categorical dimensions that have features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelMetric {
+    /// Per categorical dimension: `(levels, row-major levels × levels
+    /// squared distances)`, or `None` for a plain categorical.
+    pub per_cat: Vec<Option<(usize, Vec<f64>)>>,
+}
+
+impl LevelMetric {
+    /// `D_c(a, b)`: the squared feature distance of two levels, or the
+    /// indicator `[a ≠ b]` for a dimension without features.
+    #[inline]
+    fn dist(&self, c: usize, a: f64, b: f64) -> f64 {
+        match self.per_cat.get(c) {
+            Some(Some((n, d))) => {
+                let (i, j) = (a as usize, b as usize);
+                if i < *n && j < *n {
+                    d[i * n + j]
+                } else {
+                    f64::from(a != b)
+                }
+            }
+            _ => f64::from(a != b),
+        }
+    }
+}
+
 /// Kernel with hyperparameters unpacked for fast evaluation.
 #[derive(Debug, Clone)]
 pub struct Kernel {
@@ -74,15 +110,32 @@ pub struct Kernel {
     pub(crate) inv_cat_ls: Vec<f64>,
     pub(crate) signal: f64,
     pub(crate) noise: f64,
+    /// Level distances of featured categoricals; `None` = all indicators.
+    pub(crate) levels: Option<Arc<LevelMetric>>,
 }
 
 impl Kernel {
     pub fn new(h: &Hyper) -> Self {
+        Self::with_levels(h, None)
+    }
+
+    /// A kernel whose categorical dimensions use `levels` (see [`LevelMetric`]).
+    pub fn with_levels(h: &Hyper, levels: Option<Arc<LevelMetric>>) -> Self {
         Kernel {
             inv_ls2: h.log_ls.iter().map(|l| (-2.0 * l).exp()).collect(),
             inv_cat_ls: h.log_cat_ls.iter().map(|l| (-l).exp()).collect(),
             signal: h.log_signal.exp(),
             noise: h.noise(),
+            levels,
+        }
+    }
+
+    /// `D_c` between the categorical coordinates `c` of `a` and `b`.
+    #[inline]
+    fn cat_dist(&self, nc: usize, c: usize, a: &[f64], b: &[f64]) -> f64 {
+        match &self.levels {
+            None => f64::from(a[nc + c] != b[nc + c]),
+            Some(m) => m.dist(c, a[nc + c], b[nc + c]),
         }
     }
 
@@ -90,15 +143,13 @@ impl Kernel {
         self.inv_ls2.len()
     }
 
-    /// Categorical factor `Π_c exp(-[a_c≠b_c]/ℓ_c)`.
+    /// Categorical factor `Π_c exp(-D_c(a_c, b_c)/ℓ_c)`.
     #[inline]
     fn cat_factor(&self, a: &[f64], b: &[f64]) -> f64 {
         let nc = self.n_cont();
         let mut s = 0.0;
         for (c, w) in self.inv_cat_ls.iter().enumerate() {
-            if a[nc + c] != b[nc + c] {
-                s += w;
-            }
+            s += w * self.cat_dist(nc, c, a, b);
         }
         if s == 0.0 { 1.0 } else { (-s).exp() }
     }
@@ -125,7 +176,7 @@ impl Kernel {
     /// (length n_cont + n_cat + 1; the noise derivative is handled by the caller).
     ///
     /// ∂k/∂log ℓ_i = σ² C · (5/3)(1+√5 r) e^{-√5 r} · Δ_i²/ℓ_i² (no division by r,
-    /// so it is well defined at r = 0); ∂k/∂log ℓ_c = k · [a_c≠b_c]/ℓ_c; ∂k/∂log σ² = k.
+    /// so it is well defined at r = 0); ∂k/∂log ℓ_c = k · D_c/ℓ_c; ∂k/∂log σ² = k.
     #[inline]
     pub fn k_with_grad(&self, a: &[f64], b: &[f64], grad: &mut [f64]) -> f64 {
         let nc = self.n_cont();
@@ -139,7 +190,7 @@ impl Kernel {
             grad[i] = g * d * d * w;
         }
         for (ci, w) in self.inv_cat_ls.iter().enumerate() {
-            grad[nc + ci] = if a[nc + ci] != b[nc + ci] { k * w } else { 0.0 };
+            grad[nc + ci] = k * w * self.cat_dist(nc, ci, a, b);
         }
         grad[nc + self.inv_cat_ls.len()] = k;
         k

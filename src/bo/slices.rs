@@ -63,7 +63,7 @@ fn on_steps(values: Vec<f64>, low: f64, high: f64, step: Option<f64>) -> Vec<f64
 /// The values along one parameter (see [`ParameterSlice::values`]).
 fn slice_values(kind: &ParamKind, at: Option<&ParamValue>, points: usize) -> Vec<ParamValue> {
     let mut nums: Vec<f64> = match kind {
-        ParamKind::Categorical { values } => {
+        ParamKind::Categorical { values, .. } => {
             return values.iter().cloned().map(ParamValue::Category).collect();
         }
         ParamKind::Ordinal { values } => values.clone(),
@@ -208,6 +208,7 @@ mod tests {
         let cats = slice_values(
             &ParamKind::Categorical {
                 values: vec!["a".into(), "b".into()],
+                features: Vec::new(),
             },
             Some(&ParamValue::Category("b".into())),
             50,

@@ -735,6 +735,7 @@ mod tests {
                     name: "arch".into(),
                     kind: ParamKind::Categorical {
                         values: vec!["x86".into(), "arm".into()],
+                        features: Vec::new(),
                     },
                 },
             ],

@@ -1,6 +1,7 @@
 //! Public entry points: `suggest` and `recommend`.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -10,7 +11,7 @@ use super::acquisition::{AcqModel, Acquisition, ConstraintModel};
 use super::error::BoError;
 use super::fit::{FitMode, fit_hyper};
 use super::gp::Gp;
-use super::kernel::Hyper;
+use super::kernel::{Hyper, LevelMetric};
 use super::maximize::{AcquisitionMaximizer, random_unused};
 use super::sobol::maximin_design;
 use super::space::{Point, SearchSpace};
@@ -434,11 +435,15 @@ fn fit_subsample(x: &[Vec<f64>], y: &[f64]) -> (Vec<Vec<f64>>, Vec<f64>) {
     )
 }
 
+// The data, its layout (dimensions, level distances) and the fit's
+// controls: grouping them would only move the list into a struct literal.
+#[allow(clippy::too_many_arguments)]
 fn fit_or_reuse(
     x: &[Vec<f64>],
     y: &[f64],
     n_cont: usize,
     n_cat: usize,
+    levels: Option<&Arc<LevelMetric>>,
     warm: Option<&Hyper>,
     mode: Option<FitMode>,
     rng: &mut StdRng,
@@ -453,21 +458,26 @@ fn fit_or_reuse(
             let m = m.unwrap_or(FitMode::Warm { max_iters: 10 });
             if x.len() > FIT_MAX_N {
                 let (xs, ys) = fit_subsample(x, y);
-                fit_hyper(&xs, &ys, n_cont, n_cat, warm, m, rng)
+                fit_hyper(&xs, &ys, n_cont, n_cat, levels, warm, m, rng)
             } else {
-                fit_hyper(x, y, n_cont, n_cat, warm, m, rng)
+                fit_hyper(x, y, n_cont, n_cat, levels, warm, m, rng)
             }
         }
     }
 }
 
 /// Conditions a GP, falling back to default hyperparameters if the fitted ones fail.
-fn condition(x: Vec<Vec<f64>>, y: Vec<f64>, h: Hyper) -> Result<(Gp, Hyper), BoError> {
-    match Gp::new(x.clone(), y.clone(), &h) {
+fn condition(
+    x: Vec<Vec<f64>>,
+    y: Vec<f64>,
+    h: Hyper,
+    levels: Option<&Arc<LevelMetric>>,
+) -> Result<(Gp, Hyper), BoError> {
+    match Gp::with_levels(x.clone(), y.clone(), &h, levels.cloned()) {
         Ok(gp) => Ok((gp, h)),
         Err(_) => {
             let d = Hyper::default_for(h.log_ls.len(), h.log_cat_ls.len());
-            Gp::new(x, y, &d).map(|gp| (gp, d))
+            Gp::with_levels(x, y, &d, levels.cloned()).map(|gp| (gp, d))
         }
     }
 }
@@ -487,6 +497,8 @@ pub(super) fn build_models(
     let sp = &spec.space;
     let n_cont = sp.n_continuous();
     let n_cat = sp.cat_levels().len();
+    let levels = sp.level_metric();
+    let lm = levels.as_ref();
     let enc: Vec<Vec<f64>> = obs
         .iter()
         .map(|o| sp.encode(&o.config))
@@ -520,8 +532,8 @@ pub(super) fn build_models(
     } else {
         mode
     };
-    let h = fit_or_reuse(&x, &ys, n_cont, n_cat, warm_obj, mode_obj, rng);
-    let (objective, h) = condition(x, ys, h)?;
+    let h = fit_or_reuse(&x, &ys, n_cont, n_cat, lm, warm_obj, mode_obj, rng);
+    let (objective, h) = condition(x, ys, h, lm)?;
     let mut fit = FitState {
         objective: Some(h),
         constraints: BTreeMap::new(),
@@ -557,8 +569,8 @@ pub(super) fn build_models(
         } else {
             mode
         };
-        let hc = fit_or_reuse(&cx, &cys, n_cont, n_cat, wc, m, rng);
-        let (gp, hc) = condition(cx, cys, hc)?;
+        let hc = fit_or_reuse(&cx, &cys, n_cont, n_cat, lm, wc, m, rng);
+        let (gp, hc) = condition(cx, cys, hc, lm)?;
         fit.constraints.insert(c.metric.clone(), hc);
         constraints.push((
             gp,
@@ -908,6 +920,7 @@ mod tests {
                     name: "c".into(),
                     kind: ParamKind::Categorical {
                         values: vec!["a".into(), "b".into()],
+                        features: Vec::new(),
                     },
                 },
             ],
@@ -1154,7 +1167,8 @@ mod tests {
                 values: s.into_iter().map(|v| v as f64 * 0.5).collect()
             }),
             (1usize..6).prop_map(|n| ParamKind::Categorical {
-                values: (0..n).map(|i| format!("l{i}")).collect()
+                values: (0..n).map(|i| format!("l{i}")).collect(),
+                features: Vec::new(),
             }),
         ]
     }
