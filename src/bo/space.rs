@@ -493,7 +493,7 @@ impl SearchSpace {
     }
 
     /// Encoded position of each parameter (continuous block first, then categorical block).
-    fn positions(&self) -> Vec<usize> {
+    pub(crate) fn positions(&self) -> Vec<usize> {
         let nc = self.n_continuous();
         let (mut c, mut k) = (0, nc);
         self.parameters
@@ -932,7 +932,7 @@ fn to_unit(x: f64, low: f64, high: f64, log: bool) -> f64 {
     u.clamp(0.0, 1.0)
 }
 
-fn from_unit(u: f64, low: f64, high: f64, log: bool) -> f64 {
+pub(crate) fn from_unit(u: f64, low: f64, high: f64, log: bool) -> f64 {
     let u = u.clamp(0.0, 1.0);
     if log {
         (low.ln() + u * (high.ln() - low.ln())).exp()
