@@ -442,7 +442,7 @@ async fn study(conn: &Conn, cmd: StudyCmd) -> Result<(), Error> {
             // The file first: a typo in it should not wait for a server.
             let text = std::fs::read_to_string(&space)
                 .map_err(|e| Error::Failed(format!("{}: {e}", space.display())))?;
-            let req = crate::space_file::parse(&name, &text)
+            let req = crate::space_file::parse_at(&name, &text, space.parent())
                 .map_err(|e| Error::Failed(format!("{}: {e}", space.display())))?;
             let r = Client::connect(conn).await?.create_study(req).await?;
             if conn.json {
