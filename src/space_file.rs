@@ -617,6 +617,20 @@ mod tests {
     }
 
     #[test]
+    fn the_examples_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        for (file, params) in [("lambda.toml", 2), ("batch_job.toml", 2)] {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap();
+            let r = parse_at("s", &text, Some(&dir)).unwrap();
+            assert_eq!(r.parameters.len(), params, "{file}");
+            assert!(r.cost_model.is_some(), "{file}");
+        }
+        let text = std::fs::read_to_string(dir.join("batch_job.toml")).unwrap();
+        let r = parse_at("s", &text, Some(&dir)).unwrap();
+        assert_eq!(r.cost_model.unwrap().price_per_hour.len(), 14);
+    }
+
+    #[test]
     fn shape_errors_name_the_key() {
         let e = parse(
             "s",
