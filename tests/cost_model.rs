@@ -19,7 +19,7 @@ use tonic::transport::Channel;
 /// AWS Lambda us-east-1 as published: $ per GB-second and per request.
 const X86_PER_GB_S: f64 = 0.0000166667;
 const ARM_PER_GB_S: f64 = 0.0000133334;
-const PER_REQUEST: f64 = 0.20 / 1e6;
+const PER_REQUEST: f64 = 0.2e-6; // $0.20 per million
 
 async fn client(url: &str) -> OptimizerClient<Channel> {
     OptimizerClient::connect(url.to_string()).await.unwrap()

@@ -29,7 +29,7 @@ pub const LAMBDA_X86_64_PER_GB_SECOND: f64 = 0.000_016_666_7;
 /// See [`LAMBDA_X86_64_PER_GB_SECOND`].
 pub const LAMBDA_ARM64_PER_GB_SECOND: f64 = 0.000_013_333_4;
 /// $0.20 per million requests; see [`LAMBDA_X86_64_PER_GB_SECOND`].
-pub const LAMBDA_PER_REQUEST: f64 = 0.20 / 1_000_000.0;
+pub const LAMBDA_PER_REQUEST: f64 = 0.000_000_2;
 
 /// The metric every cost-model observation reports: the measured duration
 /// in milliseconds (> 0).
@@ -215,7 +215,7 @@ impl CostModel {
     }
 
     /// The fixed part `b` of a trial's cost for `requests` requests.
-    fn fixed(&self, requests: f64) -> f64 {
+    pub(crate) fn fixed(&self, requests: f64) -> f64 {
         match self {
             CostModel::Lambda {
                 price_per_request, ..
@@ -229,17 +229,7 @@ impl CostModel {
     /// metric breaks, prefixed with its field.
     pub fn cost(&self, config: &Point, metrics: &BTreeMap<String, f64>) -> Result<f64, String> {
         let d = duration(metrics)?;
-        let requests = match (self, metrics.get(REQUESTS_METRIC)) {
-            (CostModel::Lambda { .. }, Some(r)) => {
-                if !(r.is_finite() && *r >= 0.0) {
-                    return Err(format!(
-                        "metrics.{REQUESTS_METRIC}: must be a finite number >= 0, got {r}"
-                    ));
-                }
-                *r
-            }
-            _ => 1.0,
-        };
+        let requests = self.requests(metrics)?;
         let a = self
             .per_ms(config)
             .ok_or_else(|| "params: the cost model's parameters are missing".to_string())?;
@@ -249,6 +239,22 @@ impl CostModel {
             CostModel::InstanceHours { .. } => d,
         };
         Ok(a * billed + self.fixed(requests))
+    }
+
+    /// The requests a trial was billed for: LAMBDA's `requests` metric
+    /// (finite, >= 0), 1 when absent or for other models.
+    pub(crate) fn requests(&self, metrics: &BTreeMap<String, f64>) -> Result<f64, String> {
+        Ok(match (self, metrics.get(REQUESTS_METRIC)) {
+            (CostModel::Lambda { .. }, Some(r)) => {
+                if !(r.is_finite() && *r >= 0.0) {
+                    return Err(format!(
+                        "metrics.{REQUESTS_METRIC}: must be a finite number >= 0, got {r}"
+                    ));
+                }
+                *r
+            }
+            _ => 1.0,
+        })
     }
 }
 
@@ -508,7 +514,7 @@ mod tests {
                 .value
                 .unwrap();
             let price = if arm { 0.0000133334 } else { 0.0000166667 };
-            let want = mem / 1024.0 * d.ceil() / 1000.0 * price + 0.20 / 1e6;
+            let want = mem / 1024.0 * d.ceil() / 1000.0 * price + 0.2e-6;
             assert!(
                 (got - want).abs() <= 1e-15 * want.max(1.0),
                 "{got} vs {want}"

@@ -971,10 +971,20 @@ pub(crate) fn recommend_validated(
     else {
         return Some(fallback);
     };
+    // Ranked with one fixed part for all (it does not depend on the
+    // configuration); reported with the recommended trial's own (its
+    // requests), so that the mean is comparable with its value.
+    let mut mean = user[k].0;
+    if let (Some(cm), Some(cf)) = (&spec.cost_model, &m.cost) {
+        let own = cm
+            .requests(&observations[feasible[k]].metrics)
+            .unwrap_or(1.0);
+        mean += cm.fixed(own) - cf.scale.fixed;
+    }
     Some(Recommendation {
         best_observed: Some(best_observed),
         recommended: Some(feasible[k]),
-        mean: user[k].0,
+        mean,
         std: user[k].1,
         calibration: calibration(&m, observations),
     })

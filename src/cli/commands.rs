@@ -129,12 +129,31 @@ pub async fn run(conn: &Conn, command: Command) -> Result<(), Error> {
             metrics,
             failed,
         } => {
-            let r = Client::connect(conn)
-                .await?
+            let mut client = Client::connect(conn).await?;
+            // Without --value the study must take its value from the
+            // metrics (a cost model, several objectives): a 0 sent for a
+            // plain study would be recorded as its result.
+            if value.is_none() && !failed {
+                let s = client
+                    .get_study(pb::GetStudyRequest {
+                        name: study.clone(),
+                    })
+                    .await?
+                    .study
+                    .unwrap_or_default();
+                if s.cost_model.is_none() && s.objectives.is_empty() {
+                    return Err(Error::Usage(format!(
+                        "--value is required: study {study:?} has one objective ({}) and no cost model (or give --failed)",
+                        s.objective.map(|o| o.name).unwrap_or_default()
+                    )));
+                }
+            }
+            let r = client
                 .observe(pb::ObserveRequest {
                     study,
                     trial_id: trial,
-                    // Ignored by the server when failed (clap refuses both).
+                    // Ignored by the server when failed (clap refuses both),
+                    // with a cost model, and with several objectives.
                     value: value.unwrap_or(0.0),
                     metrics: metrics.into_iter().collect(),
                     failed,
