@@ -26,8 +26,8 @@ use std::time::Instant;
 use clap::Parser;
 use posterior::bo::testfns::{self, TestFn};
 use posterior::bo::{
-    FitState, Goal, Observation, ParamKind, ParamValue, Parameter, Point, SearchSpace, StudySpec,
-    default_n_initial, suggest,
+    CostModel, FitState, Goal, Observation, ParamKind, ParamValue, Parameter, Point, SearchSpace,
+    StudySpec, default_n_initial, suggest,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -46,7 +46,8 @@ struct Args {
     /// Budgets (number of evaluations) at which regret is reported.
     #[arg(long, value_delimiter = ',', default_value = "10,20,30,50")]
     budgets: Vec<usize>,
-    /// Functions: branin, hartmann6, ackley5, rosenbrock4, serverless.
+    /// Functions: branin, hartmann6, ackley5, rosenbrock4, serverless,
+    /// serverless_known_prices (the serverless toy with the LAMBDA cost model).
     #[arg(
         long,
         value_delimiter = ',',
@@ -92,6 +93,10 @@ struct Problem {
 enum ProblemKind {
     Test(TestFn),
     Serverless,
+    /// The serverless toy with the `LAMBDA` cost model: the optimizer is
+    /// told the measured duration (with the same noise) and computes the
+    /// cost from the prices itself.
+    ServerlessKnownPrices,
 }
 
 impl Problem {
@@ -105,20 +110,25 @@ impl Problem {
         }
     }
 
-    /// (observed value, noise-free value).
-    fn eval(&self, c: &Point, rng: &mut StdRng) -> (f64, f64) {
+    /// (observed value, noise-free value, metrics reported).
+    fn eval(&self, c: &Point, rng: &mut StdRng) -> (f64, f64, BTreeMap<String, f64>) {
         match &self.kind {
             ProblemKind::Test(f) => {
                 let v = f.eval(c);
-                (v, v)
+                (v, v, BTreeMap::new())
             }
-            ProblemKind::Serverless => {
+            ProblemKind::Serverless | ProblemKind::ServerlessKnownPrices => {
                 let mem = num(c, "memory_mb");
-                let arm = matches!(c.get("arch"), Some(ParamValue::Category(s)) if s == "arm");
+                let arm = matches!(c.get("arch"), Some(ParamValue::Category(s)) if s == "arm" || s == "arm64");
                 let eps = Normal::new(0.0, 0.05).unwrap().sample(rng);
+                let metrics = BTreeMap::from([(
+                    "duration_ms".to_string(),
+                    serverless_duration_ms(mem, arm, eps),
+                )]);
                 (
                     serverless_cost(mem, arm, eps),
                     serverless_cost(mem, arm, 0.0),
+                    metrics,
                 )
             }
         }
@@ -132,18 +142,19 @@ fn num(c: &Point, k: &str) -> f64 {
     }
 }
 
-/// The serverless toy of BENCHMARKS.md, in micro-USD per invocation.
-fn serverless_cost(mem: f64, arm: bool, eps: f64) -> f64 {
-    let (slow, price) = if arm {
-        (1.10, 1.33334e-5)
-    } else {
-        (1.00, 1.66667e-5)
-    };
+/// The serverless toy's measured duration in ms (noise `exp(eps)`).
+fn serverless_duration_ms(mem: f64, arm: bool, eps: f64) -> f64 {
+    let slow = if arm { 1.10 } else { 1.00 };
     let vcpu = mem / 1769.0;
     let cpu_s = 1.2 * slow * (0.75 / vcpu.min(1.0) + 0.25 / vcpu);
     let pressure = 1.0 + (400.0 / mem).powi(3);
-    let duration_s = (cpu_s * pressure + 0.25) * eps.exp();
-    let billed_ms = (1000.0 * duration_s).ceil();
+    1000.0 * (cpu_s * pressure + 0.25) * eps.exp()
+}
+
+/// The serverless toy of BENCHMARKS.md, in micro-USD per invocation.
+fn serverless_cost(mem: f64, arm: bool, eps: f64) -> f64 {
+    let price = if arm { 1.33334e-5 } else { 1.66667e-5 };
+    let billed_ms = serverless_duration_ms(mem, arm, eps).ceil();
     (price * mem / 1024.0 * billed_ms / 1000.0 + 0.20e-6) * 1e6
 }
 
@@ -184,6 +195,26 @@ fn serverless() -> Problem {
     }
 }
 
+/// The same problem for the `LAMBDA` cost model: memory_mb an int in 64 MB
+/// steps (the ordinal above has the same 159 values and geometry), arch
+/// levels named as the cost model names them.
+fn serverless_known_prices() -> Problem {
+    let mut p = serverless();
+    p.name = "serverless_known_prices".into();
+    p.space.parameters[0].kind = ParamKind::Int {
+        low: 128,
+        high: 10240,
+        log: false,
+        step: Some(64),
+    };
+    p.space.parameters[1].kind = ParamKind::Categorical {
+        values: vec!["x86_64".into(), "arm64".into()],
+        features: Vec::new(),
+    };
+    p.kind = ProblemKind::ServerlessKnownPrices;
+    p
+}
+
 fn problem(name: &str) -> Problem {
     match name {
         "branin" => Problem::from_test(testfns::branin()),
@@ -191,6 +222,7 @@ fn problem(name: &str) -> Problem {
         "ackley5" => Problem::from_test(testfns::ackley5()),
         "rosenbrock4" => Problem::from_test(testfns::rosenbrock4()),
         "serverless" => serverless(),
+        "serverless_known_prices" => serverless_known_prices(),
         other => panic!("unknown function {other:?}"),
     }
 }
@@ -234,6 +266,10 @@ fn run(p: &Problem, n_initial: usize, budget: usize, seed: u64) -> RunResult {
     if n_initial > 0 {
         spec.n_initial = n_initial;
     }
+    let known_prices = matches!(p.kind, ProblemKind::ServerlessKnownPrices);
+    if known_prices {
+        spec.cost_model = Some(CostModel::lambda());
+    }
     let mut noise = StdRng::seed_from_u64(seed ^ 0xA5A5_5A5A_0000_0001);
     let mut obs: Vec<Observation> = Vec::with_capacity(budget);
     let mut warm: Option<FitState> = None;
@@ -248,13 +284,20 @@ fn run(p: &Problem, n_initial: usize, budget: usize, seed: u64) -> RunResult {
         suggest_s.push(t.elapsed().as_secs_f64());
         warm = s.fit.or(warm);
         let c = s.configs.into_iter().next().expect("one suggestion");
-        let (v, v_true) = p.eval(&c, &mut noise);
+        let (v, v_true, metrics) = p.eval(&c, &mut noise);
         if v < best_obs {
             best_obs = v;
             best_true = v_true;
         }
         regret_after.push(best_true - p.optimum);
-        obs.push(observation(c, v));
+        let mut o = observation(c, v);
+        if known_prices {
+            // What the service stores: the reported duration, and the
+            // value it computes from it (dollars; the same bill as `v`).
+            o.value = Some(v * 1e-6);
+            o.metrics = metrics;
+        }
+        obs.push(o);
     }
     RunResult {
         regret_after,
