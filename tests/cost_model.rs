@@ -444,3 +444,99 @@ async fn bad_inputs_name_their_field_over_grpc_and_http() {
     let want = mem / 1024.0 * 0.1 * price + PER_REQUEST;
     assert!((done.value.unwrap() - want).abs() <= 1e-12 * want);
 }
+
+/// Imported runs are billed as observed ones (at the snapped memory),
+/// batches with pending trials stay distinct and on the grid, and the
+/// slices are costs in dollars: along memory at the recommended arch, the
+/// cheapest predicted point is within the range the toy's costs span.
+#[tokio::test(flavor = "multi_thread")]
+async fn add_trial_batches_and_slices_with_known_prices() {
+    let s = TestServer::start(Backend::Memory).await;
+    let mut c = client(&s.url).await;
+    c.create_study(lambda("a")).await.unwrap();
+    let number_value = |x: f64| pb::Value {
+        kind: Some(value::Kind::Number(x)),
+    };
+    let category_value = |x: &str| pb::Value {
+        kind: Some(value::Kind::Category(x.into())),
+    };
+    // 700 MB snaps to 704 (128 + 9 × 64), and the bill is 704 MB's.
+    let added = c
+        .add_trial(pb::AddTrialRequest {
+            study: "a".into(),
+            params: HashMap::from([
+                ("memory_mb".to_string(), number_value(700.0)),
+                ("arch".to_string(), category_value("arm64")),
+            ]),
+            value: 0.0,
+            metrics: HashMap::from([("duration_ms".to_string(), 999.2)]),
+            failed: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .trial
+        .unwrap();
+    assert_eq!(number(&added, "memory_mb"), 704.0);
+    let want = 704.0 / 1024.0 * 1000.0 / 1000.0 * ARM_PER_GB_S + PER_REQUEST;
+    assert!((added.value.unwrap() - want).abs() <= 1e-12 * want);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..4 {
+        let batch = c
+            .suggest(pb::SuggestRequest {
+                study: "a".into(),
+                count: 4,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .trials;
+        assert_eq!(batch.len(), 4);
+        for t in &batch {
+            let mem = number(t, "memory_mb");
+            assert_eq!((mem as i64 - 128) % 64, 0);
+            assert!(seen.insert((mem as i64, category(t, "arch"))), "{t:?}");
+        }
+        for t in batch {
+            let mem = number(&t, "memory_mb");
+            let d = toy_duration_ms(mem, category(&t, "arch") == "arm64");
+            c.observe(pb::ObserveRequest {
+                study: "a".into(),
+                trial_id: t.trial_id,
+                metrics: HashMap::from([("duration_ms".to_string(), d)]),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+    }
+    let r = c
+        .get_study(pb::GetStudyRequest { name: "a".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    let values: Vec<f64> = r.trials.iter().filter_map(|t| t.value).collect();
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(*v), b.max(*v)));
+    let sl = c
+        .get_study_slices(pb::GetStudySlicesRequest {
+            name: "a".into(),
+            points: Some(20),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let memory = sl
+        .slices
+        .iter()
+        .find(|s| s.parameter == "memory_mb")
+        .unwrap();
+    let cheapest = memory.mean.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(
+        cheapest > 0.5 * lo && cheapest < hi,
+        "slice minimum {cheapest} outside the observed costs [{lo}, {hi}]"
+    );
+    let rec = r.recommended.expect("recommended");
+    assert!(rec.mean > 0.0 && rec.mean < 2.0 * lo, "{rec:?} vs {lo}");
+}
