@@ -12,7 +12,9 @@
 //! the two levels' normalized features (0 for the same level, at most 1):
 //! `exp(-D/ℓ)` is a Gaussian kernel on the feature vectors, positive
 //! definite as well, so an observation of one level informs the levels near
-//! it in feature space, and those far away less.
+//! it in feature space, and those far away less. Such a dimension also keeps
+//! the indicator with a second length scale (see `LevelMetric::featured`);
+//! a product of PD kernels is PD.
 
 use std::sync::Arc;
 
@@ -85,8 +87,21 @@ pub struct LevelMetric {
 }
 
 impl LevelMetric {
-    /// `D_c(a, b)`: the squared feature distance of two levels, or the
-    /// indicator `[a ≠ b]` for a dimension without features.
+    /// The categorical dimensions with features, in order: each has a
+    /// second length scale, on the plain indicator `[a ≠ b]`, after the
+    /// one per categorical dimension. The product `exp(-D/ℓ₁ - [a≠b]/ℓ₂)`
+    /// lets the fit decide how much of a level's value its features
+    /// explain (ℓ₂ long: all of it; short: levels stay apart as without
+    /// features), so features that do not matter cost little.
+    pub fn featured(&self) -> Vec<usize> {
+        (0..self.per_cat.len())
+            .filter(|&c| self.per_cat[c].is_some())
+            .collect()
+    }
+
+    /// `D_c(a, b)` for hyperparameter index `c`: the squared feature
+    /// distance of two levels, or the indicator `[a ≠ b]` for a dimension
+    /// without features and for the extra indicator scales.
     #[inline]
     fn dist(&self, c: usize, a: f64, b: f64) -> f64 {
         match self.per_cat.get(c) {
@@ -130,12 +145,28 @@ impl Kernel {
         }
     }
 
-    /// `D_c` between the categorical coordinates `c` of `a` and `b`.
+    /// `D_c` for categorical hyperparameter `c` between `a` and `b`:
+    /// indices past the categorical dimensions are the featured
+    /// dimensions' indicator scales (see [`LevelMetric::featured`]).
     #[inline]
     fn cat_dist(&self, nc: usize, c: usize, a: &[f64], b: &[f64]) -> f64 {
         match &self.levels {
             None => f64::from(a[nc + c] != b[nc + c]),
-            Some(m) => m.dist(c, a[nc + c], b[nc + c]),
+            Some(m) => {
+                let dims = m.per_cat.len();
+                if c < dims {
+                    m.dist(c, a[nc + c], b[nc + c])
+                } else {
+                    let d = m
+                        .per_cat
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, f)| f.is_some())
+                        .nth(c - dims)
+                        .map_or(c, |(d, _)| d);
+                    f64::from(a.get(nc + d) != b.get(nc + d))
+                }
+            }
         }
     }
 
@@ -284,6 +315,28 @@ mod tests {
             m[j] -= eps;
             let kp = Kernel::with_levels(&Hyper::from_vec(&p, 1, 1), levels.clone()).k(&a, &b);
             let km = Kernel::with_levels(&Hyper::from_vec(&m, 1, 1), levels.clone()).k(&a, &b);
+            assert!(((kp - km) / (2.0 * eps) - g[j]).abs() < 1e-7, "theta {j}");
+        }
+        // With the featured dimension's second scale (on [a ≠ b]): the
+        // factor is exp(-0.2/ℓ₁ - 1/ℓ₂), and its gradient checks out too.
+        let h2 = Hyper {
+            log_cat_ls: vec![0.4, -0.2],
+            ..h.clone()
+        };
+        let k2 = Kernel::with_levels(&h2, levels.clone());
+        let want = (-0.2 / 0.4f64.exp() - 1.0 / (-0.2f64).exp()).exp();
+        assert!((k2.k(&a, &b) / k2.k(&[0.2, 0.0], &[0.5, 0.0]) - want).abs() < 1e-12);
+        let mut g = vec![0.0; 4];
+        k2.k_with_grad(&a, &b, &mut g);
+        let v = h2.to_vec();
+        for j in 0..4 {
+            let eps = 1e-6;
+            let mut p = v.clone();
+            p[j] += eps;
+            let mut m = v.clone();
+            m[j] -= eps;
+            let kp = Kernel::with_levels(&Hyper::from_vec(&p, 1, 2), levels.clone()).k(&a, &b);
+            let km = Kernel::with_levels(&Hyper::from_vec(&m, 1, 2), levels.clone()).k(&a, &b);
             assert!(((kp - km) / (2.0 * eps) - g[j]).abs() < 1e-7, "theta {j}");
         }
     }

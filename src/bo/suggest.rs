@@ -554,9 +554,10 @@ pub(super) fn build_models(
 ) -> Result<Option<Models>, BoError> {
     let sp = &spec.space;
     let n_cont = sp.n_continuous();
-    let n_cat = sp.cat_levels().len();
     let levels = sp.level_metric();
     let lm = levels.as_ref();
+    // One length scale per categorical, and a second for each with features.
+    let n_cat = sp.cat_levels().len() + lm.map_or(0, |m| m.featured().len());
     let enc: Vec<Vec<f64>> = obs
         .iter()
         .map(|o| sp.encode(&o.config))
