@@ -120,6 +120,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 name: "arch".into(),
                 kind: Some(Kind::Categorical(pb::CategoricalValues {
                     values: ARCHS.iter().map(|s| s.to_string()).collect(),
+                    ..Default::default()
                 })),
             },
         ],

@@ -26,8 +26,8 @@ use std::time::Instant;
 use clap::Parser;
 use posterior::bo::testfns::{self, TestFn};
 use posterior::bo::{
-    FitState, Goal, Observation, ParamKind, ParamValue, Parameter, Point, SearchSpace, StudySpec,
-    default_n_initial, suggest,
+    CostModel, FitState, Goal, Observation, ParamKind, ParamValue, Parameter, Point, SearchSpace,
+    StudySpec, default_n_initial, suggest,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -46,7 +46,11 @@ struct Args {
     /// Budgets (number of evaluations) at which regret is reported.
     #[arg(long, value_delimiter = ',', default_value = "10,20,30,50")]
     budgets: Vec<usize>,
-    /// Functions: branin, hartmann6, ackley5, rosenbrock4, serverless.
+    /// Functions: branin, hartmann6, ackley5, rosenbrock4, serverless,
+    /// serverless_known_prices (the serverless toy with the LAMBDA cost model),
+    /// instances_plain, instances_features, instances_known_prices (a batch
+    /// job on 42 instance types: plain categorical, level features, features
+    /// and the INSTANCE_HOURS cost model).
     #[arg(
         long,
         value_delimiter = ',',
@@ -92,6 +96,63 @@ struct Problem {
 enum ProblemKind {
     Test(TestFn),
     Serverless,
+    /// The serverless toy with the `LAMBDA` cost model: the optimizer is
+    /// told the measured duration (with the same noise) and computes the
+    /// cost from the prices itself.
+    ServerlessKnownPrices,
+    /// A batch job on one of [`CATALOG`]'s instance types (a categorical
+    /// of 42 levels) with a thread count; cost = hourly price × duration.
+    /// Level features or not are in the space; `known_prices`: the
+    /// INSTANCE_HOURS cost model.
+    Instances {
+        known_prices: bool,
+    },
+}
+
+/// (family, GiB per vCPU, $ per vCPU-hour x86_64, speed): c, m, r as on EC2
+/// (arm64: 20% cheaper, 10% slower), sizes 2..64 vCPU: 42 types.
+const FAMILIES: [(&str, f64, f64, f64); 3] = [
+    ("c", 2.0, 0.0425, 1.1),
+    ("m", 4.0, 0.048, 1.0),
+    ("r", 8.0, 0.063, 1.0),
+];
+const SIZES: [f64; 7] = [2.0, 4.0, 8.0, 16.0, 32.0, 48.0, 64.0];
+
+struct InstanceType {
+    name: String,
+    vcpu: f64,
+    memory_gib: f64,
+    price_per_hour: f64,
+    arm: bool,
+    speed: f64,
+}
+
+fn catalog() -> Vec<InstanceType> {
+    let mut out = Vec::new();
+    for (fam, gib, per_vcpu, speed) in FAMILIES {
+        for arm in [false, true] {
+            for v in SIZES {
+                out.push(InstanceType {
+                    name: format!("{fam}{}.{}", if arm { "g" } else { "" }, v as u32),
+                    vcpu: v,
+                    memory_gib: gib * v,
+                    price_per_hour: per_vcpu * v * if arm { 0.8 } else { 1.0 },
+                    arm,
+                    speed: speed * if arm { 0.9 } else { 1.0 },
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Hours for the job: 16 vCPU-hours of work spread over min(threads,
+/// vcpu) cores, 3 minutes of coordination per thread, and swapping
+/// (duration × need/memory) below the 24 GiB the job needs.
+fn job_hours(t: &InstanceType, threads: f64, eps: f64) -> f64 {
+    let cores = threads.min(t.vcpu);
+    let swap = (24.0 / t.memory_gib).max(1.0).powi(2);
+    (16.0 / (t.speed * cores) + 0.05 * threads) * swap * eps.exp()
 }
 
 impl Problem {
@@ -105,20 +166,42 @@ impl Problem {
         }
     }
 
-    /// (observed value, noise-free value).
-    fn eval(&self, c: &Point, rng: &mut StdRng) -> (f64, f64) {
+    /// (observed value, noise-free value, metrics reported).
+    fn eval(&self, c: &Point, rng: &mut StdRng) -> (f64, f64, BTreeMap<String, f64>) {
         match &self.kind {
             ProblemKind::Test(f) => {
                 let v = f.eval(c);
-                (v, v)
+                (v, v, BTreeMap::new())
             }
-            ProblemKind::Serverless => {
-                let mem = num(c, "memory_mb");
-                let arm = matches!(c.get("arch"), Some(ParamValue::Category(s)) if s == "arm");
+            ProblemKind::Instances { .. } => {
+                let cat = catalog();
+                let t = match c.get("instance_type") {
+                    Some(ParamValue::Category(n)) => cat.iter().find(|t| &t.name == n),
+                    _ => None,
+                }
+                .expect("a catalog type");
+                let threads = num(c, "threads");
                 let eps = Normal::new(0.0, 0.05).unwrap().sample(rng);
+                let h = job_hours(t, threads, eps);
+                let metrics = BTreeMap::from([("duration_ms".to_string(), h * 3_600_000.0)]);
+                (
+                    t.price_per_hour * h,
+                    t.price_per_hour * job_hours(t, threads, 0.0),
+                    metrics,
+                )
+            }
+            ProblemKind::Serverless | ProblemKind::ServerlessKnownPrices => {
+                let mem = num(c, "memory_mb");
+                let arm = matches!(c.get("arch"), Some(ParamValue::Category(s)) if s == "arm" || s == "arm64");
+                let eps = Normal::new(0.0, 0.05).unwrap().sample(rng);
+                let metrics = BTreeMap::from([(
+                    "duration_ms".to_string(),
+                    serverless_duration_ms(mem, arm, eps),
+                )]);
                 (
                     serverless_cost(mem, arm, eps),
                     serverless_cost(mem, arm, 0.0),
+                    metrics,
                 )
             }
         }
@@ -132,18 +215,19 @@ fn num(c: &Point, k: &str) -> f64 {
     }
 }
 
-/// The serverless toy of BENCHMARKS.md, in micro-USD per invocation.
-fn serverless_cost(mem: f64, arm: bool, eps: f64) -> f64 {
-    let (slow, price) = if arm {
-        (1.10, 1.33334e-5)
-    } else {
-        (1.00, 1.66667e-5)
-    };
+/// The serverless toy's measured duration in ms (noise `exp(eps)`).
+fn serverless_duration_ms(mem: f64, arm: bool, eps: f64) -> f64 {
+    let slow = if arm { 1.10 } else { 1.00 };
     let vcpu = mem / 1769.0;
     let cpu_s = 1.2 * slow * (0.75 / vcpu.min(1.0) + 0.25 / vcpu);
     let pressure = 1.0 + (400.0 / mem).powi(3);
-    let duration_s = (cpu_s * pressure + 0.25) * eps.exp();
-    let billed_ms = (1000.0 * duration_s).ceil();
+    1000.0 * (cpu_s * pressure + 0.25) * eps.exp()
+}
+
+/// The serverless toy of BENCHMARKS.md, in micro-USD per invocation.
+fn serverless_cost(mem: f64, arm: bool, eps: f64) -> f64 {
+    let price = if arm { 1.33334e-5 } else { 1.66667e-5 };
+    let billed_ms = serverless_duration_ms(mem, arm, eps).ceil();
     (price * mem / 1024.0 * billed_ms / 1000.0 + 0.20e-6) * 1e6
 }
 
@@ -173,6 +257,7 @@ fn serverless() -> Problem {
                     name: "arch".into(),
                     kind: ParamKind::Categorical {
                         values: vec!["x86".into(), "arm".into()],
+                        features: Vec::new(),
                     },
                 },
             ],
@@ -183,6 +268,73 @@ fn serverless() -> Problem {
     }
 }
 
+/// The same problem for the `LAMBDA` cost model: memory_mb an int in 64 MB
+/// steps (the ordinal above has the same 159 values and geometry), arch
+/// levels named as the cost model names them.
+fn serverless_known_prices() -> Problem {
+    let mut p = serverless();
+    p.name = "serverless_known_prices".into();
+    p.space.parameters[0].kind = ParamKind::Int {
+        low: 128,
+        high: 10240,
+        log: false,
+        step: Some(64),
+    };
+    p.space.parameters[1].kind = ParamKind::Categorical {
+        values: vec!["x86_64".into(), "arm64".into()],
+        features: Vec::new(),
+    };
+    p.kind = ProblemKind::ServerlessKnownPrices;
+    p
+}
+
+fn instances(name: &str, features: bool, known_prices: bool) -> Problem {
+    let cat = catalog();
+    let optimum = cat
+        .iter()
+        .flat_map(|t| (1..=64).map(move |n| t.price_per_hour * job_hours(t, n as f64, 0.0)))
+        .fold(f64::INFINITY, f64::min);
+    Problem {
+        name: name.into(),
+        space: SearchSpace {
+            parameters: vec![
+                Parameter {
+                    name: "instance_type".into(),
+                    kind: ParamKind::Categorical {
+                        values: cat.iter().map(|t| t.name.clone()).collect(),
+                        features: if features {
+                            cat.iter()
+                                .map(|t| {
+                                    vec![
+                                        t.vcpu,
+                                        t.memory_gib,
+                                        t.price_per_hour,
+                                        if t.arm { 1.0 } else { 0.0 },
+                                    ]
+                                })
+                                .collect()
+                        } else {
+                            Vec::new()
+                        },
+                    },
+                },
+                Parameter {
+                    name: "threads".into(),
+                    kind: ParamKind::Int {
+                        low: 1,
+                        high: 64,
+                        log: true,
+                        step: None,
+                    },
+                },
+            ],
+        },
+        optimum,
+        noisy: true,
+        kind: ProblemKind::Instances { known_prices },
+    }
+}
+
 fn problem(name: &str) -> Problem {
     match name {
         "branin" => Problem::from_test(testfns::branin()),
@@ -190,6 +342,10 @@ fn problem(name: &str) -> Problem {
         "ackley5" => Problem::from_test(testfns::ackley5()),
         "rosenbrock4" => Problem::from_test(testfns::rosenbrock4()),
         "serverless" => serverless(),
+        "serverless_known_prices" => serverless_known_prices(),
+        "instances_plain" => instances("instances_plain", false, false),
+        "instances_features" => instances("instances_features", true, false),
+        "instances_known_prices" => instances("instances_known_prices", true, true),
         other => panic!("unknown function {other:?}"),
     }
 }
@@ -233,6 +389,22 @@ fn run(p: &Problem, n_initial: usize, budget: usize, seed: u64) -> RunResult {
     if n_initial > 0 {
         spec.n_initial = n_initial;
     }
+    let known_prices = match &p.kind {
+        ProblemKind::ServerlessKnownPrices => {
+            spec.cost_model = Some(CostModel::lambda());
+            true
+        }
+        ProblemKind::Instances { known_prices: true } => {
+            spec.cost_model = Some(CostModel::InstanceHours {
+                price_per_hour: catalog()
+                    .into_iter()
+                    .map(|t| (t.name, t.price_per_hour))
+                    .collect(),
+            });
+            true
+        }
+        _ => false,
+    };
     let mut noise = StdRng::seed_from_u64(seed ^ 0xA5A5_5A5A_0000_0001);
     let mut obs: Vec<Observation> = Vec::with_capacity(budget);
     let mut warm: Option<FitState> = None;
@@ -247,13 +419,23 @@ fn run(p: &Problem, n_initial: usize, budget: usize, seed: u64) -> RunResult {
         suggest_s.push(t.elapsed().as_secs_f64());
         warm = s.fit.or(warm);
         let c = s.configs.into_iter().next().expect("one suggestion");
-        let (v, v_true) = p.eval(&c, &mut noise);
+        let (v, v_true, metrics) = p.eval(&c, &mut noise);
         if v < best_obs {
             best_obs = v;
             best_true = v_true;
         }
         regret_after.push(best_true - p.optimum);
-        obs.push(observation(c, v));
+        let mut o = observation(c, v);
+        if known_prices {
+            // What the service stores: the reported duration, and the
+            // value it computes from it (dollars; the same bill as `v`,
+            // which the serverless toy states in µUSD).
+            if matches!(p.kind, ProblemKind::ServerlessKnownPrices) {
+                o.value = Some(v * 1e-6);
+            }
+            o.metrics = metrics;
+        }
+        obs.push(o);
     }
     RunResult {
         regret_after,

@@ -21,8 +21,8 @@ use crate::bandit::{
     StoppingRule,
 };
 use crate::bo::{
-    Acquisition, Constraint, DEFAULT_MAX_PENDING, Goal, ParamKind, ParamValue, Parameter, Point,
-    SearchSpace, StudyDef, StudySpec, Trial, TrialState, default_n_initial,
+    Acquisition, Constraint, CostModel, DEFAULT_MAX_PENDING, Goal, ParamKind, ParamValue,
+    Parameter, Point, SearchSpace, StudyDef, StudySpec, Trial, TrialState, default_n_initial,
 };
 use crate::error::Error;
 use crate::name;
@@ -435,7 +435,10 @@ fn parameter_from_pb(i: usize, p: pb::Parameter) -> Result<Parameter, Error> {
             step: (r.step != 0).then_some(r.step),
         },
         Some(Kind::Ordinal(o)) => ParamKind::Ordinal { values: o.values },
-        Some(Kind::Categorical(c)) => ParamKind::Categorical { values: c.values },
+        Some(Kind::Categorical(c)) => ParamKind::Categorical {
+            values: c.values,
+            features: c.features.into_iter().map(|f| f.values).collect(),
+        },
         None => {
             return Err(Error::invalid(format!(
                 "parameters[{i}]: one of float, int, ordinal or categorical is required"
@@ -474,14 +477,101 @@ impl From<&Parameter> for pb::Parameter {
             ParamKind::Ordinal { values } => Kind::Ordinal(pb::OrdinalValues {
                 values: values.clone(),
             }),
-            ParamKind::Categorical { values } => Kind::Categorical(pb::CategoricalValues {
-                values: values.clone(),
-            }),
+            ParamKind::Categorical { values, features } => {
+                Kind::Categorical(pb::CategoricalValues {
+                    values: values.clone(),
+                    features: features
+                        .iter()
+                        .map(|f| pb::LevelFeatures { values: f.clone() })
+                        .collect(),
+                })
+            }
         };
         pb::Parameter {
             name: p.name.clone(),
             kind: Some(kind),
         }
+    }
+}
+
+/// The proto's prices are 0 when unset: LAMBDA then takes the built-in
+/// price, and a price of the other kind is refused rather than ignored.
+fn cost_model_from_pb(c: Option<pb::CostModel>) -> Result<Option<CostModel>, Error> {
+    let Some(c) = c else { return Ok(None) };
+    let lambda_prices = [
+        ("price_per_gb_second_x86_64", c.price_per_gb_second_x86_64),
+        ("price_per_gb_second_arm64", c.price_per_gb_second_arm64),
+        ("price_per_request", c.price_per_request),
+    ];
+    let or_default = |v: f64, d: f64| if v == 0.0 { d } else { v };
+    match pb::CostModelKind::try_from(c.kind) {
+        Ok(pb::CostModelKind::CostModelNone) => {
+            if lambda_prices.iter().any(|(_, v)| *v != 0.0) || !c.price_per_hour.is_empty() {
+                return Err(Error::invalid(
+                    "cost_model.kind: required (LAMBDA or INSTANCE_HOURS) when prices are given",
+                ));
+            }
+            Ok(None)
+        }
+        Ok(pb::CostModelKind::Lambda) => {
+            if !c.price_per_hour.is_empty() {
+                return Err(Error::invalid(
+                    "cost_model.price_per_hour: only for INSTANCE_HOURS, not LAMBDA",
+                ));
+            }
+            Ok(Some(CostModel::Lambda {
+                price_per_gb_second_x86_64: or_default(
+                    c.price_per_gb_second_x86_64,
+                    crate::bo::cost::LAMBDA_X86_64_PER_GB_SECOND,
+                ),
+                price_per_gb_second_arm64: or_default(
+                    c.price_per_gb_second_arm64,
+                    crate::bo::cost::LAMBDA_ARM64_PER_GB_SECOND,
+                ),
+                price_per_request: or_default(
+                    c.price_per_request,
+                    crate::bo::cost::LAMBDA_PER_REQUEST,
+                ),
+            }))
+        }
+        Ok(pb::CostModelKind::InstanceHours) => {
+            if let Some((name, _)) = lambda_prices.iter().find(|(_, v)| *v != 0.0) {
+                return Err(Error::invalid(format!(
+                    "cost_model.{name}: only for LAMBDA, not INSTANCE_HOURS"
+                )));
+            }
+            Ok(Some(CostModel::InstanceHours {
+                price_per_hour: c.price_per_hour.into_iter().collect(),
+            }))
+        }
+        Err(_) => Err(Error::invalid(format!(
+            "cost_model.kind: must be LAMBDA or INSTANCE_HOURS, got {}",
+            c.kind
+        ))),
+    }
+}
+
+fn cost_model_to_pb(c: &CostModel) -> pb::CostModel {
+    match c {
+        CostModel::Lambda {
+            price_per_gb_second_x86_64,
+            price_per_gb_second_arm64,
+            price_per_request,
+        } => pb::CostModel {
+            kind: pb::CostModelKind::Lambda as i32,
+            price_per_gb_second_x86_64: *price_per_gb_second_x86_64,
+            price_per_gb_second_arm64: *price_per_gb_second_arm64,
+            price_per_request: *price_per_request,
+            price_per_hour: Default::default(),
+        },
+        CostModel::InstanceHours { price_per_hour } => pb::CostModel {
+            kind: pb::CostModelKind::InstanceHours as i32,
+            price_per_hour: price_per_hour
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            ..Default::default()
+        },
     }
 }
 
@@ -581,6 +671,7 @@ impl TryFrom<pb::CreateStudyRequest> for StudyDef {
             n_initial,
             acquisition,
             seed: r.seed,
+            cost_model: cost_model_from_pb(r.cost_model)?,
         };
         let def = StudyDef {
             name: r.name,
@@ -619,6 +710,7 @@ impl From<&StudyDef> for pb::Study {
                 })
                 .collect(),
             reference_point: d.reference_point.clone(),
+            cost_model: d.spec.cost_model.as_ref().map(cost_model_to_pb),
             constraints: d
                 .spec
                 .constraints

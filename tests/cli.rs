@@ -859,3 +859,70 @@ async fn study_show_prints_the_pareto_front() {
     assert_eq!(v["hypervolume"], 63.0);
     assert_eq!(v["study"]["objectives"][1]["goal"], "MAXIMIZE");
 }
+
+/// Known prices from the CLI: `study create` from the example space file
+/// with a CSV catalog, `observe` with a duration and no --value, and
+/// `study show` with the cost ($0.34/h c5.2xlarge or whichever type was
+/// suggested, × 1,830,000 ms / 3,600,000, computed here from the catalog).
+/// A plain study still needs --value.
+#[tokio::test(flavor = "multi_thread")]
+async fn cost_model_study_from_a_catalog() {
+    let s = TestServer::start(Backend::Memory).await;
+    let url = s.url.as_str();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let v = json(&[
+        "study",
+        "create",
+        "job",
+        "--space",
+        &format!("{dir}/batch_job.toml"),
+        "--server",
+        url,
+    ])
+    .await;
+    assert_eq!(v["study"]["costModel"]["kind"], "INSTANCE_HOURS", "{v}");
+    let cat = &v["study"]["parameters"][1]["categorical"];
+    assert_eq!(cat["values"].as_array().map(Vec::len), Some(14), "{v}");
+    let v = json(&["suggest", "job", "--server", url]).await;
+    let ty = v["trials"][0]["params"]["instance_type"]["category"]
+        .as_str()
+        .expect("instance_type")
+        .to_string();
+    let catalog = std::fs::read_to_string(format!("{dir}/instances.csv")).unwrap();
+    let price: f64 = catalog
+        .lines()
+        .find_map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (cells[0] == ty).then(|| cells[3].parse().unwrap())
+        })
+        .expect("the suggested type is in the catalog");
+    let v = json(&[
+        "observe",
+        "job",
+        "--trial",
+        "1",
+        "--metric",
+        "duration_ms=1830000",
+        "--server",
+        url,
+    ])
+    .await;
+    let value = v["trial"]["value"].as_f64().expect("a cost");
+    let want = price * 1_830_000.0 / 3_600_000.0;
+    assert!((value - want).abs() <= 1e-12 * want, "{value} vs {want}");
+    let show = ok(&["study", "show", "job", "--server", url]).await;
+    assert!(show.contains("cost model: INSTANCE_HOURS"), "{show}");
+    assert!(show.contains(&format!("{want:.6}")), "{show}");
+
+    let space = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/serverless.toml");
+    ok(&["study", "create", "fn", "--space", space, "--server", url]).await;
+    ok(&["suggest", "fn", "--server", url]).await;
+    let err = fails(
+        2,
+        &[
+            "observe", "fn", "--trial", "1", "--metric", "p95_ms=3", "--server", url,
+        ],
+    )
+    .await;
+    assert!(err.contains("--value is required"), "{err}");
+}

@@ -44,7 +44,10 @@ fn float(name: &str) -> pb::Parameter {
 fn categorical(name: &str, values: Vec<String>) -> pb::Parameter {
     pb::Parameter {
         name: name.into(),
-        kind: Some(Kind::Categorical(pb::CategoricalValues { values })),
+        kind: Some(Kind::Categorical(pb::CategoricalValues {
+            values,
+            ..Default::default()
+        })),
     }
 }
 
@@ -535,6 +538,7 @@ async fn malformed_protobuf_is_invalid_argument_and_the_server_keeps_serving() {
         name: "c".into(),
         kind: Some(Kind::Categorical(pb::CategoricalValues {
             values: vec!["\u{0}\u{0}".into()],
+            ..Default::default()
         })),
     }
     .encode_to_vec();

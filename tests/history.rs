@@ -543,6 +543,7 @@ async fn study_with_trials(c: &mut OptimizerClient<Channel>, name: &str, trials:
                 name: "arch".into(),
                 kind: Some(Kind::Categorical(pb::CategoricalValues {
                     values: vec!["x86".into(), "arm".into()],
+                    ..Default::default()
                 })),
             },
         ],

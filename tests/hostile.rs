@@ -86,8 +86,12 @@ fn kind() -> impl Strategy<Value = Option<pb::parameter::Kind>> {
         ))),
         prop::collection::vec(number(), 0..6)
             .prop_map(|values| Some(Kind::Ordinal(pb::OrdinalValues { values }))),
-        prop::collection::vec(name(), 0..5)
-            .prop_map(|values| Some(Kind::Categorical(pb::CategoricalValues { values }))),
+        prop::collection::vec(name(), 0..5).prop_map(|values| Some(Kind::Categorical(
+            pb::CategoricalValues {
+                values,
+                ..Default::default()
+            }
+        ))),
     ]
 }
 

@@ -727,6 +727,7 @@ fn study(name: &str, seed: u64) -> pb::CreateStudyRequest {
                 "arch",
                 Kind::Categorical(pb::CategoricalValues {
                     values: vec!["x86".into(), "arm".into()],
+                    ..Default::default()
                 }),
             ),
         ],

@@ -9,11 +9,7 @@ mod common;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use common::{BACKENDS, Backend, TestServer};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use posterior::pb::{self, optimizer_client::OptimizerClient, parameter::Kind, value};
 use serde_json::{Value as Json, json};
 use tonic::Code;
@@ -158,26 +154,7 @@ fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, field: &
 }
 
 /// One HTTP/1.1 request on a fresh connection: (status, JSON body).
-async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Json>) -> (u16, Json) {
-    let io = TokioIo::new(tokio::net::TcpStream::connect(addr).await.expect("connect"));
-    let (mut send, conn) = http1::handshake(io).await.expect("handshake");
-    tokio::spawn(conn);
-    let req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string())
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        )))
-        .expect("request");
-    let res = send.send_request(req).await.expect("response");
-    let status = res.status().as_u16();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    let json = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {bytes:?}"));
-    (status, json)
-}
+use common::http_json as http;
 
 #[track_caller]
 fn http_refused(r: &(u16, Json), status: u16, code: &str, field: &str) {

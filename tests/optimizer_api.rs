@@ -52,6 +52,7 @@ fn mixed_study(name: &str) -> pb::CreateStudyRequest {
                 "arch",
                 Kind::Categorical(pb::CategoricalValues {
                     values: vec!["x86".into(), "arm".into()],
+                    ..Default::default()
                 }),
             ),
         ],
@@ -227,6 +228,7 @@ async fn a_trial_is_observed_once_and_failed_configurations_are_never_resuggeste
                     "arch",
                     Kind::Categorical(pb::CategoricalValues {
                         values: vec!["x86".into(), "arm".into()],
+                        ..Default::default()
                     }),
                 ),
                 param(
@@ -507,10 +509,7 @@ async fn bad_input_names_the_field() {
         ),
         (
             with(&|r| {
-                r.parameters[3] = param(
-                    "arch",
-                    Kind::Categorical(pb::CategoricalValues { values: vec![] }),
-                )
+                r.parameters[3] = param("arch", Kind::Categorical(pb::CategoricalValues::default()))
             }),
             "parameters[3]",
         ),
@@ -520,6 +519,7 @@ async fn bad_input_names_the_field() {
                     "arch",
                     Kind::Categorical(pb::CategoricalValues {
                         values: vec!["a".into(), "a".into()],
+                        ..Default::default()
                     }),
                 )
             }),

@@ -10,11 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::{BACKENDS, Backend, RedisServer, ServiceProcess, TestServer, start_on_redis};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use posterior::pb::{self, optimizer_client::OptimizerClient, parameter::Kind, value};
 use serde_json::{Value as Json, json};
 use tonic::Code;
@@ -52,6 +48,7 @@ fn float(low: f64, high: f64, step: f64) -> Kind {
 fn categorical(values: &[&str]) -> Kind {
     Kind::Categorical(pb::CategoricalValues {
         values: values.iter().map(|v| v.to_string()).collect(),
+        ..Default::default()
     })
 }
 
@@ -187,22 +184,7 @@ fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, field: &
 
 /// One HTTP/1.1 request on a fresh connection: (status, JSON body).
 async fn http_post(addr: SocketAddr, path: &str, body: &Json) -> (u16, Json) {
-    let io = TokioIo::new(tokio::net::TcpStream::connect(addr).await.expect("connect"));
-    let (mut send, conn) = http1::handshake(io).await.expect("handshake");
-    tokio::spawn(conn);
-    let req = http::Request::builder()
-        .method("POST")
-        .uri(path)
-        .header("host", addr.to_string())
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .expect("request");
-    let res = send.send_request(req).await.expect("response");
-    let status = res.status().as_u16();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    let json = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {bytes:?}"));
-    (status, json)
+    common::http_json(addr, "POST", path, Some(body)).await
 }
 
 /// An HTTP error: the status, the gRPC code name and the field in the message.

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use statrs::function::erf::erfc;
 
+use super::cost::{CostScale, log_ei_lognormal};
 use super::gp::Gp;
 
 const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
@@ -149,6 +150,31 @@ pub struct AcqModel<'a> {
     pub best: Option<f64>,
     pub constraints: Vec<ConstraintModel<'a>>,
     pub kind: Acquisition,
+    /// Known prices: the objective term is the expected improvement of the
+    /// cost `a(x)·exp(f(x)) + b` instead of `best` on the GP's own output.
+    pub(crate) cost: Option<CostAcq<'a>>,
+}
+
+/// A cost objective (see `bo::cost`): the objective GP models `g`, with
+/// `ln duration_ms = loc + sd·g`, and the cost is `a(x)·duration + b`.
+pub(crate) struct CostAcq<'a> {
+    pub(crate) scale: &'a CostScale,
+    pub(crate) loc: f64,
+    pub(crate) sd: f64,
+    /// The incumbent cost (dollars).
+    pub(crate) best: f64,
+}
+
+impl CostAcq<'_> {
+    /// (log EI, ∂/∂μ_g, ∂/∂σ_g, ∂/∂ln a) at a point with GP mean `mu`, std `s`.
+    fn term(&self, ln_a: f64, mu: f64, s: f64) -> (f64, f64, f64, f64) {
+        let (v, dy, ds) = log_ei_lognormal(
+            ln_a + self.loc + self.sd * mu,
+            self.sd * s,
+            self.best - self.scale.fixed,
+        );
+        (v, dy * self.sd, ds * self.sd, dy)
+    }
 }
 
 fn objective_term(kind: Acquisition, mu: f64, sigma: f64, best: f64) -> (f64, f64, f64) {
@@ -163,7 +189,13 @@ impl AcqModel<'_> {
     /// Acquisition values at many points (batched GP predictions).
     pub fn values(&self, pts: &[Vec<f64>]) -> Vec<f64> {
         let mut out = vec![0.0; pts.len()];
-        if let Some(best) = self.best {
+        if let Some(c) = &self.cost {
+            let (m, v) = self.objective.predict(pts);
+            for i in 0..pts.len() {
+                let (ln_a, _) = c.scale.ln_a(&pts[i]);
+                out[i] += c.term(ln_a, m[i], v[i].sqrt()).0;
+            }
+        } else if let Some(best) = self.best {
             let (m, v) = self.objective.predict(pts);
             for i in 0..pts.len() {
                 out[i] += objective_term(self.kind, m[i], v[i].sqrt(), best).0;
@@ -188,6 +220,21 @@ impl AcqModel<'_> {
         let nc = self.objective.kernel.n_cont();
         let mut val = 0.0;
         let mut grad = vec![0.0; nc];
+        if let Some(c) = &self.cost {
+            let (ln_a, dln_a) = c.scale.ln_a(p);
+            let (mu, var, dmu, dvar) = self.objective.predict_with_grad(p);
+            let s = var.sqrt();
+            let (a, d_mu, d_s, d_ln_a) = c.term(ln_a, mu, s);
+            val += a;
+            for i in 0..nc {
+                grad[i] += d_mu * dmu[i] + d_s * dvar[i] / (2.0 * s);
+            }
+            if let Some((j, d)) = dln_a
+                && j < nc
+            {
+                grad[j] += d_ln_a * d;
+            }
+        }
         let mut add = |gp: &Gp, f: &dyn Fn(f64, f64) -> (f64, f64, f64)| {
             let (mu, var, dmu, dvar) = gp.predict_with_grad(p);
             let s = var.sqrt();
@@ -197,7 +244,9 @@ impl AcqModel<'_> {
                 grad[i] += da_dmu * dmu[i] + da_ds * dvar[i] / (2.0 * s);
             }
         };
-        if let Some(best) = self.best {
+        if self.cost.is_none()
+            && let Some(best) = self.best
+        {
             add(self.objective, &|m, s| {
                 objective_term(self.kind, m, s, best)
             });

@@ -10,7 +10,9 @@ use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
 use super::gp::{gram, lower_inverse, robust_cholesky};
-use super::kernel::{Hyper, Kernel};
+use std::sync::Arc;
+
+use super::kernel::{Hyper, Kernel, LevelMetric};
 
 /// Log-normal priors `θ ~ N(mean, sd²)` on the log-hyperparameters. They are weak
 /// (sd ≥ 1 in log space) and exist to keep the marginal likelihood from running
@@ -67,12 +69,13 @@ pub fn neg_log_posterior(
     y: &[f64],
     n_cont: usize,
     n_cat: usize,
+    levels: Option<&Arc<LevelMetric>>,
 ) -> Option<(f64, Vec<f64>)> {
     if theta.iter().any(|t| !t.is_finite()) {
         return None;
     }
     let h = Hyper::from_vec(theta, n_cont, n_cat);
-    let kern = Kernel::new(&h);
+    let kern = Kernel::with_levels(&h, levels.cloned());
     let n = x.len();
     let p = theta.len();
     let mut val = 0.0;
@@ -134,6 +137,7 @@ struct Problem<'a> {
     y: &'a [f64],
     n_cont: usize,
     n_cat: usize,
+    levels: Option<&'a Arc<LevelMetric>>,
     memo: RefCell<Option<Memo>>,
 }
 
@@ -144,7 +148,7 @@ impl Problem<'_> {
         {
             return Ok((*v, g.clone()));
         }
-        let (v, g) = neg_log_posterior(theta, self.x, self.y, self.n_cont, self.n_cat)
+        let (v, g) = neg_log_posterior(theta, self.x, self.y, self.n_cont, self.n_cat, self.levels)
             .ok_or_else(|| ArgminError::msg("GP objective not finite"))?;
         *self.memo.borrow_mut() = Some((theta.to_vec(), v, g.clone()));
         Ok((v, g))
@@ -221,11 +225,15 @@ const MAX_GD_STEP: f64 = 1.0;
 
 /// Fits hyperparameters. Never fails: if every start fails, returns the warm
 /// start (if valid) or the default hyperparameters.
+// The data, its layout (dimensions, level distances) and the fit's
+// controls: grouping them would only move the list into a struct literal.
+#[allow(clippy::too_many_arguments)]
 pub fn fit_hyper<R: Rng>(
     x: &[Vec<f64>],
     y: &[f64],
     n_cont: usize,
     n_cat: usize,
+    levels: Option<&Arc<LevelMetric>>,
     warm: Option<&Hyper>,
     mode: FitMode,
     rng: &mut R,
@@ -270,7 +278,7 @@ pub fn fit_hyper<R: Rng>(
                 v.clamp(lo, LOG_BOX)
             })
             .collect();
-        if let Some((v, _)) = neg_log_posterior(&t, x, y, n_cont, n_cat)
+        if let Some((v, _)) = neg_log_posterior(&t, x, y, n_cont, n_cat, levels)
             && best.as_ref().is_none_or(|(bv, _)| v < *bv)
         {
             best = Some((v, t));
@@ -282,6 +290,7 @@ pub fn fit_hyper<R: Rng>(
             y,
             n_cont,
             n_cat,
+            levels,
             memo: RefCell::new(None),
         };
         consider(s.clone());
@@ -294,6 +303,7 @@ pub fn fit_hyper<R: Rng>(
                     y,
                     n_cont,
                     n_cat,
+                    levels,
                     memo,
                 };
                 if let Some(t) = descend(&problem, s, max_iters)
@@ -336,15 +346,15 @@ mod tests {
                 .map(|p| (4.0 * p[0]).sin() + p[1] - p[3] * 0.3 + 0.1 * rng.random::<f64>())
                 .collect();
             let theta: Vec<f64> = (0..6).map(|_| rng.random_range(-1.5..0.5)).collect();
-            let (_, g) = neg_log_posterior(&theta, &x, &y, 3, 1).unwrap();
+            let (_, g) = neg_log_posterior(&theta, &x, &y, 3, 1, None).unwrap();
             for j in 0..theta.len() {
                 let eps = 1e-5;
                 let mut a = theta.clone();
                 a[j] += eps;
                 let mut b = theta.clone();
                 b[j] -= eps;
-                let fa = neg_log_posterior(&a, &x, &y, 3, 1).unwrap().0;
-                let fb = neg_log_posterior(&b, &x, &y, 3, 1).unwrap().0;
+                let fa = neg_log_posterior(&a, &x, &y, 3, 1, None).unwrap().0;
+                let fb = neg_log_posterior(&b, &x, &y, 3, 1, None).unwrap().0;
                 let fd = (fa - fb) / (2.0 * eps);
                 assert!(
                     (fd - g[j]).abs() <= 1e-4 * (1.0 + fd.abs()),
@@ -366,16 +376,19 @@ mod tests {
             2,
             0,
             None,
+            None,
             FitMode::Full {
                 random_starts: 2,
                 max_iters: 60,
             },
             &mut rng,
         );
-        let f0 = neg_log_posterior(&Hyper::default_for(2, 0).to_vec(), &x, &y, 2, 0)
+        let f0 = neg_log_posterior(&Hyper::default_for(2, 0).to_vec(), &x, &y, 2, 0, None)
             .unwrap()
             .0;
-        let f1 = neg_log_posterior(&h.to_vec(), &x, &y, 2, 0).unwrap().0;
+        let f1 = neg_log_posterior(&h.to_vec(), &x, &y, 2, 0, None)
+            .unwrap()
+            .0;
         assert!(f1 < f0);
         // dimension 1 is irrelevant: its length scale should be much longer.
         assert!(h.log_ls[1] > h.log_ls[0] + 1.0, "{:?}", h.log_ls);

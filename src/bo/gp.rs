@@ -3,7 +3,9 @@
 use nalgebra::{Cholesky, DMatrix, DVector, Dyn};
 
 use super::error::BoError;
-use super::kernel::{Hyper, Kernel};
+use std::sync::Arc;
+
+use super::kernel::{Hyper, Kernel, LevelMetric};
 
 /// Jitter escalation, as multiples of the mean diagonal of `K + σ_n² I`. The
 /// first try is exact; 1e-10 fixes round-off on near-duplicate points, each
@@ -54,7 +56,17 @@ pub struct Gp {
 impl Gp {
     /// Conditions the GP on `(x, y)`; with no data it is the prior.
     pub fn new(x: Vec<Vec<f64>>, y: Vec<f64>, hyper: &Hyper) -> Result<Self, BoError> {
-        let kernel = Kernel::new(hyper);
+        Self::with_levels(x, y, hyper, None)
+    }
+
+    /// [`Gp::new`] with the level distances of featured categoricals.
+    pub fn with_levels(
+        x: Vec<Vec<f64>>,
+        y: Vec<f64>,
+        hyper: &Hyper,
+        levels: Option<Arc<LevelMetric>>,
+    ) -> Result<Self, BoError> {
+        let kernel = Kernel::with_levels(hyper, levels);
         let n = x.len();
         if n == 0 {
             return Ok(Gp {
@@ -115,13 +127,13 @@ impl Gp {
         xs.push(x);
         ys.push(y);
         if n == 0 {
-            return Gp::new(xs, ys, &self.hyper);
+            return Gp::with_levels(xs, ys, &self.hyper, self.kernel.levels.clone());
         }
         let l = &self.linv * &kv;
         let d2 = kss - l.norm_squared();
         // Relative 1e-10: the same threshold as the first jitter level.
         if !(d2.is_finite() && d2 > 1e-10 * kss) {
-            return Gp::new(xs, ys, &self.hyper);
+            return Gp::with_levels(xs, ys, &self.hyper, self.kernel.levels.clone());
         }
         let d = d2.sqrt();
         let row = self.linv.tr_mul(&l) / (-d);
@@ -133,7 +145,7 @@ impl Gp {
         let yv = DVector::from_column_slice(&ys);
         let alpha = linv.tr_mul(&(&linv * yv));
         if alpha.iter().any(|v| !v.is_finite()) {
-            return Gp::new(xs, ys, &self.hyper);
+            return Gp::with_levels(xs, ys, &self.hyper, self.kernel.levels.clone());
         }
         Ok(Gp {
             x: xs,

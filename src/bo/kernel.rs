@@ -6,6 +6,17 @@
 //! definite for any number of levels (it is `exp` of a scaled Hamming kernel),
 //! costs O(1) per dimension, and needs one length scale per categorical
 //! dimension, instead of one-hot encoding with one length scale per level.
+//!
+//! A categorical with level features (see `space::level_distances`) replaces
+//! the indicator `[x_c ≠ y_c]` by the squared distance `D_c(x_c, y_c)` of
+//! the two levels' normalized features (0 for the same level, at most 1):
+//! `exp(-D/ℓ)` is a Gaussian kernel on the feature vectors, positive
+//! definite as well, so an observation of one level informs the levels near
+//! it in feature space, and those far away less. Such a dimension also keeps
+//! the indicator with a second length scale (see `LevelMetric::featured`);
+//! a product of PD kernels is PD.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +78,46 @@ impl Hyper {
     }
 }
 
+/// Level distances of the categorical dimensions that have features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelMetric {
+    /// Per categorical dimension: `(levels, row-major levels × levels
+    /// squared distances)`, or `None` for a plain categorical.
+    pub per_cat: Vec<Option<(usize, Vec<f64>)>>,
+}
+
+impl LevelMetric {
+    /// The categorical dimensions with features, in order: each has a
+    /// second length scale, on the plain indicator `[a ≠ b]`, after the
+    /// one per categorical dimension. The product `exp(-D/ℓ₁ - [a≠b]/ℓ₂)`
+    /// lets the fit decide how much of a level's value its features
+    /// explain (ℓ₂ long: all of it; short: levels stay apart as without
+    /// features), so features that do not matter cost little.
+    pub fn featured(&self) -> Vec<usize> {
+        (0..self.per_cat.len())
+            .filter(|&c| self.per_cat[c].is_some())
+            .collect()
+    }
+
+    /// `D_c(a, b)` for hyperparameter index `c`: the squared feature
+    /// distance of two levels, or the indicator `[a ≠ b]` for a dimension
+    /// without features and for the extra indicator scales.
+    #[inline]
+    fn dist(&self, c: usize, a: f64, b: f64) -> f64 {
+        match self.per_cat.get(c) {
+            Some(Some((n, d))) => {
+                let (i, j) = (a as usize, b as usize);
+                if i < *n && j < *n {
+                    d[i * n + j]
+                } else {
+                    f64::from(a != b)
+                }
+            }
+            _ => f64::from(a != b),
+        }
+    }
+}
+
 /// Kernel with hyperparameters unpacked for fast evaluation.
 #[derive(Debug, Clone)]
 pub struct Kernel {
@@ -74,15 +125,48 @@ pub struct Kernel {
     pub(crate) inv_cat_ls: Vec<f64>,
     pub(crate) signal: f64,
     pub(crate) noise: f64,
+    /// Level distances of featured categoricals; `None` = all indicators.
+    pub(crate) levels: Option<Arc<LevelMetric>>,
 }
 
 impl Kernel {
     pub fn new(h: &Hyper) -> Self {
+        Self::with_levels(h, None)
+    }
+
+    /// A kernel whose categorical dimensions use `levels` (see [`LevelMetric`]).
+    pub fn with_levels(h: &Hyper, levels: Option<Arc<LevelMetric>>) -> Self {
         Kernel {
             inv_ls2: h.log_ls.iter().map(|l| (-2.0 * l).exp()).collect(),
             inv_cat_ls: h.log_cat_ls.iter().map(|l| (-l).exp()).collect(),
             signal: h.log_signal.exp(),
             noise: h.noise(),
+            levels,
+        }
+    }
+
+    /// `D_c` for categorical hyperparameter `c` between `a` and `b`:
+    /// indices past the categorical dimensions are the featured
+    /// dimensions' indicator scales (see [`LevelMetric::featured`]).
+    #[inline]
+    fn cat_dist(&self, nc: usize, c: usize, a: &[f64], b: &[f64]) -> f64 {
+        match &self.levels {
+            None => f64::from(a[nc + c] != b[nc + c]),
+            Some(m) => {
+                let dims = m.per_cat.len();
+                if c < dims {
+                    m.dist(c, a[nc + c], b[nc + c])
+                } else {
+                    let d = m
+                        .per_cat
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, f)| f.is_some())
+                        .nth(c - dims)
+                        .map_or(c, |(d, _)| d);
+                    f64::from(a.get(nc + d) != b.get(nc + d))
+                }
+            }
         }
     }
 
@@ -90,15 +174,13 @@ impl Kernel {
         self.inv_ls2.len()
     }
 
-    /// Categorical factor `Π_c exp(-[a_c≠b_c]/ℓ_c)`.
+    /// Categorical factor `Π_c exp(-D_c(a_c, b_c)/ℓ_c)`.
     #[inline]
     fn cat_factor(&self, a: &[f64], b: &[f64]) -> f64 {
         let nc = self.n_cont();
         let mut s = 0.0;
         for (c, w) in self.inv_cat_ls.iter().enumerate() {
-            if a[nc + c] != b[nc + c] {
-                s += w;
-            }
+            s += w * self.cat_dist(nc, c, a, b);
         }
         if s == 0.0 { 1.0 } else { (-s).exp() }
     }
@@ -125,7 +207,7 @@ impl Kernel {
     /// (length n_cont + n_cat + 1; the noise derivative is handled by the caller).
     ///
     /// ∂k/∂log ℓ_i = σ² C · (5/3)(1+√5 r) e^{-√5 r} · Δ_i²/ℓ_i² (no division by r,
-    /// so it is well defined at r = 0); ∂k/∂log ℓ_c = k · [a_c≠b_c]/ℓ_c; ∂k/∂log σ² = k.
+    /// so it is well defined at r = 0); ∂k/∂log ℓ_c = k · D_c/ℓ_c; ∂k/∂log σ² = k.
     #[inline]
     pub fn k_with_grad(&self, a: &[f64], b: &[f64], grad: &mut [f64]) -> f64 {
         let nc = self.n_cont();
@@ -139,7 +221,7 @@ impl Kernel {
             grad[i] = g * d * d * w;
         }
         for (ci, w) in self.inv_cat_ls.iter().enumerate() {
-            grad[nc + ci] = if a[nc + ci] != b[nc + ci] { k * w } else { 0.0 };
+            grad[nc + ci] = k * w * self.cat_dist(nc, ci, a, b);
         }
         grad[nc + self.inv_cat_ls.len()] = k;
         k
@@ -197,6 +279,65 @@ mod tests {
             let mut m = a;
             m[i] -= eps;
             assert!(((k.k(&p, &b) - k.k(&m, &b)) / (2.0 * eps) - gx[i]).abs() < 1e-7);
+        }
+    }
+
+    /// With level features the categorical derivative is `k · D/ℓ`; checked
+    /// by central differences as for plain levels.
+    #[test]
+    fn kernel_grads_with_level_features_match_finite_differences() {
+        let h = Hyper {
+            log_ls: vec![-0.3],
+            log_cat_ls: vec![0.4],
+            log_signal: 0.1,
+            log_noise: -5.0,
+        };
+        let levels = Some(Arc::new(LevelMetric {
+            per_cat: vec![Some((3, vec![0.0, 0.2, 1.0, 0.2, 0.0, 0.6, 1.0, 0.6, 0.0]))],
+        }));
+        let (a, b) = ([0.2, 0.0], [0.5, 1.0]);
+        let k = Kernel::with_levels(&h, levels.clone());
+        // D(0, 1) = 0.2: the factor is exp(-0.2 / e^0.4).
+        let plain = Kernel::new(&h);
+        let ratio = k.k(&a, &b) / plain.k(&a, &b);
+        assert!(
+            (ratio - (0.8f64 / 0.4f64.exp()).exp()).abs() < 1e-12,
+            "{ratio}"
+        );
+        let mut g = vec![0.0; 3];
+        k.k_with_grad(&a, &b, &mut g);
+        let v = h.to_vec();
+        for j in 0..3 {
+            let eps = 1e-6;
+            let mut p = v.clone();
+            p[j] += eps;
+            let mut m = v.clone();
+            m[j] -= eps;
+            let kp = Kernel::with_levels(&Hyper::from_vec(&p, 1, 1), levels.clone()).k(&a, &b);
+            let km = Kernel::with_levels(&Hyper::from_vec(&m, 1, 1), levels.clone()).k(&a, &b);
+            assert!(((kp - km) / (2.0 * eps) - g[j]).abs() < 1e-7, "theta {j}");
+        }
+        // With the featured dimension's second scale (on [a ≠ b]): the
+        // factor is exp(-0.2/ℓ₁ - 1/ℓ₂), and its gradient checks out too.
+        let h2 = Hyper {
+            log_cat_ls: vec![0.4, -0.2],
+            ..h.clone()
+        };
+        let k2 = Kernel::with_levels(&h2, levels.clone());
+        let want = (-0.2 / 0.4f64.exp() - 1.0 / (-0.2f64).exp()).exp();
+        assert!((k2.k(&a, &b) / k2.k(&[0.2, 0.0], &[0.5, 0.0]) - want).abs() < 1e-12);
+        let mut g = vec![0.0; 4];
+        k2.k_with_grad(&a, &b, &mut g);
+        let v = h2.to_vec();
+        for j in 0..4 {
+            let eps = 1e-6;
+            let mut p = v.clone();
+            p[j] += eps;
+            let mut m = v.clone();
+            m[j] -= eps;
+            let kp = Kernel::with_levels(&Hyper::from_vec(&p, 1, 2), levels.clone()).k(&a, &b);
+            let km = Kernel::with_levels(&Hyper::from_vec(&m, 1, 2), levels.clone()).k(&a, &b);
+            assert!(((kp - km) / (2.0 * eps) - g[j]).abs() < 1e-7, "theta {j}");
         }
     }
 }

@@ -6,6 +6,7 @@
 //! * [`kernel`]: Matérn-5/2 ARD × exchangeable categorical kernel, hyperparameters.
 //! * [`gp`]: exact GP conditioning (Cholesky with escalating jitter) and prediction.
 //! * [`fit`]: hyperparameter fit (log marginal likelihood + priors, argmin L-BFGS).
+//! * [`cost`]: known prices (cost models), the log-normal expected improvement.
 //! * [`acquisition`]: log EI (stable tails), UCB, log PI, log P(feasible).
 //! * [`maximize`]: acquisition maximization over mixed spaces.
 //! * [`suggest`]: the algorithm: the entry points [`suggest()`] and [`recommend`].
@@ -15,6 +16,7 @@
 //! * [`error`]: the error type [`BoError`].
 
 pub mod acquisition;
+pub mod cost;
 pub mod error;
 pub mod fit;
 pub mod gp;
@@ -30,6 +32,7 @@ pub mod testfns;
 pub mod warp;
 
 pub use acquisition::{Acquisition, DEFAULT_UCB_BETA};
+pub use cost::CostModel;
 pub use error::BoError;
 pub use kernel::Hyper;
 pub use space::{

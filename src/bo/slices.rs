@@ -5,9 +5,7 @@
 //! sure it is.
 
 use super::space::{ParamKind, ParamValue, Point};
-use super::suggest::{
-    FitState, Observation, StudySpec, internal_value, recommend_validated, view_models,
-};
+use super::suggest::{FitState, Observation, StudySpec, recommend_validated, view_models};
 
 /// Values along a numeric parameter when the request does not say.
 pub const DEFAULT_SLICE_POINTS: usize = 50;
@@ -63,7 +61,7 @@ fn on_steps(values: Vec<f64>, low: f64, high: f64, step: Option<f64>) -> Vec<f64
 /// The values along one parameter (see [`ParameterSlice::values`]).
 fn slice_values(kind: &ParamKind, at: Option<&ParamValue>, points: usize) -> Vec<ParamValue> {
     let mut nums: Vec<f64> = match kind {
-        ParamKind::Categorical { values } => {
+        ParamKind::Categorical { values, .. } => {
             return values.iter().cloned().map(ParamValue::Category).collect();
         }
         ParamKind::Ordinal { values } => values.clone(),
@@ -141,17 +139,11 @@ pub(crate) fn slices_validated(
             .collect::<Result<_, _>>()
             .ok()?;
         let (mu, var) = m.objective.predict(&encoded);
-        // As the recommendation: inv(μ) through the output warp (the
-        // predictive median), the std by the delta method.
-        let mean = mu
-            .iter()
-            .map(|u| internal_value(spec.goal, m.obj_warp.inv(*u)))
-            .collect();
-        let std = mu
-            .iter()
-            .zip(&var)
-            .map(|(u, v)| v.sqrt() * m.obj_warp.inv_slope(*u))
-            .collect();
+        // As the recommendation: the predictive median in the user's units
+        // (the cost with known prices), the std by the delta method.
+        let (mean, std) = (0..encoded.len())
+            .map(|k| m.in_user_units(spec.goal, &encoded[k], mu[k], var[k]))
+            .unzip();
         slices.push(ParameterSlice {
             parameter: p.name.clone(),
             values,
@@ -208,6 +200,7 @@ mod tests {
         let cats = slice_values(
             &ParamKind::Categorical {
                 values: vec!["a".into(), "b".into()],
+                features: Vec::new(),
             },
             Some(&ParamValue::Category("b".into())),
             50,

@@ -11,6 +11,7 @@ use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 
 use super::error::BoError;
+pub use super::kernel::LevelMetric;
 
 /// Upper bound on the number of parameters. A GP with ~1000 observations and
 /// one length scale per dimension cannot learn much beyond a few tens of
@@ -71,8 +72,16 @@ pub enum ParamKind {
     /// Ordered numeric levels; must be finite and strictly increasing (we reject
     /// rather than sort, so that the caller's level order is never silently changed).
     Ordinal { values: Vec<f64> },
-    /// Unordered string levels.
-    Categorical { values: Vec<String> },
+    /// Unordered string levels, optionally with one numeric feature vector
+    /// per level (all the same length): the kernel then measures how alike
+    /// two levels are by the distance of their (normalized) features instead
+    /// of treating every pair of levels as equally unrelated.
+    Categorical {
+        values: Vec<String>,
+        /// Empty = no features (and in studies stored before features existed).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        features: Vec<Vec<f64>>,
+    },
 }
 
 /// One named parameter.
@@ -250,7 +259,7 @@ impl SearchSpace {
                         }
                     }
                 }
-                ParamKind::Categorical { values } => {
+                ParamKind::Categorical { values, features } => {
                     if values.is_empty() {
                         return Err(BoError::space(
                             f(&format!("{t}.values")),
@@ -266,6 +275,9 @@ impl SearchSpace {
                             ),
                         ));
                     }
+                    validate_features(values.len(), features).map_err(|(field, rule)| {
+                        BoError::space(f(&format!("{t}.{field}")), rule)
+                    })?;
                     let mut seen = HashSet::new();
                     for (j, v) in values.iter().enumerate() {
                         if v.is_empty() {
@@ -340,7 +352,7 @@ impl SearchSpace {
                         ));
                     }
                 }
-                (ParamKind::Categorical { values }, ParamValue::Category(s)) => {
+                (ParamKind::Categorical { values, .. }, ParamValue::Category(s)) => {
                     if !values.contains(s) {
                         return Err(BoError::config(
                             name.clone(),
@@ -407,7 +419,7 @@ impl SearchSpace {
                     }
                     ParamValue::Number(*x)
                 }
-                (ParamKind::Categorical { values }, ParamValue::Category(s)) => {
+                (ParamKind::Categorical { values, .. }, ParamValue::Category(s)) => {
                     if !values.contains(s) {
                         return Err(BoError::config(
                             p.name.clone(),
@@ -453,14 +465,35 @@ impl SearchSpace {
         self.parameters
             .iter()
             .filter_map(|p| match &p.kind {
-                ParamKind::Categorical { values } => Some(values.len()),
+                ParamKind::Categorical { values, .. } => Some(values.len()),
                 _ => None,
             })
             .collect()
     }
 
+    /// Per categorical dimension (in encoded order), its level distances
+    /// when it has features (see [`level_distances`]); `None` when no
+    /// categorical has features, so that spaces without features build the
+    /// very kernel they always had.
+    pub(crate) fn level_metric(&self) -> Option<std::sync::Arc<LevelMetric>> {
+        let per_cat: Vec<Option<(usize, Vec<f64>)>> = self
+            .parameters
+            .iter()
+            .filter_map(|p| match &p.kind {
+                ParamKind::Categorical { values, features } => {
+                    Some(level_distances(features).map(|d| (values.len(), d)))
+                }
+                _ => None,
+            })
+            .collect();
+        if per_cat.iter().all(Option::is_none) {
+            return None;
+        }
+        Some(std::sync::Arc::new(LevelMetric { per_cat }))
+    }
+
     /// Encoded position of each parameter (continuous block first, then categorical block).
-    fn positions(&self) -> Vec<usize> {
+    pub(crate) fn positions(&self) -> Vec<usize> {
         let nc = self.n_continuous();
         let (mut c, mut k) = (0, nc);
         self.parameters
@@ -495,7 +528,7 @@ impl SearchSpace {
                     let idx = values.iter().position(|v| v == x).unwrap_or(0);
                     ordinal_unit(idx, values.len())
                 }
-                (ParamKind::Categorical { values }, ParamValue::Category(s)) => {
+                (ParamKind::Categorical { values, .. }, ParamValue::Category(s)) => {
                     values.iter().position(|v| v == s).unwrap_or(0) as f64
                 }
                 _ => 0.0,
@@ -523,7 +556,7 @@ impl SearchSpace {
                 ParamKind::Ordinal { values } => {
                     ParamValue::Number(values[ordinal_index(u, values.len())])
                 }
-                ParamKind::Categorical { values } => {
+                ParamKind::Categorical { values, .. } => {
                     let idx = (u.max(0.0).round() as usize).min(values.len() - 1);
                     ParamValue::Category(values[idx].clone())
                 }
@@ -546,7 +579,7 @@ impl SearchSpace {
         self.parameters
             .iter()
             .map(|p| match (&p.kind, config.get(&p.name)) {
-                (ParamKind::Categorical { values }, Some(ParamValue::Category(s))) => {
+                (ParamKind::Categorical { values, .. }, Some(ParamValue::Category(s))) => {
                     values.iter().position(|v| v == s).unwrap_or(usize::MAX) as u64
                 }
                 (ParamKind::Ordinal { values }, Some(ParamValue::Number(x))) => {
@@ -571,7 +604,7 @@ impl SearchSpace {
                     (*low as i128 + i as i128 * step.unwrap_or(1) as i128) as f64,
                 ),
                 ParamKind::Ordinal { values } => ParamValue::Number(values[i as usize]),
-                ParamKind::Categorical { values } => {
+                ParamKind::Categorical { values, .. } => {
                     ParamValue::Category(values[i as usize].clone())
                 }
                 ParamKind::Float {
@@ -642,7 +675,7 @@ impl<'a> Codec<'a> {
                     let n = values.len();
                     ordinal_unit(ordinal_index(u, n), n)
                 }
-                ParamKind::Categorical { values } => {
+                ParamKind::Categorical { values, .. } => {
                     (u.max(0.0).round() as usize).min(values.len() - 1) as f64
                 }
             };
@@ -667,13 +700,95 @@ impl<'a> Codec<'a> {
                         (snap_number(&p.kind, from_unit(u, lo, hi, *log)) + 0.0).to_bits()
                     }
                     ParamKind::Ordinal { values } => ordinal_index(u, values.len()) as u64,
-                    ParamKind::Categorical { values } => {
+                    ParamKind::Categorical { values, .. } => {
                         (u.max(0.0).round() as usize).min(values.len() - 1) as u64
                     }
                 }
             })
             .collect()
     }
+}
+
+/// Most features per level: the distance is O(features) per level pair,
+/// computed once per model; 16 holds a catalog's columns with room to spare.
+pub const MAX_FEATURES: usize = 16;
+
+/// Level features: one vector per level, all of one length in
+/// 1..=[`MAX_FEATURES`], every number finite. Returns (field, rule).
+fn validate_features(levels: usize, features: &[Vec<f64>]) -> Result<(), (String, String)> {
+    if features.is_empty() {
+        return Ok(());
+    }
+    if features.len() != levels {
+        return Err((
+            "features".into(),
+            format!(
+                "must have one feature vector per level: {levels} values, got {} feature vectors",
+                features.len()
+            ),
+        ));
+    }
+    let width = features[0].len();
+    for (j, v) in features.iter().enumerate() {
+        if v.is_empty() || v.len() > MAX_FEATURES {
+            return Err((
+                format!("features[{j}]"),
+                format!("must have 1..={MAX_FEATURES} numbers, got {}", v.len()),
+            ));
+        }
+        if v.len() != width {
+            return Err((
+                format!("features[{j}]"),
+                format!(
+                    "every level must have as many features as the first ({width}), got {}",
+                    v.len()
+                ),
+            ));
+        }
+        if let Some(k) = v.iter().position(|x| !x.is_finite()) {
+            return Err((format!("features[{j}][{k}]"), "must be finite".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Squared distances between the levels of a categorical with features,
+/// row-major `levels × levels`: each feature column scaled to [0, 1] over
+/// the levels (min-max, so that price in dollars and memory in GiB weigh
+/// alike; a constant column contributes nothing), and the squared Euclidean
+/// distance divided by the number of columns, so that the largest possible
+/// distance is 1, the distance between two levels of a categorical without
+/// features. `None` without features.
+pub(crate) fn level_distances(features: &[Vec<f64>]) -> Option<Vec<f64>> {
+    let n = features.len();
+    let w = features.first()?.len();
+    if w == 0 {
+        return None;
+    }
+    let mut scaled = vec![vec![0.0; w]; n];
+    for c in 0..w {
+        let lo = features.iter().map(|f| f[c]).fold(f64::INFINITY, f64::min);
+        let hi = features
+            .iter()
+            .map(|f| f[c])
+            .fold(f64::NEG_INFINITY, f64::max);
+        let span = hi - lo;
+        for (row, f) in scaled.iter_mut().zip(features) {
+            row[c] = if span > 0.0 && span.is_finite() {
+                (f[c] - lo) / span
+            } else {
+                0.0
+            };
+        }
+    }
+    let mut d = vec![0.0; n * n];
+    for a in 0..n {
+        for b in 0..n {
+            let s: f64 = (0..w).map(|c| (scaled[a][c] - scaled[b][c]).powi(2)).sum();
+            d[a * n + b] = s / w as f64;
+        }
+    }
+    Some(d)
 }
 
 /// Level index an encoded ordinal coordinate rounds to (same rule as `decode`).
@@ -700,7 +815,7 @@ fn level_count(kind: &ParamKind) -> Option<u128> {
             ((*high as i128 - *low as i128) / step.unwrap_or(1).max(1) as i128 + 1).max(1) as u128,
         ),
         ParamKind::Ordinal { values } => Some(values.len() as u128),
-        ParamKind::Categorical { values } => Some(values.len() as u128),
+        ParamKind::Categorical { values, .. } => Some(values.len() as u128),
     }
 }
 
@@ -817,7 +932,7 @@ fn to_unit(x: f64, low: f64, high: f64, log: bool) -> f64 {
     u.clamp(0.0, 1.0)
 }
 
-fn from_unit(u: f64, low: f64, high: f64, log: bool) -> f64 {
+pub(crate) fn from_unit(u: f64, low: f64, high: f64, log: bool) -> f64 {
     let u = u.clamp(0.0, 1.0);
     if log {
         (low.ln() + u * (high.ln() - low.ln())).exp()
@@ -842,6 +957,7 @@ mod tests {
                     "c",
                     ParamKind::Categorical {
                         values: vec!["a".into(), "b".into(), "c".into()],
+                        features: Vec::new(),
                     },
                 ),
                 p(
@@ -913,7 +1029,10 @@ mod tests {
         let cat = |values: Vec<String>| SearchSpace {
             parameters: vec![Parameter {
                 name: "c".into(),
-                kind: ParamKind::Categorical { values },
+                kind: ParamKind::Categorical {
+                    values,
+                    features: Vec::new(),
+                },
             }],
         };
         let mut values = vec!["a".to_string(), "b".into(), "c".into()];
@@ -1073,6 +1192,86 @@ mod tests {
         );
         assert!(err(float(0.0, 1.0, false, f64::NAN)).contains("float.step"));
         assert!(err(float(0.0, 1.0, false, 2.0)).contains("float.step: high must be reachable"));
+    }
+
+    fn featured(features: Vec<Vec<f64>>) -> SearchSpace {
+        SearchSpace {
+            parameters: vec![Parameter {
+                name: "instance_type".into(),
+                kind: ParamKind::Categorical {
+                    values: vec!["small".into(), "medium".into(), "huge".into()],
+                    features,
+                },
+            }],
+        }
+    }
+
+    /// One observation of level `small` moves the posterior mean at its
+    /// feature-space neighbour `medium` almost as much as at `small` itself,
+    /// and at the far level `huge` less; without features both other levels
+    /// move alike. Fixed hyperparameters (ℓ = 1, unit signal, noise 1e-6 +
+    /// e^-14), so the figures are the kernel's: features 0, 0.1, 1 scale to
+    /// themselves, D(small, medium) = 0.01 → k = e^-0.01 = 0.990,
+    /// D(small, huge) = 1 → k = e^-1 = 0.368, and μ = k·y/(1 + noise).
+    #[test]
+    fn level_features_let_an_observation_inform_its_neighbours() {
+        use super::super::gp::Gp;
+        use super::super::kernel::Hyper;
+        let h = Hyper {
+            log_ls: vec![],
+            log_cat_ls: vec![0.0],
+            log_signal: 0.0,
+            log_noise: -14.0,
+        };
+        let mean_at = |sp: &SearchSpace| {
+            let gp = Gp::with_levels(vec![vec![0.0]], vec![1.0], &h, sp.level_metric()).unwrap();
+            gp.predict(&[vec![1.0], vec![2.0]]).0
+        };
+        let with = mean_at(&featured(vec![vec![0.0], vec![0.1], vec![1.0]]));
+        let without = mean_at(&featured(vec![]));
+        assert!((with[0] - (-0.01f64).exp()).abs() < 1e-4, "{with:?}");
+        assert!((with[1] - (-1.0f64).exp()).abs() < 1e-4, "{with:?}");
+        assert!((without[0] - (-1.0f64).exp()).abs() < 1e-4, "{without:?}");
+        assert!((without[0] - without[1]).abs() < 1e-12);
+        assert!(with[0] > without[0] + 0.5 && with[0] > with[1] + 0.5);
+        // Columns on other scales weigh alike after min-max scaling:
+        // (vcpu, price) = (2, 0.1), (2, 0.11), (64, 3.0) ranks the same way.
+        let scaled = mean_at(&featured(vec![
+            vec![2.0, 0.1],
+            vec![2.0, 0.11],
+            vec![64.0, 3.0],
+        ]));
+        assert!(scaled[0] > 0.99 && scaled[1] < 0.37, "{scaled:?}");
+    }
+
+    #[test]
+    fn bad_level_features_name_the_field_and_the_rule() {
+        let e = |f: Vec<Vec<f64>>| featured(f).validate().unwrap_err().to_string();
+        assert!(
+            e(vec![vec![1.0], vec![2.0]]).contains(
+                "parameters[0].categorical.features: must have one feature vector per level: 3 values, got 2"
+            ),
+            "{}",
+            e(vec![vec![1.0], vec![2.0]])
+        );
+        let ragged = e(vec![vec![1.0], vec![2.0, 3.0], vec![1.0]]);
+        assert!(
+            ragged.contains("parameters[0].categorical.features[1]: every level must have as many features as the first (1), got 2"),
+            "{ragged}"
+        );
+        let nan = e(vec![vec![1.0], vec![f64::NAN], vec![1.0]]);
+        assert!(
+            nan.contains("parameters[0].categorical.features[1][0]: must be finite"),
+            "{nan}"
+        );
+        let empty = e(vec![vec![], vec![], vec![]]);
+        assert!(
+            empty.contains("categorical.features[0]: must have 1..=16 numbers, got 0"),
+            "{empty}"
+        );
+        featured(vec![vec![1.0], vec![2.0], vec![5.0]])
+            .validate()
+            .unwrap();
     }
 
     proptest! {

@@ -105,6 +105,12 @@ impl StudyDef {
             ));
         }
         self.validate_objectives()?;
+        if self.spec.cost_model.is_some() && !self.objectives.is_empty() {
+            return Err(BoError::spec(
+                "cost_model",
+                "not with several objectives (not implemented: a cost model is for one objective, the cost)",
+            ));
+        }
         validate_metric_name("objective.name", &self.objective)?;
         if self.metrics.len() > MAX_METRICS {
             return Err(BoError::InvalidSpec {
@@ -441,10 +447,12 @@ impl StudyState {
 
     /// The rules on an outcome (Observe and AddTrial): metric names and
     /// values, the objective's value, every constrained metric present.
-    /// Returns the value to store: `value`, or with several objectives the
+    /// Returns the value to store: `value`, with known prices the cost at
+    /// `config` (the trial's configuration), or with several objectives the
     /// first objective's (the `value` sent is then ignored).
     fn check_outcome(
         &self,
+        config: Option<&Point>,
         value: f64,
         metrics: &BTreeMap<String, f64>,
         failed: bool,
@@ -473,7 +481,10 @@ impl StudyState {
                     "metrics[{k:?}]: must be finite with |value| <= {MAX_ABS_VALUE:e}, got {v}"
                 )));
             }
-            if !def.metrics.is_empty() && !def.metrics.contains(k) && !def.is_objective(k) {
+            let usage = def.spec.cost_model.is_some()
+                && (k == crate::bo::cost::DURATION_METRIC || k == crate::bo::cost::REQUESTS_METRIC);
+            if !def.metrics.is_empty() && !def.metrics.contains(k) && !def.is_objective(k) && !usage
+            {
                 return Err(ObserveError::Invalid(format!(
                     "metrics[{k:?}]: not a declared metric of study {:?} (metrics: {:?})",
                     def.name, def.metrics
@@ -492,6 +503,12 @@ impl StudyState {
         }
         let value = match def.objectives.first() {
             Some(o) if !failed => metrics.get(&o.name).copied().unwrap_or(value),
+            _ => value,
+        };
+        // Known prices: the value is the exact cost of the reported usage
+        // (the `value` sent is ignored).
+        let value = match (&def.spec.cost_model, config) {
+            (Some(cm), Some(c)) if !failed => cm.cost(c, metrics).map_err(ObserveError::Invalid)?,
             _ => value,
         };
         if !failed {
@@ -521,7 +538,12 @@ impl StudyState {
         failed: bool,
         now_ms: i64,
     ) -> Result<&Trial, ObserveError> {
-        let value = self.check_outcome(value, &metrics, failed)?;
+        let config = self
+            .trials
+            .iter()
+            .find(|t| t.id == trial_id)
+            .map(|t| t.config.clone());
+        let value = self.check_outcome(config.as_ref(), value, &metrics, failed)?;
         let t = self.trial_mut(trial_id)?;
         match t.state {
             TrialState::Pending => {}
@@ -664,7 +686,7 @@ impl StudyState {
         now_ms: i64,
     ) -> Result<Trial, ObserveError> {
         let config = self.user_config(params)?;
-        let value = self.check_outcome(value, &metrics, failed)?;
+        let value = self.check_outcome(Some(&config), value, &metrics, failed)?;
         let (finished, pending) = (self.finished(), self.pending());
         if finished + pending >= MAX_TRIALS {
             return Err(ObserveError::Precondition(format!(
@@ -735,6 +757,7 @@ mod tests {
                     name: "arch".into(),
                     kind: ParamKind::Categorical {
                         values: vec!["x86".into(), "arm".into()],
+                        features: Vec::new(),
                     },
                 },
             ],

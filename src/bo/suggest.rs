@@ -1,16 +1,18 @@
 //! Public entry points: `suggest` and `recommend`.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use super::acquisition::{AcqModel, Acquisition, ConstraintModel};
+use super::acquisition::{AcqModel, Acquisition, ConstraintModel, CostAcq};
+use super::cost::{CostModel, CostScale, REQUESTS_METRIC};
 use super::error::BoError;
 use super::fit::{FitMode, fit_hyper};
 use super::gp::Gp;
-use super::kernel::Hyper;
+use super::kernel::{Hyper, LevelMetric};
 use super::maximize::{AcquisitionMaximizer, random_unused};
 use super::sobol::maximin_design;
 use super::space::{Point, SearchSpace};
@@ -120,6 +122,10 @@ pub struct StudySpec {
     pub n_initial: usize,
     pub acquisition: Acquisition,
     pub seed: u64,
+    /// Known prices: the objective is the cost they give (see `bo::cost`).
+    /// Absent in studies stored before cost models existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_model: Option<CostModel>,
 }
 
 /// Default size of the initial design: `max(10, d + 1)`. d + 1 points are the
@@ -144,6 +150,7 @@ impl StudySpec {
             n_initial,
             acquisition: Acquisition::LogEi,
             seed,
+            cost_model: None,
         }
     }
 
@@ -162,6 +169,21 @@ impl StudySpec {
                 "acquisition.ucb.beta",
                 "must be finite and in [0, 100]",
             ));
+        }
+        if let Some(cm) = &self.cost_model {
+            cm.validate(&self.space)?;
+            if self.goal != Goal::Minimize {
+                return Err(BoError::spec(
+                    "objective.goal",
+                    "must be MINIMIZE with a cost_model (the objective is a cost)",
+                ));
+            }
+            if self.acquisition != Acquisition::LogEi {
+                return Err(BoError::spec(
+                    "acquisition",
+                    "must be LOG_EI (the default) with a cost_model: its expected improvement of the cost has a closed form, UCB and PI are not implemented for it",
+                ));
+            }
         }
         if self.constraints.len() > MAX_CONSTRAINTS {
             return Err(BoError::spec(
@@ -339,9 +361,46 @@ pub(super) struct Models {
     fit: FitState,
     /// Encoded best feasible observations (for local candidates).
     anchors: Vec<Vec<f64>>,
+    /// Known prices: the objective GP models the log duration, and `best`
+    /// is the incumbent cost in dollars.
+    cost: Option<CostFit>,
+}
+
+/// A cost model fitted to a study's trials: `ln duration = loc + sd·g`
+/// with `g` the objective GP's output.
+pub(super) struct CostFit {
+    scale: CostScale,
+    loc: f64,
+    sd: f64,
+}
+
+impl CostFit {
+    /// The cost at an encoded point whose GP output is `g` (the predictive
+    /// median of the cost when `g` is the posterior mean).
+    fn median(&self, x: &[f64], g: f64) -> f64 {
+        let (ln_a, _) = self.scale.ln_a(x);
+        (ln_a + self.loc + self.sd * g).exp() + self.scale.fixed
+    }
 }
 
 impl Models {
+    /// The objective in the user's units at an encoded point from the GP's
+    /// mean and variance there: through the output warp `inv(μ)` (the
+    /// predictive median) with the std by the delta method, or with known
+    /// prices the median cost `a·exp(loc + sd·μ) + b` and its delta-method std.
+    pub(super) fn in_user_units(&self, goal: Goal, x: &[f64], mu: f64, var: f64) -> (f64, f64) {
+        match &self.cost {
+            Some(cf) => {
+                let c = cf.median(x, mu);
+                (c, (c - cf.scale.fixed) * cf.sd * var.sqrt())
+            }
+            None => (
+                internal_value(goal, self.obj_warp.inv(mu)),
+                var.sqrt() * self.obj_warp.inv_slope(mu),
+            ),
+        }
+    }
+
     /// Kriging believer: adds `(x, μ(x))` to the objective and every constraint GP
     /// (O(n²) each). A GP that fails to take the point keeps its old state, which
     /// only makes the batch less diverse.
@@ -434,11 +493,15 @@ fn fit_subsample(x: &[Vec<f64>], y: &[f64]) -> (Vec<Vec<f64>>, Vec<f64>) {
     )
 }
 
+// The data, its layout (dimensions, level distances) and the fit's
+// controls: grouping them would only move the list into a struct literal.
+#[allow(clippy::too_many_arguments)]
 fn fit_or_reuse(
     x: &[Vec<f64>],
     y: &[f64],
     n_cont: usize,
     n_cat: usize,
+    levels: Option<&Arc<LevelMetric>>,
     warm: Option<&Hyper>,
     mode: Option<FitMode>,
     rng: &mut StdRng,
@@ -453,21 +516,26 @@ fn fit_or_reuse(
             let m = m.unwrap_or(FitMode::Warm { max_iters: 10 });
             if x.len() > FIT_MAX_N {
                 let (xs, ys) = fit_subsample(x, y);
-                fit_hyper(&xs, &ys, n_cont, n_cat, warm, m, rng)
+                fit_hyper(&xs, &ys, n_cont, n_cat, levels, warm, m, rng)
             } else {
-                fit_hyper(x, y, n_cont, n_cat, warm, m, rng)
+                fit_hyper(x, y, n_cont, n_cat, levels, warm, m, rng)
             }
         }
     }
 }
 
 /// Conditions a GP, falling back to default hyperparameters if the fitted ones fail.
-fn condition(x: Vec<Vec<f64>>, y: Vec<f64>, h: Hyper) -> Result<(Gp, Hyper), BoError> {
-    match Gp::new(x.clone(), y.clone(), &h) {
+fn condition(
+    x: Vec<Vec<f64>>,
+    y: Vec<f64>,
+    h: Hyper,
+    levels: Option<&Arc<LevelMetric>>,
+) -> Result<(Gp, Hyper), BoError> {
+    match Gp::with_levels(x.clone(), y.clone(), &h, levels.cloned()) {
         Ok(gp) => Ok((gp, h)),
         Err(_) => {
             let d = Hyper::default_for(h.log_ls.len(), h.log_cat_ls.len());
-            Gp::new(x, y, &d).map(|gp| (gp, d))
+            Gp::with_levels(x, y, &d, levels.cloned()).map(|gp| (gp, d))
         }
     }
 }
@@ -486,17 +554,31 @@ pub(super) fn build_models(
 ) -> Result<Option<Models>, BoError> {
     let sp = &spec.space;
     let n_cont = sp.n_continuous();
-    let n_cat = sp.cat_levels().len();
+    let levels = sp.level_metric();
+    let lm = levels.as_ref();
+    // One length scale per categorical, and a second for each with features.
+    let n_cat = sp.cat_levels().len() + lm.map_or(0, |m| m.featured().len());
     let enc: Vec<Vec<f64>> = obs
         .iter()
         .map(|o| sp.encode(&o.config))
         .collect::<Result<_, _>>()?;
+    // The modeled value of a completed trial: the objective, or with known
+    // prices the log of the measured duration (the cost follows exactly).
+    let target = |o: &Observation| -> Option<f64> {
+        if o.failed {
+            return None;
+        }
+        match &spec.cost_model {
+            Some(_) => crate::bo::cost::duration(&o.metrics).ok().map(f64::ln),
+            None => o.value.map(|v| internal_value(spec.goal, v)),
+        }
+    };
     let mut x = Vec::new();
     let mut y = Vec::new();
     for (o, e) in obs.iter().zip(&enc) {
-        if let (false, Some(v)) = (o.failed, o.value) {
+        if let Some(v) = target(o) {
             x.push(e.clone());
-            y.push(internal_value(spec.goal, v));
+            y.push(v);
         }
     }
     if x.is_empty() {
@@ -512,16 +594,36 @@ pub(super) fn build_models(
     let n = x.len();
     let mode = if refit { choose_mode(n, warm) } else { None };
     let full = matches!(mode, Some(FitMode::Full { .. }));
-    let st = OutputWarp::fit(&y);
+    let st = if spec.cost_model.is_some() {
+        OutputWarp::affine(&y)
+    } else {
+        OutputWarp::fit(&y)
+    };
     let ys: Vec<f64> = y.iter().map(|v| st.fwd(*v)).collect();
+    let cost = spec.cost_model.as_ref().and_then(|cm| {
+        // A suggestion is expected to be billed for as many requests as the
+        // trials so far on average (1 when none reported a count).
+        let r: Vec<f64> = obs
+            .iter()
+            .filter(|o| !o.failed)
+            .filter_map(|o| o.metrics.get(REQUESTS_METRIC).copied())
+            .collect();
+        let requests = if r.is_empty() {
+            1.0
+        } else {
+            r.iter().sum::<f64>() / r.len() as f64
+        };
+        let (loc, sd) = st.affine_parts();
+        CostScale::new(cm, sp, requests).map(|scale| CostFit { scale, loc, sd })
+    });
     let warm_obj = warm.and_then(|w| w.objective.as_ref());
     let mode_obj = if warm_obj.is_none() && refit {
         Some(full_fit_mode(n))
     } else {
         mode
     };
-    let h = fit_or_reuse(&x, &ys, n_cont, n_cat, warm_obj, mode_obj, rng);
-    let (objective, h) = condition(x, ys, h)?;
+    let h = fit_or_reuse(&x, &ys, n_cont, n_cat, lm, warm_obj, mode_obj, rng);
+    let (objective, h) = condition(x, ys, h, lm)?;
     let mut fit = FitState {
         objective: Some(h),
         constraints: BTreeMap::new(),
@@ -557,8 +659,8 @@ pub(super) fn build_models(
         } else {
             mode
         };
-        let hc = fit_or_reuse(&cx, &cys, n_cont, n_cat, wc, m, rng);
-        let (gp, hc) = condition(cx, cys, hc)?;
+        let hc = fit_or_reuse(&cx, &cys, n_cont, n_cat, lm, wc, m, rng);
+        let (gp, hc) = condition(cx, cys, hc, lm)?;
         fit.constraints.insert(c.metric.clone(), hc);
         constraints.push((
             gp,
@@ -579,13 +681,18 @@ pub(super) fn build_models(
     let mut row = 0;
     let mut feas: Vec<(f64, usize)> = Vec::new();
     for (i, o) in obs.iter().enumerate() {
-        if o.failed {
+        if target(o).is_none() {
             continue;
         }
         if is_feasible(spec, o)
             && let Some(mu) = train_mu.get(row)
         {
-            feas.push((*mu, i));
+            // With known prices the incumbent is the predicted cost.
+            let score = match &cost {
+                Some(cf) => cf.median(&enc[i], *mu),
+                None => *mu,
+            };
+            feas.push((score, i));
         }
         row += 1;
     }
@@ -599,6 +706,7 @@ pub(super) fn build_models(
         best,
         fit,
         anchors,
+        cost,
     }))
 }
 
@@ -718,6 +826,14 @@ pub(crate) fn suggest_validated(
                         })
                         .collect(),
                     kind: spec.acquisition,
+                    cost: m.cost.as_ref().and_then(|cf| {
+                        m.best.map(|best| CostAcq {
+                            scale: &cf.scale,
+                            loc: cf.loc,
+                            sd: cf.sd,
+                            best,
+                        })
+                    }),
                 };
                 let opt = AcquisitionMaximizer {
                     space: sp,
@@ -843,20 +959,34 @@ pub(crate) fn recommend_validated(
         return Some(fallback);
     }
     let (mu, var) = m.objective.predict(&pts);
+    // Ranked in the user's units (with known prices the cost depends on the
+    // configuration's price as well as on the modeled duration).
+    let user: Vec<(f64, f64)> = (0..pts.len())
+        .map(|k| m.in_user_units(spec.goal, &pts[k], mu[k], var[k]))
+        .collect();
     let Some(k) = (0..pts.len())
-        .filter(|&k| mu[k].is_finite())
-        .min_by(|&a, &b| mu[a].total_cmp(&mu[b]))
+        .filter(|&k| user[k].0.is_finite())
+        .min_by(|&a, &b| {
+            internal_value(spec.goal, user[a].0).total_cmp(&internal_value(spec.goal, user[b].0))
+        })
     else {
         return Some(fallback);
     };
-    // Through a warp, inv(μ) is the predictive *median* in original units and
-    // the std is carried back by the delta method (exact without a warp).
-    let mean_int = m.obj_warp.inv(mu[k]);
+    // Ranked with one fixed part for all (it does not depend on the
+    // configuration); reported with the recommended trial's own (its
+    // requests), so that the mean is comparable with its value.
+    let mut mean = user[k].0;
+    if let (Some(cm), Some(cf)) = (&spec.cost_model, &m.cost) {
+        let own = cm
+            .requests(&observations[feasible[k]].metrics)
+            .unwrap_or(1.0);
+        mean += cm.fixed(own) - cf.scale.fixed;
+    }
     Some(Recommendation {
         best_observed: Some(best_observed),
         recommended: Some(feasible[k]),
-        mean: internal_value(spec.goal, mean_int),
-        std: var[k].sqrt() * m.obj_warp.inv_slope(mu[k]),
+        mean,
+        std: user[k].1,
         calibration: calibration(&m, observations),
     })
 }
@@ -908,6 +1038,7 @@ mod tests {
                     name: "c".into(),
                     kind: ParamKind::Categorical {
                         values: vec!["a".into(), "b".into()],
+                        features: Vec::new(),
                     },
                 },
             ],
@@ -1154,7 +1285,8 @@ mod tests {
                 values: s.into_iter().map(|v| v as f64 * 0.5).collect()
             }),
             (1usize..6).prop_map(|n| ParamKind::Categorical {
-                values: (0..n).map(|i| format!("l{i}")).collect()
+                values: (0..n).map(|i| format!("l{i}")).collect(),
+                features: Vec::new(),
             }),
         ]
     }

@@ -188,6 +188,7 @@ pub fn serverless() -> TestFn {
                 name: "runtime".into(),
                 kind: ParamKind::Categorical {
                     values: vec!["python".into(), "node".into(), "go".into(), "java".into()],
+                    features: Vec::new(),
                 },
             },
         ],
@@ -239,6 +240,7 @@ pub fn serverless_toy() -> TestFn {
                 name: "arch".into(),
                 kind: ParamKind::Categorical {
                     values: vec!["x86".into(), "arm".into()],
+                    features: Vec::new(),
                 },
             },
         ],

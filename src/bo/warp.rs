@@ -129,6 +129,25 @@ pub(crate) struct OutputWarp {
 }
 
 impl OutputWarp {
+    /// Standardization only (no log, no power transform): for a cost
+    /// model's log duration, which the acquisition maps back exactly.
+    pub fn affine(y: &[f64]) -> Self {
+        OutputWarp {
+            log: false,
+            pre: Standardizer::new(y),
+            lambda: None,
+            post: Standardizer {
+                mean: 0.0,
+                std: 1.0,
+            },
+        }
+    }
+
+    /// `(loc, sd)` of an affine warp: the original value is `loc + sd·z`.
+    pub fn affine_parts(&self) -> (f64, f64) {
+        (self.pre.mean, self.pre.std)
+    }
+
     /// Fits the warp to `y` (internal, minimized units).
     pub fn fit(y: &[f64]) -> Self {
         let lo = y.iter().copied().fold(f64::INFINITY, f64::min);

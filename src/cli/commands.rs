@@ -129,12 +129,31 @@ pub async fn run(conn: &Conn, command: Command) -> Result<(), Error> {
             metrics,
             failed,
         } => {
-            let r = Client::connect(conn)
-                .await?
+            let mut client = Client::connect(conn).await?;
+            // Without --value the study must take its value from the
+            // metrics (a cost model, several objectives): a 0 sent for a
+            // plain study would be recorded as its result.
+            if value.is_none() && !failed {
+                let s = client
+                    .get_study(pb::GetStudyRequest {
+                        name: study.clone(),
+                    })
+                    .await?
+                    .study
+                    .unwrap_or_default();
+                if s.cost_model.is_none() && s.objectives.is_empty() {
+                    return Err(Error::Usage(format!(
+                        "--value is required: study {study:?} has one objective ({}) and no cost model (or give --failed)",
+                        s.objective.map(|o| o.name).unwrap_or_default()
+                    )));
+                }
+            }
+            let r = client
                 .observe(pb::ObserveRequest {
                     study,
                     trial_id: trial,
-                    // Ignored by the server when failed (clap refuses both).
+                    // Ignored by the server when failed (clap refuses both),
+                    // with a cost model, and with several objectives.
                     value: value.unwrap_or(0.0),
                     metrics: metrics.into_iter().collect(),
                     failed,
@@ -442,7 +461,7 @@ async fn study(conn: &Conn, cmd: StudyCmd) -> Result<(), Error> {
             // The file first: a typo in it should not wait for a server.
             let text = std::fs::read_to_string(&space)
                 .map_err(|e| Error::Failed(format!("{}: {e}", space.display())))?;
-            let req = crate::space_file::parse(&name, &text)
+            let req = crate::space_file::parse_at(&name, &text, space.parent())
                 .map_err(|e| Error::Failed(format!("{}: {e}", space.display())))?;
             let r = Client::connect(conn).await?.create_study(req).await?;
             if conn.json {

@@ -181,13 +181,10 @@ pub enum Command {
         /// The trial id `suggest` printed.
         #[arg(long, value_name = "ID")]
         trial: u64,
-        /// The objective's value (not with --failed).
-        #[arg(
-            long,
-            allow_negative_numbers = true,
-            required_unless_present = "failed",
-            conflicts_with = "failed"
-        )]
+        /// The objective's value (not with --failed). Not needed by a study
+        /// with a cost model (its value is the cost of the reported
+        /// duration_ms) or with several objectives (values in --metric).
+        #[arg(long, allow_negative_numbers = true, conflicts_with = "failed")]
         value: Option<f64>,
         /// A named metric, e.g. --metric p95_ms=183 (repeatable).
         #[arg(long = "metric", value_name = "NAME=VALUE", value_parser = parse_metric)]

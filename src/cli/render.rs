@@ -271,6 +271,33 @@ pub fn experiment(r: &pb::GetExperimentResponse, threshold: Option<f64>) -> Stri
     out
 }
 
+/// The known prices of a study: each value in the trials is a cost in dollars.
+fn cost_model_line(c: &pb::CostModel) -> String {
+    match pb::CostModelKind::try_from(c.kind) {
+        Ok(pb::CostModelKind::Lambda) => format!(
+            "  cost model: LAMBDA (value = cost in $; per GB-second x86_64 {} arm64 {}, per request {}; from metrics duration_ms, requests)\n",
+            num_short(c.price_per_gb_second_x86_64),
+            num_short(c.price_per_gb_second_arm64),
+            num_short(c.price_per_request)
+        ),
+        Ok(pb::CostModelKind::InstanceHours) => {
+            let prices: Vec<(&String, &f64)> = c.price_per_hour.iter().collect();
+            format!(
+                "  cost model: INSTANCE_HOURS (value = cost in $ = price per hour x duration_ms / 3,600,000; {} instance types, ${}..${} per hour)\n",
+                prices.len(),
+                num_short(prices.iter().map(|p| *p.1).fold(f64::INFINITY, f64::min)),
+                num_short(
+                    prices
+                        .iter()
+                        .map(|p| *p.1)
+                        .fold(f64::NEG_INFINITY, f64::max)
+                ),
+            )
+        }
+        _ => String::new(),
+    }
+}
+
 pub fn study(r: &pb::GetStudyResponse) -> String {
     let mut out = String::new();
     let objective = r
@@ -299,6 +326,9 @@ pub fn study(r: &pb::GetStudyResponse) -> String {
             goals.join(", "),
             r.trials.len()
         ));
+        if let Some(c) = &s.cost_model {
+            out.push_str(&cost_model_line(c));
+        }
         for c in &s.constraints {
             let lower = c.lower_bound.map(|b| format!("{} <= ", num_short(b)));
             let upper = c.upper_bound.map(|b| format!(" <= {}", num_short(b)));
@@ -601,7 +631,16 @@ impl ToJson for pb::Parameter {
                 m.insert("ordinal".into(), json!({ "values": values }));
             }
             Some(Kind::Categorical(c)) => {
-                m.insert("categorical".into(), json!({"values": c.values}));
+                let mut cat = json!({"values": c.values});
+                if !c.features.is_empty() {
+                    let features: Vec<Json> = c
+                        .features
+                        .iter()
+                        .map(|l| json!({"values": l.values.iter().copied().map(f).collect::<Vec<_>>()}))
+                        .collect();
+                    cat["features"] = json!(features);
+                }
+                m.insert("categorical".into(), cat);
             }
             None => {}
         }
@@ -638,6 +677,18 @@ impl ToJson for pb::Study {
             ),
             ("seed", Some(i64s(self.seed))),
             ("metrics", Some(json!(self.metrics))),
+            (
+                "costModel",
+                self.cost_model.as_ref().map(|c| {
+                    json!({
+                        "kind": en(c.kind, pb::CostModelKind::as_str_name),
+                        "pricePerGbSecondX8664": f(c.price_per_gb_second_x86_64),
+                        "pricePerGbSecondArm64": f(c.price_per_gb_second_arm64),
+                        "pricePerRequest": f(c.price_per_request),
+                        "pricePerHour": c.price_per_hour.iter().map(|(k, v)| (k.clone(), f(*v))).collect::<Map<String, Json>>(),
+                    })
+                }),
+            ),
             (
                 "trialTimeoutSeconds",
                 Some(i64s(self.trial_timeout_seconds)),

@@ -407,3 +407,35 @@ pub fn test_python(what: &str) -> Option<String> {
          POSTERIOR_TEST_PYTHON), or set POSTERIOR_SKIP_PYTHON=1 to skip it explicitly"
     );
 }
+
+/// One HTTP/1.1 request with a JSON body to the server at `addr`: the
+/// status and the JSON answer (panics on a non-JSON answer).
+pub async fn http_json(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    use http_body_util::BodyExt;
+    let io =
+        hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+    let (mut send, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string())
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )))
+        .expect("request");
+    let res = send.send_request(req).await.expect("response");
+    let status = res.status().as_u16();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {bytes:?}"));
+    (status, json)
+}
