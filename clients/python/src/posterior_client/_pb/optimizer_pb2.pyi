@@ -23,6 +23,51 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _CostModelKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CostModelKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CostModelKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COST_MODEL_NONE: _CostModelKind.ValueType  # 0
+    LAMBDA: _CostModelKind.ValueType  # 1
+    """AWS Lambda: the space must have an int parameter `memory_mb` (MB) and a
+    categorical `arch` with levels x86_64 and arm64. cost =
+    memory_mb/1024 × ceil(duration_ms)/1000 GB-seconds × the arch's price
+    per GB-second + price_per_request × requests.
+    """
+    INSTANCE_HOURS: _CostModelKind.ValueType  # 2
+    """Instances billed by the hour: the space must have a categorical
+    `instance_type`; cost = price_per_hour[instance_type] ×
+    duration_ms / 3,600,000 (hours).
+    """
+
+class CostModelKind(_CostModelKind, metaclass=_CostModelKindEnumTypeWrapper):
+    """Known prices: the study's objective is a cost computed exactly from a
+    price list and a measured usage. The client reports the usage in Observe
+    `metrics` (`duration_ms`, and for LAMBDA optionally `requests`, default
+    1); Observe's `value` is then ignored (leave it 0) and each trial's
+    `value` is its exact cost in dollars. The GP models log(duration_ms);
+    the acquisition is the closed-form expected improvement of
+    cost = a(x)·exp(f(x)) + b(x), with a, b known from the prices.
+    Not with several `objectives`; only with the default LOG_EI acquisition;
+    the objective must be minimized.
+    """
+
+COST_MODEL_NONE: CostModelKind.ValueType  # 0
+LAMBDA: CostModelKind.ValueType  # 1
+"""AWS Lambda: the space must have an int parameter `memory_mb` (MB) and a
+categorical `arch` with levels x86_64 and arm64. cost =
+memory_mb/1024 × ceil(duration_ms)/1000 GB-seconds × the arch's price
+per GB-second + price_per_request × requests.
+"""
+INSTANCE_HOURS: CostModelKind.ValueType  # 2
+"""Instances billed by the hour: the space must have a categorical
+`instance_type`; cost = price_per_hour[instance_type] ×
+duration_ms / 3,600,000 (hours).
+"""
+Global___CostModelKind: _TypeAlias = CostModelKind  # noqa: Y015
+
 class _Goal:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -185,12 +230,46 @@ class CategoricalValues(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     VALUES_FIELD_NUMBER: _builtins.int
+    FEATURES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def features(self) -> _containers.RepeatedCompositeFieldContainer[Global___LevelFeatures]:
+        """Optional level features: one vector per level (as many as `values`,
+        all of one length, 1 to 16 finite numbers), e.g. an instance type's
+        vcpu, memory and price. The GP then measures how alike two levels are
+        by the distance of their features (each feature min-max scaled over the
+        levels) instead of treating all levels as unrelated, so an observation
+        of one level informs the levels near it. Empty = plain categorical.
+        """
+
     def __init__(
         self,
         *,
         values: _abc.Iterable[_builtins.str] | None = ...,
+        features: _abc.Iterable[Global___LevelFeatures] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CategoricalValues: _TypeAlias = CategoricalValues  # noqa: Y015
+
+@_typing.final
+class LevelFeatures(_message.Message):
+    """The feature vector of one categorical level."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    def __init__(
+        self,
+        *,
+        values: _abc.Iterable[_builtins.float] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -198,7 +277,67 @@ class CategoricalValues(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___CategoricalValues: _TypeAlias = CategoricalValues  # noqa: Y015
+Global___LevelFeatures: _TypeAlias = LevelFeatures  # noqa: Y015
+
+@_typing.final
+class CostModel(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class PricePerHourEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    KIND_FIELD_NUMBER: _builtins.int
+    PRICE_PER_GB_SECOND_X86_64_FIELD_NUMBER: _builtins.int
+    PRICE_PER_GB_SECOND_ARM64_FIELD_NUMBER: _builtins.int
+    PRICE_PER_REQUEST_FIELD_NUMBER: _builtins.int
+    PRICE_PER_HOUR_FIELD_NUMBER: _builtins.int
+    kind: Global___CostModelKind.ValueType
+    price_per_gb_second_x86_64: _builtins.float
+    """LAMBDA prices in dollars; 0 = the built-in us-east-1 price (x86_64
+    0.0000166667 per GB-second, arm64 0.0000133334 per GB-second, 0.0000002
+    per request). Set them for another region or a new price list.
+    """
+    price_per_gb_second_arm64: _builtins.float
+    price_per_request: _builtins.float
+    @_builtins.property
+    def price_per_hour(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """INSTANCE_HOURS: dollars per hour of every level of `instance_type`
+        (exactly its levels). The CLI fills it from the space file's catalog.
+        """
+
+    def __init__(
+        self,
+        *,
+        kind: Global___CostModelKind.ValueType = ...,
+        price_per_gb_second_x86_64: _builtins.float = ...,
+        price_per_gb_second_arm64: _builtins.float = ...,
+        price_per_request: _builtins.float = ...,
+        price_per_hour: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "price_per_gb_second_arm64", b"price_per_gb_second_arm64", "price_per_gb_second_x86_64", b"price_per_gb_second_x86_64", "price_per_hour", b"price_per_hour", "price_per_request", b"price_per_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CostModel: _TypeAlias = CostModel  # noqa: Y015
 
 @_typing.final
 class Parameter(_message.Message):
@@ -312,6 +451,7 @@ class Study(_message.Message):
     MAX_PENDING_FIELD_NUMBER: _builtins.int
     OBJECTIVES_FIELD_NUMBER: _builtins.int
     REFERENCE_POINT_FIELD_NUMBER: _builtins.int
+    COST_MODEL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     n_initial: _builtins.int
     acquisition: Global___Acquisition.ValueType
@@ -332,6 +472,10 @@ class Study(_message.Message):
 
     @_builtins.property
     def reference_point(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    @_builtins.property
+    def cost_model(self) -> Global___CostModel:
+        """As in CreateStudyRequest (absent without one)."""
+
     def __init__(
         self,
         *,
@@ -347,10 +491,11 @@ class Study(_message.Message):
         max_pending: _builtins.int = ...,
         objectives: _abc.Iterable[Global___Objective] | None = ...,
         reference_point: _abc.Iterable[_builtins.float] | None = ...,
+        cost_model: Global___CostModel | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["objective", b"objective"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cost_model", b"cost_model", "objective", b"objective"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acquisition", b"acquisition", "constraints", b"constraints", "max_pending", b"max_pending", "metrics", b"metrics", "n_initial", b"n_initial", "name", b"name", "objective", b"objective", "objectives", b"objectives", "parameters", b"parameters", "reference_point", b"reference_point", "seed", b"seed", "trial_timeout_seconds", b"trial_timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acquisition", b"acquisition", "constraints", b"constraints", "cost_model", b"cost_model", "max_pending", b"max_pending", "metrics", b"metrics", "n_initial", b"n_initial", "name", b"name", "objective", b"objective", "objectives", b"objectives", "parameters", b"parameters", "reference_point", b"reference_point", "seed", b"seed", "trial_timeout_seconds", b"trial_timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -372,6 +517,7 @@ class CreateStudyRequest(_message.Message):
     MAX_PENDING_FIELD_NUMBER: _builtins.int
     OBJECTIVES_FIELD_NUMBER: _builtins.int
     REFERENCE_POINT_FIELD_NUMBER: _builtins.int
+    COST_MODEL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     n_initial: _builtins.int
     """Trials from the space-filling initial design before the model takes
@@ -419,6 +565,12 @@ class CreateStudyRequest(_message.Message):
         the observed range (plus 1 when all values are equal).
         """
 
+    @_builtins.property
+    def cost_model(self) -> Global___CostModel:
+        """Known prices (see CostModel); absent = the objective is the `value`
+        Observe reports.
+        """
+
     def __init__(
         self,
         *,
@@ -434,10 +586,11 @@ class CreateStudyRequest(_message.Message):
         max_pending: _builtins.int = ...,
         objectives: _abc.Iterable[Global___Objective] | None = ...,
         reference_point: _abc.Iterable[_builtins.float] | None = ...,
+        cost_model: Global___CostModel | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["objective", b"objective"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cost_model", b"cost_model", "objective", b"objective"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acquisition", b"acquisition", "constraints", b"constraints", "max_pending", b"max_pending", "metrics", b"metrics", "n_initial", b"n_initial", "name", b"name", "objective", b"objective", "objectives", b"objectives", "parameters", b"parameters", "reference_point", b"reference_point", "seed", b"seed", "trial_timeout_seconds", b"trial_timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acquisition", b"acquisition", "constraints", b"constraints", "cost_model", b"cost_model", "max_pending", b"max_pending", "metrics", b"metrics", "n_initial", b"n_initial", "name", b"name", "objective", b"objective", "objectives", b"objectives", "parameters", b"parameters", "reference_point", b"reference_point", "seed", b"seed", "trial_timeout_seconds", b"trial_timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
