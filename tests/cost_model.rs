@@ -6,6 +6,7 @@
 //! input is refused with its code and field.
 
 mod common;
+use common::{category, number};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -75,20 +76,6 @@ fn toy_duration_ms(mem: f64, arm: bool) -> f64 {
     let cpu_s = 1.2 * slow * (0.75 / vcpu.min(1.0) + 0.25 / vcpu);
     let pressure = 1.0 + (400.0 / mem).powi(3);
     1000.0 * (cpu_s * pressure + 0.25) + 0.3
-}
-
-fn number(t: &pb::Trial, k: &str) -> f64 {
-    match t.params[k].kind {
-        Some(value::Kind::Number(x)) => x,
-        _ => panic!("{k} is not a number in {t:?}"),
-    }
-}
-
-fn category(t: &pb::Trial, k: &str) -> String {
-    match &t.params[k].kind {
-        Some(value::Kind::Category(c)) => c.clone(),
-        _ => panic!("{k} is not a category in {t:?}"),
-    }
 }
 
 #[track_caller]

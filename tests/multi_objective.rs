@@ -5,6 +5,7 @@
 //! and field.
 
 mod common;
+use common::number;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -58,13 +59,6 @@ fn zdt(name: &str) -> pb::CreateStudyRequest {
 fn zdt1(x1: f64, x2: f64) -> (f64, f64) {
     let g = 1.0 + 9.0 * x2;
     (x1, g * (1.0 - (x1 / g).sqrt()))
-}
-
-fn number(t: &pb::Trial, k: &str) -> f64 {
-    match t.params[k].kind {
-        Some(value::Kind::Number(x)) => x,
-        _ => panic!("{k} is not a number in {t:?}"),
-    }
 }
 
 /// A trial's objectives in minimization space.

@@ -1,11 +1,12 @@
 //! Black-box tests of `posterior.v1.Optimizer` over gRPC, on both stores.
 
 mod common;
+use common::{category, number};
 
 use std::collections::{HashMap, HashSet};
 
 use common::{BACKENDS, RedisServer, TestServer, start_on_redis};
-use posterior::pb::{self, optimizer_client::OptimizerClient, parameter::Kind, value};
+use posterior::pb::{self, optimizer_client::OptimizerClient, parameter::Kind};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -66,20 +67,6 @@ fn mixed_study(name: &str) -> pb::CreateStudyRequest {
         seed: 11,
         metrics: vec![],
         ..Default::default()
-    }
-}
-
-fn number(t: &pb::Trial, k: &str) -> f64 {
-    match t.params[k].kind {
-        Some(value::Kind::Number(x)) => x,
-        _ => panic!("{k} is not a number in {t:?}"),
-    }
-}
-
-fn category(t: &pb::Trial, k: &str) -> String {
-    match &t.params[k].kind {
-        Some(value::Kind::Category(c)) => c.clone(),
-        _ => panic!("{k} is not a category"),
     }
 }
 

@@ -5,6 +5,7 @@
 //! constraint lower bounds, and every new bad input with its code and field.
 
 mod common;
+use common::number;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -102,13 +103,6 @@ fn cat(c: &str) -> pb::Value {
 
 fn params(kv: &[(&str, pb::Value)]) -> HashMap<String, pb::Value> {
     kv.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
-}
-
-fn number(t: &pb::Trial, k: &str) -> f64 {
-    match t.params[k].kind {
-        Some(value::Kind::Number(x)) => x,
-        _ => panic!("{k} is not a number in {t:?}"),
-    }
 }
 
 fn state(t: &pb::Trial) -> pb::TrialState {

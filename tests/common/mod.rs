@@ -439,3 +439,19 @@ pub async fn http_json(
         .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {bytes:?}"));
     (status, json)
 }
+
+/// A trial's numeric parameter `k` (int, float or ordinal).
+pub fn number(t: &posterior::pb::Trial, k: &str) -> f64 {
+    match t.params[k].kind {
+        Some(posterior::pb::value::Kind::Number(x)) => x,
+        _ => panic!("{k} is not a number in {t:?}"),
+    }
+}
+
+/// A trial's categorical parameter `k`.
+pub fn category(t: &posterior::pb::Trial, k: &str) -> String {
+    match &t.params[k].kind {
+        Some(posterior::pb::value::Kind::Category(c)) => c.clone(),
+        _ => panic!("{k} is not a category in {t:?}"),
+    }
+}
