@@ -8,9 +8,9 @@ mod common;
 use common::number;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use common::{BACKENDS, Backend, TestServer};
+use common::{http_refused, refused};
 use posterior::pb::{self, optimizer_client::OptimizerClient, parameter::Kind, value};
 use serde_json::{Value as Json, json};
 use tonic::Code;
@@ -135,35 +135,8 @@ fn hypervolume_ie(front: &[[f64; 2]], r: [f64; 2]) -> f64 {
     total
 }
 
-#[track_caller]
-fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, field: &str) -> String {
-    let e = r.expect_err("expected an error");
-    assert_eq!(e.code(), code, "{}", e.message());
-    assert!(
-        e.message().contains(field),
-        "message {:?} does not name {field:?}",
-        e.message()
-    );
-    e.message().to_string()
-}
-
 /// One HTTP/1.1 request on a fresh connection: (status, JSON body).
 use common::http_json as http;
-
-#[track_caller]
-fn http_refused(r: &(u16, Json), status: u16, code: &str, field: &str) {
-    assert_eq!(r.0, status, "{}", r.1);
-    assert_eq!(r.1["error"]["status"], code, "{}", r.1);
-    let message = r.1["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains(field),
-        "{message:?} does not name {field:?}"
-    );
-}
-
-fn addr(s: &TestServer) -> SocketAddr {
-    s.running.as_ref().expect("running").addr
-}
 
 fn zdt_metrics(x1: f64, x2: f64) -> HashMap<String, f64> {
     let (f1, f2) = zdt1(x1, x2);
@@ -255,7 +228,7 @@ async fn two_objectives_over_grpc_find_a_front() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_objectives_over_http_find_a_front() {
     let s = TestServer::start(Backend::Memory).await;
-    let a = addr(&s);
+    let a = s.addr();
     let h = http(
         a,
         "POST",
@@ -435,14 +408,14 @@ async fn bad_inputs_name_the_field() {
         let mut body = body;
         body["name"] = json!("b");
         body["parameters"] = json!([{"name": "x1", "float": {"low": 0, "high": 1}}]);
-        let h = http(addr(&s), "POST", "/v1/studies", Some(&body)).await;
+        let h = http(s.addr(), "POST", "/v1/studies", Some(&body)).await;
         http_refused(&h, 400, "INVALID_ARGUMENT", field);
     }
     // Observe over HTTP without an objective's value.
     c.create_study(zdt("ok")).await.unwrap();
-    let t = http(addr(&s), "POST", "/v1/studies/ok:suggest", Some(&json!({}))).await;
+    let t = http(s.addr(), "POST", "/v1/studies/ok:suggest", Some(&json!({}))).await;
     let h = http(
-        addr(&s),
+        s.addr(),
         "POST",
         "/v1/studies/ok:observe",
         Some(

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{BACKENDS, Backend, RedisServer, ServiceProcess, TestServer, start_on_redis};
+use common::{http_refused, refused};
 use posterior::pb::{self, optimizer_client::OptimizerClient, parameter::Kind, value};
 use serde_json::{Value as Json, json};
 use tonic::Code;
@@ -160,41 +161,11 @@ async fn observe(
     .map(|r| r.into_inner().trial.expect("trial"))
 }
 
-/// The status has `code` and its message starts with `field` (the rule
-/// follows the field in every message).
-#[track_caller]
-fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, field: &str) -> String {
-    let e = r.expect_err("expected an error");
-    assert_eq!(e.code(), code, "{}", e.message());
-    assert!(
-        e.message().contains(field),
-        "message {:?} does not name {field:?}",
-        e.message()
-    );
-    e.message().to_string()
-}
-
 // ---- HTTP/JSON ---------------------------------------------------------------
 
 /// One HTTP/1.1 request on a fresh connection: (status, JSON body).
 async fn http_post(addr: SocketAddr, path: &str, body: &Json) -> (u16, Json) {
     common::http_json(addr, "POST", path, Some(body)).await
-}
-
-/// An HTTP error: the status, the gRPC code name and the field in the message.
-#[track_caller]
-fn http_refused(r: &(u16, Json), status: u16, code: &str, field: &str) {
-    assert_eq!(r.0, status, "{}", r.1);
-    assert_eq!(r.1["error"]["status"], code, "{}", r.1);
-    let message = r.1["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains(field),
-        "{message:?} does not name {field:?}"
-    );
-}
-
-fn addr(s: &TestServer) -> SocketAddr {
-    s.running.as_ref().expect("running").addr
 }
 
 // ---- abandon -------------------------------------------------------------------
@@ -393,7 +364,7 @@ async fn max_pending_is_refused_until_trials_are_observed_or_abandoned() {
             m.contains("max_pending = 3") && m.contains("observe or abandon"),
             "{m}"
         );
-        let h = http_post(addr(&s), "/v1/studies/p:suggest", &json!({"count": 2})).await;
+        let h = http_post(s.addr(), "/v1/studies/p:suggest", &json!({"count": 2})).await;
         http_refused(&h, 400, "FAILED_PRECONDITION", "observe or abandon");
         abandon(&mut c, "p", t[0].trial_id, None).await.unwrap();
         assert_eq!(suggest(&mut c, "p", 2).await.unwrap().len(), 2);
@@ -412,7 +383,7 @@ async fn max_pending_is_refused_until_trials_are_observed_or_abandoned() {
             "max_pending",
         );
         let h = http_post(
-            addr(&s),
+            s.addr(),
             "/v1/studies",
             &json!({
                 "name": "x",
@@ -508,7 +479,7 @@ async fn enqueued_trials_are_handed_out_first_in_order() {
         assert_eq!(number(&queued[1], "ratio"), 0.5);
         // Over HTTP too; a queued trial is not observable yet.
         let h = http_post(
-            addr(&s),
+            s.addr(),
             "/v1/studies/q:enqueue",
             &json!({"params": {"memory_mb": {"number": 128}, "ratio": {"number": 1}, "arch": {"category": "x86"}}}),
         )
@@ -653,7 +624,7 @@ async fn added_trials_are_validated_snapped_and_counted() {
 
         // HTTP: the same route, the same rules.
         let h = http_post(
-            addr(&s),
+            s.addr(),
             "/v1/studies/a:addTrial",
             &json!({"params": {"memory_mb": {"number": 200}, "ratio": {"number": 1}, "arch": {"category": "x86"}},
                     "value": 30, "metrics": {"throughput": 90}}),
@@ -663,14 +634,14 @@ async fn added_trials_are_validated_snapped_and_counted() {
         assert_eq!(h.1["trial"]["state"], "COMPLETED");
         assert_eq!(h.1["trial"]["params"]["memory_mb"]["number"], 192.0);
         let h = http_post(
-            addr(&s),
+            s.addr(),
             "/v1/studies/a:addTrial",
             &json!({"params": {"memory_mb": {"number": 200}}, "value": 1}),
         )
         .await;
         http_refused(&h, 400, "INVALID_ARGUMENT", "params.");
         let h = http_post(
-            addr(&s),
+            s.addr(),
             "/v1/studies/nope:addTrial",
             &json!({"params": {}}),
         )

@@ -246,6 +246,32 @@ impl Kernel {
 mod tests {
     use super::*;
 
+    /// Checks `k_with_grad`'s hyperparameter gradient at `h` against central
+    /// differences of `k` (step 1e-6, so the truncation error is O(1e-12)
+    /// and rounding O(1e-10); 1e-7 leaves room for both).
+    fn assert_hyper_grad_matches_fd(
+        h: &Hyper,
+        levels: Option<Arc<LevelMetric>>,
+        a: &[f64],
+        b: &[f64],
+    ) {
+        let (n_cont, n_cat) = (h.log_ls.len(), h.log_cat_ls.len());
+        let kernel = |h: &Hyper| Kernel::with_levels(h, levels.clone());
+        let v = h.to_vec();
+        let mut g = vec![0.0; n_cont + n_cat + 1];
+        kernel(h).k_with_grad(a, b, &mut g);
+        for (j, gj) in g.iter().enumerate() {
+            let eps = 1e-6;
+            let mut p = v.clone();
+            p[j] += eps;
+            let mut m = v.clone();
+            m[j] -= eps;
+            let kp = kernel(&Hyper::from_vec(&p, n_cont, n_cat)).k(a, b);
+            let km = kernel(&Hyper::from_vec(&m, n_cont, n_cat)).k(a, b);
+            assert!(((kp - km) / (2.0 * eps) - gj).abs() < 1e-7, "theta {j}");
+        }
+    }
+
     #[test]
     fn kernel_grads_match_finite_differences() {
         let h = Hyper {
@@ -257,19 +283,7 @@ mod tests {
         let a = [0.2, 0.7, 1.0];
         let b = [0.5, 0.1, 0.0];
         let k = Kernel::new(&h);
-        let mut g = vec![0.0; 4];
-        k.k_with_grad(&a, &b, &mut g);
-        let v = h.to_vec();
-        for j in 0..4 {
-            let eps = 1e-6;
-            let mut p = v.clone();
-            p[j] += eps;
-            let mut m = v.clone();
-            m[j] -= eps;
-            let kp = Kernel::new(&Hyper::from_vec(&p, 2, 1)).k(&a, &b);
-            let km = Kernel::new(&Hyper::from_vec(&m, 2, 1)).k(&a, &b);
-            assert!(((kp - km) / (2.0 * eps) - g[j]).abs() < 1e-7, "theta {j}");
-        }
+        assert_hyper_grad_matches_fd(&h, None, &a, &b);
         let mut gx = vec![0.0; 2];
         k.k_with_x_grad(&a, &b, &mut gx);
         for i in 0..2 {
@@ -304,19 +318,7 @@ mod tests {
             (ratio - (0.8f64 / 0.4f64.exp()).exp()).abs() < 1e-12,
             "{ratio}"
         );
-        let mut g = vec![0.0; 3];
-        k.k_with_grad(&a, &b, &mut g);
-        let v = h.to_vec();
-        for j in 0..3 {
-            let eps = 1e-6;
-            let mut p = v.clone();
-            p[j] += eps;
-            let mut m = v.clone();
-            m[j] -= eps;
-            let kp = Kernel::with_levels(&Hyper::from_vec(&p, 1, 1), levels.clone()).k(&a, &b);
-            let km = Kernel::with_levels(&Hyper::from_vec(&m, 1, 1), levels.clone()).k(&a, &b);
-            assert!(((kp - km) / (2.0 * eps) - g[j]).abs() < 1e-7, "theta {j}");
-        }
+        assert_hyper_grad_matches_fd(&h, levels.clone(), &a, &b);
         // With the featured dimension's second scale (on [a ≠ b]): the
         // factor is exp(-0.2/ℓ₁ - 1/ℓ₂), and its gradient checks out too.
         let h2 = Hyper {
@@ -326,18 +328,6 @@ mod tests {
         let k2 = Kernel::with_levels(&h2, levels.clone());
         let want = (-0.2 / 0.4f64.exp() - 1.0 / (-0.2f64).exp()).exp();
         assert!((k2.k(&a, &b) / k2.k(&[0.2, 0.0], &[0.5, 0.0]) - want).abs() < 1e-12);
-        let mut g = vec![0.0; 4];
-        k2.k_with_grad(&a, &b, &mut g);
-        let v = h2.to_vec();
-        for j in 0..4 {
-            let eps = 1e-6;
-            let mut p = v.clone();
-            p[j] += eps;
-            let mut m = v.clone();
-            m[j] -= eps;
-            let kp = Kernel::with_levels(&Hyper::from_vec(&p, 1, 2), levels.clone()).k(&a, &b);
-            let km = Kernel::with_levels(&Hyper::from_vec(&m, 1, 2), levels.clone()).k(&a, &b);
-            assert!(((kp - km) / (2.0 * eps) - g[j]).abs() < 1e-7, "theta {j}");
-        }
+        assert_hyper_grad_matches_fd(&h2, levels, &a, &b);
     }
 }
