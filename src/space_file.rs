@@ -5,6 +5,10 @@
 //!
 //! ```toml
 //! objective = { name = "cost_uusd", goal = "minimize" }   # or "maximize"
+//! # or several (2 to 4), instead of `objective`:
+//! #   [[objectives]]  name = "cost", goal = "minimize"
+//! #   [[objectives]]  name = "p95_ms"
+//! #   reference_point = [200e-6, 10000]   # optional; derived when absent
 //! n_initial = 8            # optional; default scales with the dimension
 //! acquisition = "log_ei"   # optional: log_ei | ucb | pi
 //! seed = 42                # optional
@@ -66,7 +70,15 @@ use crate::pb;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    objective: Objective,
+    /// One objective, or `objectives` (2 to 4) and optionally
+    /// `reference_point`: exactly one of the two (the server checks the
+    /// counts and names).
+    #[serde(default)]
+    objective: Option<Objective>,
+    #[serde(default)]
+    objectives: Vec<Objective>,
+    #[serde(default)]
+    reference_point: Vec<f64>,
     #[serde(default)]
     n_initial: u32,
     #[serde(default)]
@@ -330,6 +342,25 @@ fn minimize() -> String {
     "minimize".into()
 }
 
+impl Objective {
+    /// `field`: where the objective is in the file, for the error.
+    fn into_pb(self, field: &str) -> Result<pb::Objective, String> {
+        let goal = match self.goal.to_ascii_lowercase().as_str() {
+            "minimize" => pb::Goal::Minimize,
+            "maximize" => pb::Goal::Maximize,
+            other => {
+                return Err(format!(
+                    "{field}.goal: must be \"minimize\" or \"maximize\", got {other:?}"
+                ));
+            }
+        };
+        Ok(pb::Objective {
+            name: self.name,
+            goal: goal as i32,
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Range<T> {
@@ -372,15 +403,26 @@ pub fn parse_at(
     base: Option<&std::path::Path>,
 ) -> Result<pb::CreateStudyRequest, String> {
     let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
-    let goal = match f.objective.goal.to_ascii_lowercase().as_str() {
-        "minimize" => pb::Goal::Minimize,
-        "maximize" => pb::Goal::Maximize,
-        other => {
-            return Err(format!(
-                "objective.goal: must be \"minimize\" or \"maximize\", got {other:?}"
-            ));
+    let objective = match (f.objective, f.objectives.is_empty()) {
+        (Some(o), true) => Some(o.into_pb("objective")?),
+        (None, false) => None,
+        (Some(_), false) => {
+            return Err(
+                "objectives: exclusive with `objective`; set `objective` for one objective or `[[objectives]]` for several".into(),
+            );
+        }
+        (None, true) => {
+            return Err(
+                "objective: required (objective = { name = \"...\", goal = \"minimize\" }), or [[objectives]] for several".into(),
+            );
         }
     };
+    let objectives = f
+        .objectives
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| o.into_pb(&format!("objectives[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
     let acquisition = match f
         .acquisition
         .as_deref()
@@ -498,10 +540,7 @@ pub fn parse_at(
     Ok(pb::CreateStudyRequest {
         name: name.to_string(),
         parameters,
-        objective: Some(pb::Objective {
-            name: f.objective.name,
-            goal: goal as i32,
-        }),
+        objective,
         constraints: f
             .constraints
             .into_iter()
@@ -523,9 +562,8 @@ pub fn parse_at(
         n_initial: f.n_initial,
         acquisition: acquisition as i32,
         seed: f.seed,
-        // Several objectives are not in the space file (yet): CreateStudy.
-        objectives: vec![],
-        reference_point: vec![],
+        objectives,
+        reference_point: f.reference_point,
         cost_model,
         metrics: f.metrics,
         trial_timeout_seconds: f.trial_timeout_seconds,
@@ -619,7 +657,11 @@ mod tests {
     #[test]
     fn the_examples_parse() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-        for (file, params) in [("lambda.toml", 2), ("batch_job.toml", 2)] {
+        for (file, params) in [
+            ("lambda.toml", 2),
+            ("batch_job.toml", 2),
+            ("lambda_two_objectives.toml", 2),
+        ] {
             let text = std::fs::read_to_string(dir.join(file)).unwrap();
             let r = parse_at("s", &text, Some(&dir)).unwrap();
             assert_eq!(r.parameters.len(), params, "{file}");
@@ -644,5 +686,39 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn several_objectives_with_a_reference_point() {
+        let text = "parameters = []\nreference_point = [2e-4, 1e4]\n\n[[objectives]]\nname = \"cost\"\n\n[[objectives]]\nname = \"throughput\"\ngoal = \"Maximize\"\n";
+        let r = parse("s", text).unwrap();
+        assert_eq!(r.objective, None);
+        let got: Vec<(&str, i32)> = r
+            .objectives
+            .iter()
+            .map(|o| (o.name.as_str(), o.goal))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("cost", pb::Goal::Minimize as i32),
+                ("throughput", pb::Goal::Maximize as i32)
+            ]
+        );
+        assert_eq!(r.reference_point, [2e-4, 1e4]);
+        for (text, field) in [
+            ("parameters = []\n", "objective"),
+            (
+                "objective = { name = \"a\" }\nparameters = []\n[[objectives]]\nname = \"b\"\n",
+                "objectives",
+            ),
+            (
+                "parameters = []\n[[objectives]]\nname = \"b\"\ngoal = \"up\"\n",
+                "objectives[0].goal",
+            ),
+        ] {
+            let e = parse("s", text).unwrap_err();
+            assert!(e.starts_with(field), "{text}: {e}");
+        }
     }
 }

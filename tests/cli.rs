@@ -914,6 +914,47 @@ async fn cost_model_study_from_a_catalog() {
     assert!(show.contains("cost model: INSTANCE_HOURS"), "{show}");
     assert!(show.contains(&format!("{want:.6}")), "{show}");
 
+    // Two objectives, cost and p95, from the example file: the CLI reports
+    // duration and p95 only, and the front shows the computed cost.
+    let v = json(&[
+        "study",
+        "create",
+        "two",
+        "--space",
+        &format!("{dir}/lambda_two_objectives.toml"),
+        "--server",
+        url,
+    ])
+    .await;
+    assert_eq!(v["study"]["objectives"][0]["name"], "cost", "{v}");
+    assert_eq!(v["study"]["referencePoint"][1], 10000.0, "{v}");
+    let v = json(&["suggest", "two", "--server", url]).await;
+    let t = &v["trials"][0]["params"];
+    let mem = t["memory_mb"]["number"].as_f64().expect("memory_mb");
+    let per_gb_s = match t["arch"]["category"].as_str() {
+        Some("arm64") => 0.0000133334,
+        _ => 0.0000166667,
+    };
+    let v = json(&[
+        "observe",
+        "two",
+        "--trial",
+        "1",
+        "--metric",
+        "duration_ms=812.4",
+        "--metric",
+        "p95_ms=1400",
+        "--server",
+        url,
+    ])
+    .await;
+    // Billed duration rounded up to 813 ms, plus $0.20 per million requests.
+    let want = mem / 1024.0 * 0.813 * per_gb_s + 0.2e-6;
+    let cost = v["trial"]["metrics"]["cost"].as_f64().expect("cost");
+    assert!((cost - want).abs() <= 1e-12 * want, "{cost} vs {want}");
+    let show = ok(&["study", "show", "two", "--server", url]).await;
+    assert!(show.contains("pareto front: 1 trial\n"), "{show}");
+
     let space = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/serverless.toml");
     ok(&["study", "create", "fn", "--space", space, "--server", url]).await;
     ok(&["suggest", "fn", "--server", url]).await;

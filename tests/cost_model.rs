@@ -6,25 +6,20 @@
 //! input is refused with its code and field.
 
 mod common;
-use common::{category, number};
+use common::{category, number, suggest_one};
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use common::{BACKENDS, Backend, TestServer};
-use posterior::pb::{self, optimizer_client::OptimizerClient, parameter::Kind, value};
-use serde_json::{Value as Json, json};
+use common::{http_refused, refused};
+use posterior::pb::{self, parameter::Kind, value};
+use serde_json::json;
 use tonic::Code;
-use tonic::transport::Channel;
 
 /// AWS Lambda us-east-1 as published: $ per GB-second and per request.
 const X86_PER_GB_S: f64 = 0.0000166667;
 const ARM_PER_GB_S: f64 = 0.0000133334;
 const PER_REQUEST: f64 = 0.2e-6; // $0.20 per million
-
-async fn client(url: &str) -> OptimizerClient<Channel> {
-    OptimizerClient::connect(url.to_string()).await.unwrap()
-}
 
 fn memory() -> pb::Parameter {
     pb::Parameter {
@@ -78,39 +73,13 @@ fn toy_duration_ms(mem: f64, arm: bool) -> f64 {
     1000.0 * (cpu_s * pressure + 0.25) + 0.3
 }
 
-#[track_caller]
-fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, field: &str) {
-    let e = r.expect_err("expected an error");
-    assert_eq!(e.code(), code, "{}", e.message());
-    assert!(
-        e.message().contains(field),
-        "message {:?} does not name {field:?}",
-        e.message()
-    );
-}
-
 use common::http_json as http;
-
-#[track_caller]
-fn http_refused(r: &(u16, Json), field: &str) {
-    assert_eq!(r.0, 400, "{}", r.1);
-    assert_eq!(r.1["error"]["status"], "INVALID_ARGUMENT", "{}", r.1);
-    let message = r.1["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains(field),
-        "{message:?} does not name {field:?}"
-    );
-}
-
-fn addr(s: &TestServer) -> SocketAddr {
-    s.running.as_ref().expect("running").addr
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lambda_studies_bill_exactly_on_every_store() {
     for backend in BACKENDS {
         let s = TestServer::start(backend).await;
-        let mut c = client(&s.url).await;
+        let mut c = s.optimizer().await;
         let created = c.create_study(lambda("l")).await.unwrap().into_inner();
         let cm = created.study.unwrap().cost_model.expect("cost_model");
         assert_eq!(cm.kind, pb::CostModelKind::Lambda as i32);
@@ -127,16 +96,7 @@ async fn lambda_studies_bill_exactly_on_every_store() {
         );
         let mut costs = Vec::new();
         for round in 0..14 {
-            let t = c
-                .suggest(pb::SuggestRequest {
-                    study: "l".into(),
-                    count: 1,
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .trials
-                .remove(0);
+            let t = suggest_one(&mut c, "l").await;
             let mem = number(&t, "memory_mb");
             assert_eq!((mem as i64 - 128) % 64, 0, "{mem} is off the 64 MB grid");
             assert!((128.0..=10240.0).contains(&mem));
@@ -191,7 +151,7 @@ async fn lambda_studies_bill_exactly_on_every_store() {
 #[tokio::test(flavor = "multi_thread")]
 async fn instance_hours_with_level_features_over_http() {
     let s = TestServer::start(Backend::Memory).await;
-    let a = addr(&s);
+    let a = s.addr();
     let prices = [
         ("m5.large", 0.096),
         ("m6g.large", 0.077),
@@ -305,7 +265,14 @@ fn bad_requests() -> Vec<(&'static str, pb::CreateStudyRequest, &'static str)> {
             goal: 0,
         },
     ];
-    out.push(("several objectives", r, "cost_model"));
+    out.push((
+        "several objectives, none named cost",
+        r.clone(),
+        "objectives",
+    ));
+    r.objectives[0].name = "cost".into();
+    r.objectives[0].goal = pb::Goal::Maximize as i32;
+    out.push(("the cost objective maximized", r, "objectives[0].goal"));
     let mut r = lambda("b");
     r.cost_model = Some(pb::CostModel {
         kind: pb::CostModelKind::InstanceHours as i32,
@@ -343,8 +310,8 @@ fn bad_requests() -> Vec<(&'static str, pb::CreateStudyRequest, &'static str)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_inputs_name_their_field_over_grpc_and_http() {
     let s = TestServer::start(Backend::Memory).await;
-    let mut c = client(&s.url).await;
-    let a = addr(&s);
+    let mut c = s.optimizer().await;
+    let a = s.addr();
     for (what, req, field) in bad_requests() {
         eprintln!("{what}");
         refused(
@@ -355,7 +322,12 @@ async fn bad_inputs_name_their_field_over_grpc_and_http() {
         // The same request as proto3 JSON (pbjson's mapping of the message;
         // an unknown enum number has none, its JSON spelling is below).
         if let Ok(body) = serde_json::to_value(&req) {
-            http_refused(&http(a, "POST", "/v1/studies", Some(&body)).await, field);
+            http_refused(
+                &http(a, "POST", "/v1/studies", Some(&body)).await,
+                400,
+                "INVALID_ARGUMENT",
+                field,
+            );
         }
     }
     let mut body = serde_json::to_value(lambda("b")).unwrap();
@@ -369,16 +341,7 @@ async fn bad_inputs_name_their_field_over_grpc_and_http() {
     );
     // Observe without a duration, or with a bad one.
     c.create_study(lambda("o")).await.unwrap();
-    let t = c
-        .suggest(pb::SuggestRequest {
-            study: "o".into(),
-            count: 1,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .trials
-        .remove(0);
+    let t = suggest_one(&mut c, "o").await;
     let observe = |metrics: HashMap<String, f64>| pb::ObserveRequest {
         study: "o".into(),
         trial_id: t.trial_id,
@@ -413,7 +376,7 @@ async fn bad_inputs_name_their_field_over_grpc_and_http() {
         Some(&json!({"trialId": t.trial_id.to_string(), "metrics": {"p95_ms": 3}})),
     )
     .await;
-    http_refused(&h, "metrics.duration_ms");
+    http_refused(&h, 400, "INVALID_ARGUMENT", "metrics.duration_ms");
     // Still pending after the refusals: a good report completes it.
     let done = c
         .observe(observe(HashMap::from([("duration_ms".into(), 100.0)])))
@@ -439,7 +402,7 @@ async fn bad_inputs_name_their_field_over_grpc_and_http() {
 #[tokio::test(flavor = "multi_thread")]
 async fn add_trial_batches_and_slices_with_known_prices() {
     let s = TestServer::start(Backend::Memory).await;
-    let mut c = client(&s.url).await;
+    let mut c = s.optimizer().await;
     c.create_study(lambda("a")).await.unwrap();
     let number_value = |x: f64| pb::Value {
         kind: Some(value::Kind::Number(x)),
@@ -526,4 +489,106 @@ async fn add_trial_batches_and_slices_with_known_prices() {
     );
     let rec = r.recommended.expect("recommended");
     assert!(rec.mean > 0.0 && rec.mean < 2.0 * lo, "{rec:?} vs {lo}");
+}
+
+/// The LAMBDA toy with two objectives, cost and p95 duration (the
+/// serverless trade-off): the `cost` objective is posterior's exact bill of
+/// the reported duration, the front is the brute-force non-dominated set
+/// of (cost, p95), and reporting the cost or leaving out p95 is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn cost_and_latency_as_two_objectives_on_every_store() {
+    for backend in BACKENDS {
+        let s = TestServer::start(backend).await;
+        let mut c = s.optimizer().await;
+        let mut req = lambda("two");
+        req.objective = None;
+        // The cost second: which objective is priced goes by its name.
+        req.objectives = vec![
+            pb::Objective {
+                name: "p95_ms".into(),
+                goal: pb::Goal::Minimize as i32,
+            },
+            pb::Objective {
+                name: "cost".into(),
+                goal: pb::Goal::Minimize as i32,
+            },
+        ];
+        c.create_study(req).await.unwrap();
+        for round in 0..12 {
+            let t = suggest_one(&mut c, "two").await;
+            let (mem, arm) = (number(&t, "memory_mb"), category(&t, "arch") == "arm64");
+            let d = toy_duration_ms(mem, arm);
+            let observe = |metrics: HashMap<String, f64>| pb::ObserveRequest {
+                study: "two".into(),
+                trial_id: t.trial_id,
+                value: 0.0,
+                metrics,
+                failed: false,
+            };
+            if round == 0 {
+                refused(
+                    c.observe(observe(HashMap::from([
+                        ("duration_ms".into(), d),
+                        ("p95_ms".into(), 1.5 * d),
+                        ("cost".into(), 1.0),
+                    ])))
+                    .await,
+                    Code::InvalidArgument,
+                    "metrics.cost",
+                );
+                refused(
+                    c.observe(observe(HashMap::from([("duration_ms".into(), d)])))
+                        .await,
+                    Code::InvalidArgument,
+                    "metrics.p95_ms",
+                );
+            }
+            let done = c
+                .observe(observe(HashMap::from([
+                    ("duration_ms".into(), d),
+                    ("p95_ms".into(), 1.5 * d),
+                ])))
+                .await
+                .unwrap()
+                .into_inner()
+                .trial
+                .unwrap();
+            let price = if arm { ARM_PER_GB_S } else { X86_PER_GB_S };
+            let want = mem / 1024.0 * d.ceil() / 1000.0 * price + PER_REQUEST;
+            let got = done.metrics["cost"];
+            assert!(
+                (got - want).abs() <= 1e-12 * want,
+                "{backend:?} {mem} MB: {got} vs {want}"
+            );
+            assert_eq!(done.value, Some(1.5 * d), "value is the first objective's");
+        }
+        let r = c
+            .get_study(pb::GetStudyRequest { name: "two".into() })
+            .await
+            .unwrap()
+            .into_inner();
+        let point = |t: &pb::Trial| (t.metrics["p95_ms"], t.metrics["cost"]);
+        let dominates =
+            |a: (f64, f64), b: (f64, f64)| a.0 <= b.0 && a.1 <= b.1 && (a.0 < b.0 || a.1 < b.1);
+        let front: Vec<u64> = r.pareto_front.iter().map(|t| t.trial_id).collect();
+        assert!(!front.is_empty(), "{backend:?}: an empty front");
+        for t in r
+            .trials
+            .iter()
+            .filter(|t| t.state == pb::TrialState::Completed as i32)
+        {
+            let dominated = r
+                .trials
+                .iter()
+                .filter(|u| u.state == pb::TrialState::Completed as i32)
+                .any(|u| dominates(point(u), point(t)));
+            assert_eq!(
+                front.contains(&t.trial_id),
+                !dominated,
+                "{backend:?}: trial {}",
+                t.trial_id
+            );
+        }
+        assert!(r.hypervolume.is_some_and(|h| h > 0.0), "{backend:?}");
+    }
 }

@@ -37,6 +37,10 @@ pub const DURATION_METRIC: &str = "duration_ms";
 /// Optional LAMBDA metric: the number of requests the trial was billed
 /// for (default 1).
 pub const REQUESTS_METRIC: &str = "requests";
+/// With several objectives, the objective a cost model prices: posterior
+/// computes its value from the prices and the reported usage (it is not
+/// reported), and it must be minimized.
+pub const COST_OBJECTIVE: &str = "cost";
 /// The parameters LAMBDA needs.
 pub const MEMORY_PARAM: &str = "memory_mb";
 pub const ARCH_PARAM: &str = "arch";

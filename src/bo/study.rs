@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::cost::{COST_OBJECTIVE, DURATION_METRIC};
 use super::pareto::Objective;
 use super::suggest::{
     FitState, MAX_ABS_VALUE, MAX_METRIC_NAME_LEN, Observation, Recommendation, StudySpec,
@@ -83,9 +84,35 @@ pub struct StudyDef {
 }
 
 impl StudyDef {
+    /// The spec the models are fitted with. With several objectives a cost
+    /// model only computes the cost objective's value (see
+    /// `check_outcome`): the scalarized objectives that ParEGO models are
+    /// not a cost, so their GP must not be the cost model's ln-duration
+    /// model.
+    fn model_spec(&self) -> std::borrow::Cow<'_, StudySpec> {
+        if self.objectives.is_empty() || self.spec.cost_model.is_none() {
+            return std::borrow::Cow::Borrowed(&self.spec);
+        }
+        std::borrow::Cow::Owned(StudySpec {
+            cost_model: None,
+            ..self.spec.clone()
+        })
+    }
+
     /// Every rule on the definition; errors name the field.
     pub fn validate(&self) -> Result<(), BoError> {
-        self.spec.validate()?;
+        if self.objectives.is_empty() {
+            self.spec.validate()?;
+        } else {
+            // With several objectives `spec.goal` is only the first
+            // objective's, and no rule of the spec is about it (the cost
+            // objective's own goal is checked below).
+            StudySpec {
+                goal: super::Goal::Minimize,
+                ..self.spec.clone()
+            }
+            .validate()?;
+        }
         if !(1..=MAX_PENDING_CEILING).contains(&self.max_pending) {
             return Err(BoError::spec(
                 "max_pending",
@@ -106,10 +133,27 @@ impl StudyDef {
         }
         self.validate_objectives()?;
         if self.spec.cost_model.is_some() && !self.objectives.is_empty() {
-            return Err(BoError::spec(
-                "cost_model",
-                "not with several objectives (not implemented: a cost model is for one objective, the cost)",
-            ));
+            let cost = self
+                .objectives
+                .iter()
+                .position(|o| o.name == COST_OBJECTIVE);
+            match cost {
+                None => {
+                    return Err(BoError::spec(
+                        "objectives",
+                        format!(
+                            "with a cost_model one objective must be named {COST_OBJECTIVE:?}: posterior computes it from the prices and the reported {DURATION_METRIC}"
+                        ),
+                    ));
+                }
+                Some(i) if self.objectives[i].goal != super::Goal::Minimize => {
+                    return Err(BoError::spec(
+                        format!("objectives[{i}].goal"),
+                        "must be MINIMIZE for the cost objective of a cost_model",
+                    ));
+                }
+                Some(_) => {}
+            }
         }
         validate_metric_name("objective.name", &self.objective)?;
         if self.metrics.len() > MAX_METRICS {
@@ -408,7 +452,7 @@ impl StudyState {
             )
         } else {
             crate::bo::pareto::suggest_parego(
-                &self.def.spec,
+                &self.def.model_spec(),
                 &self.def.objectives,
                 &obs,
                 &pending,
@@ -447,16 +491,18 @@ impl StudyState {
 
     /// The rules on an outcome (Observe and AddTrial): metric names and
     /// values, the objective's value, every constrained metric present.
-    /// Returns the value to store: `value`, with known prices the cost at
-    /// `config` (the trial's configuration), or with several objectives the
-    /// first objective's (the `value` sent is then ignored).
+    /// Returns the value and metrics to store: `value`, with known prices
+    /// the cost at `config` (the trial's configuration), or with several
+    /// objectives the first objective's (the `value` sent is then
+    /// ignored); with several objectives and a cost model, the metrics
+    /// gain the cost objective's computed value.
     fn check_outcome(
         &self,
         config: Option<&Point>,
         value: f64,
-        metrics: &BTreeMap<String, f64>,
+        mut metrics: BTreeMap<String, f64>,
         failed: bool,
-    ) -> Result<f64, ObserveError> {
+    ) -> Result<(f64, BTreeMap<String, f64>), ObserveError> {
         let def = &self.def;
         if metrics.len() > MAX_METRICS {
             return Err(ObserveError::Invalid(format!(
@@ -475,7 +521,7 @@ impl StudyState {
                 k.len()
             )));
         }
-        for (k, v) in metrics {
+        for (k, v) in &metrics {
             if !v.is_finite() || v.abs() > MAX_ABS_VALUE {
                 return Err(ObserveError::Invalid(format!(
                     "metrics[{k:?}]: must be finite with |value| <= {MAX_ABS_VALUE:e}, got {v}"
@@ -491,6 +537,22 @@ impl StudyState {
                 )));
             }
         }
+        // Several objectives with a cost model: the cost objective is
+        // computed, never reported (two sources of one number would
+        // disagree as soon as a price changes).
+        let computed_cost = def.spec.cost_model.is_some() && !def.objectives.is_empty();
+        if computed_cost && metrics.contains_key(COST_OBJECTIVE) {
+            return Err(ObserveError::Invalid(format!(
+                "metrics.{COST_OBJECTIVE}: computed by posterior from the cost_model's prices and the reported {DURATION_METRIC}; do not report it"
+            )));
+        }
+        if computed_cost
+            && !failed
+            && let (Some(cm), Some(c)) = (&def.spec.cost_model, config)
+        {
+            let cost = cm.cost(c, &metrics).map_err(ObserveError::Invalid)?;
+            metrics.insert(COST_OBJECTIVE.to_string(), cost);
+        }
         if !failed && !def.objectives.is_empty() {
             for o in &def.objectives {
                 if !metrics.contains_key(&o.name) {
@@ -505,10 +567,12 @@ impl StudyState {
             Some(o) if !failed => metrics.get(&o.name).copied().unwrap_or(value),
             _ => value,
         };
-        // Known prices: the value is the exact cost of the reported usage
-        // (the `value` sent is ignored).
+        // Known prices, one objective: the value is the exact cost of the
+        // reported usage (the `value` sent is ignored).
         let value = match (&def.spec.cost_model, config) {
-            (Some(cm), Some(c)) if !failed => cm.cost(c, metrics).map_err(ObserveError::Invalid)?,
+            (Some(cm), Some(c)) if !failed && !computed_cost => {
+                cm.cost(c, &metrics).map_err(ObserveError::Invalid)?
+            }
             _ => value,
         };
         if !failed {
@@ -526,7 +590,7 @@ impl StudyState {
                 }
             }
         }
-        Ok(value)
+        Ok((value, metrics))
     }
 
     /// Complete (or fail) a pending trial.
@@ -543,7 +607,7 @@ impl StudyState {
             .iter()
             .find(|t| t.id == trial_id)
             .map(|t| t.config.clone());
-        let value = self.check_outcome(config.as_ref(), value, &metrics, failed)?;
+        let (value, metrics) = self.check_outcome(config.as_ref(), value, metrics, failed)?;
         let t = self.trial_mut(trial_id)?;
         match t.state {
             TrialState::Pending => {}
@@ -580,8 +644,12 @@ impl StudyState {
     /// (`recommended` is then an index into `trials`); see `bo::slices`.
     pub fn slices(&self, points: usize) -> Option<crate::bo::slices::Slices> {
         let (obs, idx) = self.observations();
-        let mut s =
-            crate::bo::slices::slices_validated(&self.def.spec, &obs, self.fit.as_ref(), points)?;
+        let mut s = crate::bo::slices::slices_validated(
+            &self.def.model_spec(),
+            &obs,
+            self.fit.as_ref(),
+            points,
+        )?;
         s.recommended = *idx.get(s.recommended)?;
         Some(s)
     }
@@ -686,7 +754,7 @@ impl StudyState {
         now_ms: i64,
     ) -> Result<Trial, ObserveError> {
         let config = self.user_config(params)?;
-        let value = self.check_outcome(Some(&config), value, &metrics, failed)?;
+        let (value, metrics) = self.check_outcome(Some(&config), value, metrics, failed)?;
         let (finished, pending) = (self.finished(), self.pending());
         if finished + pending >= MAX_TRIALS {
             return Err(ObserveError::Precondition(format!(
@@ -712,7 +780,8 @@ impl StudyState {
     /// Best observed feasible trial and the noise-aware recommendation.
     pub fn best(&self) -> Option<Best> {
         let (obs, idx) = self.observations();
-        let r: Recommendation = recommend_validated(&self.def.spec, &obs, self.fit.as_ref())?;
+        let r: Recommendation =
+            recommend_validated(&self.def.model_spec(), &obs, self.fit.as_ref())?;
         Some(Best {
             best_observed: r.best_observed.and_then(|i| idx.get(i).copied()),
             recommended: r.recommended.and_then(|i| idx.get(i).copied()),

@@ -400,7 +400,8 @@ pub fn study(r: &pb::GetStudyResponse) -> String {
 /// The Pareto front of a study with several objectives: one row per trial
 /// with each objective's value, then the hypervolume and its reference.
 fn pareto_front(r: &pb::GetStudyResponse, objectives: &[pb::Objective]) -> String {
-    let mut out = format!("pareto front: {} trials\n", r.pareto_front.len());
+    let n = r.pareto_front.len();
+    let mut out = format!("pareto front: {n} trial{}\n", if n == 1 { "" } else { "s" });
     let mut columns = vec![("trial", Align::Right, 6)];
     columns.extend(
         objectives

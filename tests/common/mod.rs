@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use posterior::config::Config;
 use posterior::pb::bandits_client::BanditsClient;
+use posterior::pb::optimizer_client::OptimizerClient;
 use posterior::server::Running;
 use tonic::transport::Channel;
 
@@ -291,6 +292,17 @@ impl TestServer {
             .await
             .expect("connect to server")
     }
+
+    pub async fn optimizer(&self) -> OptimizerClient<Channel> {
+        OptimizerClient::connect(self.url.clone())
+            .await
+            .expect("connect to server")
+    }
+
+    /// The server's listening address (gRPC and HTTP share it).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.running.as_ref().expect("running").addr
+    }
 }
 
 /// Defaults, bound to a free loopback port, on the in-memory store (tests
@@ -454,4 +466,49 @@ pub fn category(t: &posterior::pb::Trial, k: &str) -> String {
         Some(posterior::pb::value::Kind::Category(c)) => c.clone(),
         _ => panic!("{k} is not a category in {t:?}"),
     }
+}
+
+/// Asserts that a gRPC call was refused with `code` and a message naming
+/// `field` (every bad input names its field); returns the message.
+#[track_caller]
+pub fn refused<T: std::fmt::Debug>(
+    r: Result<T, tonic::Status>,
+    code: tonic::Code,
+    field: &str,
+) -> String {
+    let e = r.expect_err("expected an error");
+    assert_eq!(e.code(), code, "{}", e.message());
+    assert!(
+        e.message().contains(field),
+        "message {:?} does not name {field:?}",
+        e.message()
+    );
+    e.message().to_string()
+}
+
+/// The HTTP counterpart of [`refused`]: `status`, the error body's gRPC
+/// code name `code`, and a message naming `field`.
+#[track_caller]
+pub fn http_refused(r: &(u16, serde_json::Value), status: u16, code: &str, field: &str) {
+    assert_eq!(r.0, status, "{}", r.1);
+    assert_eq!(r.1["error"]["status"], code, "{}", r.1);
+    let message = r.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(field),
+        "{message:?} does not name {field:?}"
+    );
+}
+
+/// Suggest one trial of `study` (panics on an error: for tests whose point
+/// is elsewhere).
+pub async fn suggest_one(c: &mut OptimizerClient<Channel>, study: &str) -> posterior::pb::Trial {
+    c.suggest(posterior::pb::SuggestRequest {
+        study: study.into(),
+        count: 1,
+    })
+    .await
+    .expect("suggest")
+    .into_inner()
+    .trials
+    .remove(0)
 }
