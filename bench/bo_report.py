@@ -176,6 +176,7 @@ def main():
     ap.add_argument("--threads-note", default="", help="OMP/OPENBLAS/MKL threads of the Python peers")
     ap.add_argument("--load-note", default="", help="1/5/15-min load averages around the phases")
     ap.add_argument("--note", default="", help="a paragraph under the title (what was run, the commands)")
+    ap.add_argument("--overlapped", action="store_true", help="the peers and posterior ran at the same time")
     args = ap.parse_args()
 
     docs = [json.load(open(p)) for p in args.inputs]
@@ -235,7 +236,9 @@ def main():
     if args.load_note:
         L.append(f"- load average (1/5/15 min; the machine is shared, so timings carry that noise): "
                  f"{args.load_note}")
-    L.append("- The Python peers and the Rust example ran one after the other, never at the same time. "
+    L.append(("- The Python peers and the Rust example overlapped in time (see the note above): step times carry "
+              "each other's load; regrets and hypervolumes do not depend on time. " if args.overlapped else
+              "- The Python peers and the Rust example ran one after the other, never at the same time. ") +
              "posterior is single-threaded; the peers ran with OMP/OPENBLAS/MKL_NUM_THREADS="
              + (args.threads_note or "(library defaults)") + " (Optuna's GPSampler also sets torch to one "
              "thread while it optimizes).")

@@ -35,8 +35,8 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use clap::Parser;
-use posterior::bo::testfns::{self, TestFn};
 use posterior::bo::pareto::Objective;
+use posterior::bo::testfns::{self, TestFn};
 use posterior::bo::{
     Constraint, CostModel, DEFAULT_MAX_PENDING, FitState, Goal, Observation, ParamKind, ParamValue,
     Parameter, Point, SearchSpace, StudyDef, StudySpec, StudyState, default_n_initial, suggest,
@@ -199,9 +199,8 @@ impl Problem {
         match &self.kind {
             ProblemKind::Instances { .. } => {
                 let cat = catalog();
-                instance(&cat, c).is_some_and(|t| {
-                    job_hours(t, num(c, "threads"), 0.0) * 3_600_000.0 <= SLO_MS
-                })
+                instance(&cat, c)
+                    .is_some_and(|t| job_hours(t, num(c, "threads"), 0.0) * 3_600_000.0 <= SLO_MS)
             }
             _ => true,
         }
@@ -342,7 +341,10 @@ fn instances(name: &str, features: bool, known_prices: bool) -> Problem {
         .map(|(t, n)| t.price_per_hour * job_hours(t, n, 0.0))
         .collect();
     let optimum = feasible_costs.iter().copied().fold(f64::INFINITY, f64::min);
-    let worst = feasible_costs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let worst = feasible_costs
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
     Problem {
         name: name.into(),
         space: SearchSpace {
@@ -443,10 +445,15 @@ impl MoProblem {
             return [x[0], g * (1.0 - (x[0] / g).sqrt())];
         }
         let mem = num(c, "memory_mb");
-        let arm = matches!(c.get("arch"), Some(ParamValue::Category(s)) if s == "arm" || s == "arm64");
+        let arm =
+            matches!(c.get("arch"), Some(ParamValue::Category(s)) if s == "arm" || s == "arm64");
         let normal = Normal::new(0.0, 0.05).unwrap();
         let eps: Vec<f64> = (0..INVOCATIONS).map(|_| normal.sample(rng)).collect();
-        let cost = eps.iter().map(|&e| serverless_cost(mem, arm, e)).sum::<f64>() / eps.len() as f64;
+        let cost = eps
+            .iter()
+            .map(|&e| serverless_cost(mem, arm, e))
+            .sum::<f64>()
+            / eps.len() as f64;
         let durations: Vec<f64> = eps
             .iter()
             .map(|&e| serverless_duration_ms(mem, arm, e))
