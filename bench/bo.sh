@@ -11,7 +11,8 @@
 # default = SEEDS), BUDGETS, FUNCTIONS, TIMING_N, TIMING_REPS, SKIP_INSTALL=1;
 # TABLES (single,issue12), MO_FUNCTIONS (zdt1,serverless_mo), MO_BUDGET (50),
 # MO_GP_SEEDS (seeds for GPSampler with two objectives, the slowest peer:
-# about 1 s per step on this machine; default = GP_SEEDS), ISSUE12_BUDGETS.
+# 2-5 s per step on this loaded machine; default = GP_SEEDS), ISSUE12_BUDGETS,
+# VENV, RES.
 #
 # Creates bench/.venv if missing and installs the Python peers into it, runs the
 # Optuna peers, then the Rust example (sequentially: never both at once, so the
@@ -21,8 +22,10 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-VENV=bench/.venv
-RES=bench/results
+# VENV: another checkout's venv may be reused (torch is ~4 GB); RES: where the
+# tables and JSON go (a scratch directory for a trial run).
+VENV=${VENV:-bench/.venv}
+RES=${RES:-bench/results}
 mkdir -p "$RES"
 
 SEEDS=${SEEDS:-10}
