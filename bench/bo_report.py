@@ -302,7 +302,7 @@ def main():
             best, ratio, lo, hi, p, verdict = against_best(mine, theirs)
             L.append(f"| {title} @{b} | {fmt(mine['median'])} {subject[1]} (n={len(mine['regrets'])}) | "
                      f"{fmt(best['median'])} {best['optimizer']} {best['function']} (n={len(best['regrets'])}) | "
-                     f"{ratio:.2f} | [{lo:.2f}, {hi:.2f}] | {p:.2f} | {verdict} |")
+                     f"{ratio:.3f} | [{lo:.2f}, {hi:.2f}] | {p:.2f} | {verdict} |")
         L.append("")
 
     mo = mo_results(mo_runs)
