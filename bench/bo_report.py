@@ -155,7 +155,7 @@ def mo_results(mo_runs):
     hypervolume of each run's first `budget` evaluated points."""
     by = {}
     for r in mo_runs:
-        for b in MO_BUDGETS:
+        for b in sorted(set(MO_BUDGETS) | {len(r["points"])}):
             if len(r["points"]) >= b:
                 by.setdefault((r["optimizer"], r["function"], b), []).append(
                     hypervolume_2d(r["points"][:b], r["reference"]))
@@ -311,6 +311,7 @@ def main():
                               if f in ("zdt1", "serverless_mo") else 99)
         mo_columns = [c for c in COLUMNS if any(k[0] == c[0] for k in mo)]
         refs = {r["function"]: r["reference"] for r in mo_runs}
+        mo_budgets = sorted({k[2] for k in mo})
         L.append("## Several objectives: hypervolume, median [IQR] over seeds (higher is better; best median in bold)")
         L.append("")
         L.append("Hypervolume of all evaluated points (both objectives minimized) against the reference "
@@ -321,7 +322,7 @@ def main():
         L.append("| function @ budget | " + " | ".join(c for _, c in mo_columns) + " |")
         L.append("| --- |" + " --- |" * len(mo_columns))
         for f in mo_functions:
-            for b in MO_BUDGETS:
+            for b in mo_budgets:
                 row = [mo.get((key, f, b)) for key, _ in mo_columns]
                 if not any(row):
                     continue
@@ -344,7 +345,7 @@ def main():
         L.append("| function @ budget | posterior | best peer | ratio | 95% interval | p | target |")
         L.append("| --- | --- | --- | --- | --- | --- | --- |")
         for f in mo_functions:
-            for b in MO_BUDGETS:
+            for b in mo_budgets:
                 mine = mo.get(("posterior", f, b))
                 theirs = [mo[(k, f, b)] for k in ("optuna-gp", "optuna-tpe", "optuna-nsga2") if (k, f, b) in mo]
                 if not mine or not theirs:
