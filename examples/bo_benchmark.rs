@@ -15,6 +15,17 @@
 //!   (full multi-start hyperparameter fit), and the amortized cost given how
 //!   often `suggest` decides to do a full refit.
 //!
+//! * Instance choice (`instances_*`): cost under a latency SLO (duration <=
+//!   [`SLO_MS`], a constraint on the reported `duration_ms`). Regret: among
+//!   the evaluated points that meet the SLO noise-free, the one with the
+//!   lowest observed cost; its noise-free cost minus the feasible optimum
+//!   (before any such point: the costliest feasible configuration's regret).
+//! * Several objectives (`--mo-functions zdt1,serverless_mo`): driven through
+//!   `bo::study::StudyState` (Suggest and Observe as the service runs them,
+//!   ParEGO); each run's evaluated objective vectors go to the JSON
+//!   (`mo_runs`), and bench/bo_report.py computes every optimizer's
+//!   hypervolume from them with one implementation.
+//!
 //! Run: `cargo run --release --example bo_benchmark -- --out bo_posterior.json`
 //! (`--help` for the flags). Writes JSON (schema shared with
 //! bench/optuna_peer.py) and prints a markdown table.
@@ -24,10 +35,11 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use clap::Parser;
+use posterior::bo::pareto::Objective;
 use posterior::bo::testfns::{self, TestFn};
 use posterior::bo::{
-    CostModel, FitState, Goal, Observation, ParamKind, ParamValue, Parameter, Point, SearchSpace,
-    StudySpec, default_n_initial, suggest,
+    Constraint, CostModel, DEFAULT_MAX_PENDING, FitState, Goal, Observation, ParamKind, ParamValue,
+    Parameter, Point, SearchSpace, StudyDef, StudySpec, StudyState, default_n_initial, suggest,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -49,8 +61,8 @@ struct Args {
     /// Functions: branin, hartmann6, ackley5, rosenbrock4, serverless,
     /// serverless_known_prices (the serverless toy with the LAMBDA cost model),
     /// instances_plain, instances_features, instances_known_prices (a batch
-    /// job on 42 instance types: plain categorical, level features, features
-    /// and the INSTANCE_HOURS cost model).
+    /// job on 40 instance types under a latency SLO: plain categorical, level
+    /// features, features and the INSTANCE_HOURS cost model).
     #[arg(
         long,
         value_delimiter = ',',
@@ -81,6 +93,12 @@ struct Args {
     /// Markdown output file (the table is printed to stdout either way).
     #[arg(long)]
     md: Option<String>,
+    /// Problems with two objectives: zdt1, serverless_mo (empty = none).
+    #[arg(long, value_delimiter = ',')]
+    mo_functions: Vec<String>,
+    /// Evaluations per multi-objective run.
+    #[arg(long, default_value_t = 50)]
+    mo_budget: usize,
 }
 
 /// A benchmark problem: space, noisy objective (for the optimizer), noise-free
@@ -89,6 +107,9 @@ struct Problem {
     name: String,
     space: SearchSpace,
     optimum: f64,
+    /// The regret before any evaluated point met the constraint (the
+    /// costliest feasible configuration's); unused without constraints.
+    worst: f64,
     noisy: bool,
     kind: ProblemKind,
 }
@@ -100,23 +121,29 @@ enum ProblemKind {
     /// told the measured duration (with the same noise) and computes the
     /// cost from the prices itself.
     ServerlessKnownPrices,
-    /// A batch job on one of [`CATALOG`]'s instance types (a categorical
-    /// of 42 levels) with a thread count; cost = hourly price × duration.
-    /// Level features or not are in the space; `known_prices`: the
-    /// INSTANCE_HOURS cost model.
+    /// A batch job on one of [`catalog`]'s instance types (a categorical
+    /// of 40 levels) with a thread count; cost = hourly price × duration,
+    /// under the SLO duration <= [`SLO_MS`]. Level features or not are in
+    /// the space; `known_prices`: the INSTANCE_HOURS cost model.
     Instances {
         known_prices: bool,
     },
 }
 
 /// (family, GiB per vCPU, $ per vCPU-hour x86_64, speed): c, m, r as on EC2
-/// (arm64: 20% cheaper, 10% slower), sizes 2..64 vCPU: 42 types.
-const FAMILIES: [(&str, f64, f64, f64); 3] = [
+/// and a memory-heavy x (arm64: 20% cheaper, 10% slower), sizes 2..32 vCPU:
+/// 4 × 2 × 5 = 40 types. The same in bench/optuna_peer.py.
+const FAMILIES: [(&str, f64, f64, f64); 4] = [
     ("c", 2.0, 0.0425, 1.1),
     ("m", 4.0, 0.048, 1.0),
     ("r", 8.0, 0.063, 1.0),
+    ("x", 16.0, 0.0835, 1.0),
 ];
-const SIZES: [f64; 7] = [2.0, 4.0, 8.0, 16.0, 32.0, 48.0, 64.0];
+const SIZES: [f64; 5] = [2.0, 4.0, 8.0, 16.0, 32.0];
+/// The latency SLO of the instance-choice job: done within 2 hours. It
+/// rules out the cheapest configurations (mg.8 with 8 threads takes 2.6 h):
+/// 187 of the 2,560 configurations meet it noise-free.
+const SLO_MS: f64 = 2.0 * 3_600_000.0;
 
 struct InstanceType {
     name: String,
@@ -161,8 +188,21 @@ impl Problem {
             name: f.name.to_string(),
             space: f.space.clone(),
             optimum: f.optimum,
+            worst: f64::NAN,
             noisy: false,
             kind: ProblemKind::Test(f),
+        }
+    }
+
+    /// Meets the constraint noise-free (always, without one).
+    fn feasible(&self, c: &Point) -> bool {
+        match &self.kind {
+            ProblemKind::Instances { .. } => {
+                let cat = catalog();
+                instance(&cat, c)
+                    .is_some_and(|t| job_hours(t, num(c, "threads"), 0.0) * 3_600_000.0 <= SLO_MS)
+            }
+            _ => true,
         }
     }
 
@@ -175,11 +215,7 @@ impl Problem {
             }
             ProblemKind::Instances { .. } => {
                 let cat = catalog();
-                let t = match c.get("instance_type") {
-                    Some(ParamValue::Category(n)) => cat.iter().find(|t| &t.name == n),
-                    _ => None,
-                }
-                .expect("a catalog type");
+                let t = instance(&cat, c).expect("a catalog type");
                 let threads = num(c, "threads");
                 let eps = Normal::new(0.0, 0.05).unwrap().sample(rng);
                 let h = job_hours(t, threads, eps);
@@ -205,6 +241,13 @@ impl Problem {
                 )
             }
         }
+    }
+}
+
+fn instance<'a>(cat: &'a [InstanceType], c: &Point) -> Option<&'a InstanceType> {
+    match c.get("instance_type") {
+        Some(ParamValue::Category(n)) => cat.iter().find(|t| &t.name == n),
+        _ => None,
     }
 }
 
@@ -263,6 +306,7 @@ fn serverless() -> Problem {
             ],
         },
         optimum,
+        worst: f64::NAN,
         noisy: true,
         kind: ProblemKind::Serverless,
     }
@@ -290,10 +334,17 @@ fn serverless_known_prices() -> Problem {
 
 fn instances(name: &str, features: bool, known_prices: bool) -> Problem {
     let cat = catalog();
-    let optimum = cat
+    let feasible_costs: Vec<f64> = cat
         .iter()
-        .flat_map(|t| (1..=64).map(move |n| t.price_per_hour * job_hours(t, n as f64, 0.0)))
-        .fold(f64::INFINITY, f64::min);
+        .flat_map(|t| (1..=64).map(move |n| (t, n as f64)))
+        .filter(|(t, n)| job_hours(t, *n, 0.0) * 3_600_000.0 <= SLO_MS)
+        .map(|(t, n)| t.price_per_hour * job_hours(t, n, 0.0))
+        .collect();
+    let optimum = feasible_costs.iter().copied().fold(f64::INFINITY, f64::min);
+    let worst = feasible_costs
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
     Problem {
         name: name.into(),
         space: SearchSpace {
@@ -330,6 +381,7 @@ fn instances(name: &str, features: bool, known_prices: bool) -> Problem {
             ],
         },
         optimum,
+        worst: worst - optimum,
         noisy: true,
         kind: ProblemKind::Instances { known_prices },
     }
@@ -348,6 +400,118 @@ fn problem(name: &str) -> Problem {
         "instances_known_prices" => instances("instances_known_prices", true, true),
         other => panic!("unknown function {other:?}"),
     }
+}
+
+/// A problem with two objectives, both minimized (shared/BENCHMARKS.md,
+/// "Multi-objective problems").
+struct MoProblem {
+    name: String,
+    space: SearchSpace,
+    /// The objectives' names, as the study declares them.
+    objectives: [&'static str; 2],
+    reference: [f64; 2],
+}
+
+/// Invocations per evaluation of `serverless_mo`: its objectives are the
+/// mean cost per invocation and the 95th percentile of the durations.
+const INVOCATIONS: usize = 50;
+
+fn mo_problem(name: &str) -> MoProblem {
+    match name {
+        // [0, 1]^6, parameters x0..x5: Hartmann6's space.
+        "zdt1" => MoProblem {
+            name: name.into(),
+            space: testfns::hartmann6().space,
+            objectives: ["f1", "f2"],
+            reference: [1.1, 11.0],
+        },
+        // The serverless toy's space with memory in 64 MB steps.
+        "serverless_mo" => MoProblem {
+            name: name.into(),
+            space: serverless_known_prices().space,
+            objectives: ["cost_micro_usd", "p95_duration_ms"],
+            reference: [200.0, 10_000.0],
+        },
+        other => panic!("unknown multi-objective function {other:?}"),
+    }
+}
+
+impl MoProblem {
+    /// The objective vector observed at `c`.
+    fn eval(&self, c: &Point, rng: &mut StdRng) -> [f64; 2] {
+        if self.name == "zdt1" {
+            let x: Vec<f64> = (0..6).map(|j| num(c, &format!("x{j}"))).collect();
+            let g = 1.0 + 9.0 * x[1..].iter().sum::<f64>() / 5.0;
+            return [x[0], g * (1.0 - (x[0] / g).sqrt())];
+        }
+        let mem = num(c, "memory_mb");
+        let arm =
+            matches!(c.get("arch"), Some(ParamValue::Category(s)) if s == "arm" || s == "arm64");
+        let normal = Normal::new(0.0, 0.05).unwrap();
+        let eps: Vec<f64> = (0..INVOCATIONS).map(|_| normal.sample(rng)).collect();
+        let cost = eps
+            .iter()
+            .map(|&e| serverless_cost(mem, arm, e))
+            .sum::<f64>()
+            / eps.len() as f64;
+        let durations: Vec<f64> = eps
+            .iter()
+            .map(|&e| serverless_duration_ms(mem, arm, e))
+            .collect();
+        [cost, quantile(&sorted(&durations), 0.95)]
+    }
+}
+
+/// One multi-objective run through `StudyState` (Suggest, then Observe
+/// with each objective in the metrics, as the service does): the objective
+/// vectors evaluated, in order, and the seconds of each Suggest + Observe.
+fn run_mo(p: &MoProblem, budget: usize, seed: u64) -> (Vec<[f64; 2]>, Vec<f64>) {
+    let def = StudyDef {
+        name: p.name.clone(),
+        spec: StudySpec::new(p.space.clone(), Goal::Minimize, seed),
+        objective: p.objectives[0].into(),
+        metrics: Vec::new(),
+        trial_timeout_seconds: 0,
+        max_pending: DEFAULT_MAX_PENDING,
+        objectives: p
+            .objectives
+            .iter()
+            .map(|n| Objective {
+                name: (*n).into(),
+                goal: Goal::Minimize,
+            })
+            .collect(),
+        reference_point: p.reference.to_vec(),
+    };
+    def.validate().expect("a valid study");
+    let mut study = StudyState::new(def);
+    let mut noise = StdRng::seed_from_u64(seed ^ 0xA5A5_5A5A_0000_0001);
+    let mut points = Vec::with_capacity(budget);
+    let mut step_s = Vec::with_capacity(budget);
+    for step in 0..budget {
+        let now_ms = step as i64;
+        let t = Instant::now();
+        let trial = study
+            .suggest(1, now_ms)
+            .unwrap_or_else(|e| panic!("{} seed {seed} step {step}: {e}", p.name))
+            .into_iter()
+            .next()
+            .expect("one trial");
+        let mut elapsed = t.elapsed().as_secs_f64();
+        let v = p.eval(&trial.config, &mut noise);
+        let metrics = BTreeMap::from([
+            (p.objectives[0].to_string(), v[0]),
+            (p.objectives[1].to_string(), v[1]),
+        ]);
+        let t = Instant::now();
+        study
+            .observe(trial.id, v[0], metrics, false, now_ms)
+            .unwrap_or_else(|e| panic!("{} seed {seed} step {step}: {e:?}", p.name));
+        elapsed += t.elapsed().as_secs_f64();
+        step_s.push(elapsed);
+        points.push(v);
+    }
+    (points, step_s)
 }
 
 fn observation(config: Point, value: f64) -> Observation {
@@ -405,6 +569,10 @@ fn run(p: &Problem, n_initial: usize, budget: usize, seed: u64) -> RunResult {
         }
         _ => false,
     };
+    let constrained = matches!(p.kind, ProblemKind::Instances { .. });
+    if constrained {
+        spec.constraints = vec![Constraint::at_most("duration_ms", SLO_MS)];
+    }
     let mut noise = StdRng::seed_from_u64(seed ^ 0xA5A5_5A5A_0000_0001);
     let mut obs: Vec<Observation> = Vec::with_capacity(budget);
     let mut warm: Option<FitState> = None;
@@ -420,13 +588,17 @@ fn run(p: &Problem, n_initial: usize, budget: usize, seed: u64) -> RunResult {
         warm = s.fit.or(warm);
         let c = s.configs.into_iter().next().expect("one suggestion");
         let (v, v_true, metrics) = p.eval(&c, &mut noise);
-        if v < best_obs {
+        if v < best_obs && p.feasible(&c) {
             best_obs = v;
             best_true = v_true;
         }
-        regret_after.push(best_true - p.optimum);
+        regret_after.push(if best_true.is_nan() {
+            p.worst
+        } else {
+            best_true - p.optimum
+        });
         let mut o = observation(c, v);
-        if known_prices {
+        if known_prices || constrained {
             // What the service stores: the reported duration, and the
             // value it computes from it (dollars; the same bill as `v`,
             // which the serverless toy states in µUSD).
@@ -594,6 +766,36 @@ fn main() {
             }
         }
     }
+    let mut mo_runs = Vec::new();
+    for fname in &args.mo_functions {
+        let p = mo_problem(fname);
+        let t = Instant::now();
+        let mut all_s = Vec::new();
+        for &seed in &seeds {
+            let (points, step_s) = run_mo(&p, args.mo_budget, seed);
+            all_s.extend(step_s);
+            mo_runs.push(json!({
+                "optimizer": label,
+                "function": fname,
+                "seed": seed,
+                "reference": p.reference,
+                "points": points,
+            }));
+        }
+        eprintln!(
+            "{fname}: {} runs x {} steps in {:.1} s",
+            seeds.len(),
+            args.mo_budget,
+            t.elapsed().as_secs_f64()
+        );
+        step_times.push(json!({
+            "optimizer": label,
+            "function": fname,
+            "budget": args.mo_budget,
+            "mean_ms": 1e3 * all_s.iter().sum::<f64>() / all_s.len() as f64,
+            "median_ms": quantile(&sorted(&all_s), 0.5) * 1e3,
+        }));
+    }
     let mut timings = Vec::new();
     if !args.no_timing {
         writeln!(md).unwrap();
@@ -634,6 +836,7 @@ fn main() {
         "results": results,
         "step_times": step_times,
         "timing": timings,
+        "mo_runs": mo_runs,
     });
     if let Some(path) = &args.out {
         std::fs::write(path, serde_json::to_string_pretty(&out).unwrap()).expect("write JSON");
