@@ -48,6 +48,15 @@ fn evidence(n: usize) -> Vec<Evidence> {
         .collect()
 }
 
+/// The posteriors from evidence, as the Choose handler builds them.
+fn refill(posteriors: &mut Vec<Posterior>, ev: &[Evidence]) {
+    posteriors.clear();
+    posteriors.extend(
+        ev.iter()
+            .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
+    );
+}
+
 fn bench_choose(c: &mut Criterion) {
     let mut g = c.benchmark_group("choose");
     for n in [2usize, 10, 100, 2_000] {
@@ -57,11 +66,7 @@ fn bench_choose(c: &mut Criterion) {
         let mut posteriors = Vec::with_capacity(n);
         g.bench_function(format!("{n}_arms"), |b| {
             b.iter(|| {
-                posteriors.clear();
-                posteriors.extend(
-                    ev.iter()
-                        .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
-                );
+                refill(&mut posteriors, &ev);
                 black_box(Allocation::THOMPSON.choose(&posteriors, &candidates, &mut rng))
             })
         });
@@ -73,11 +78,7 @@ fn bench_choose(c: &mut Criterion) {
     let mut posteriors = Vec::with_capacity(n);
     g.bench_function(format!("{n}_arms_thompson_fn"), |b| {
         b.iter(|| {
-            posteriors.clear();
-            posteriors.extend(
-                ev.iter()
-                    .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
-            );
+            refill(&mut posteriors, &ev);
             black_box(thompson::choose(&posteriors, &candidates, &mut rng))
         })
     });
@@ -92,22 +93,14 @@ fn bench_choose(c: &mut Criterion) {
     };
     g.bench_function(format!("{n}_arms_with_propensity"), |b| {
         b.iter(|| {
-            posteriors.clear();
-            posteriors.extend(
-                ev.iter()
-                    .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
-            );
+            refill(&mut posteriors, &ev);
             let arm = Allocation::THOMPSON.choose(&posteriors, &candidates, &mut rng);
             black_box(arm.map(|i| (i, table.get(i).copied().unwrap_or(0.0))))
         })
     });
     g.bench_function(format!("{n}_arms_with_fresh_table"), |b| {
         b.iter(|| {
-            posteriors.clear();
-            posteriors.extend(
-                ev.iter()
-                    .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
-            );
+            refill(&mut posteriors, &ev);
             let t = Allocation::THOMPSON.propensities(
                 &posteriors,
                 &candidates,
@@ -121,11 +114,7 @@ fn bench_choose(c: &mut Criterion) {
     let full = full_design();
     g.bench_function(format!("{n}_arms_top_two_floors_holdback"), |b| {
         b.iter(|| {
-            posteriors.clear();
-            posteriors.extend(
-                ev.iter()
-                    .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
-            );
+            refill(&mut posteriors, &ev);
             black_box(full.choose(&posteriors, &candidates, &mut rng))
         })
     });
@@ -191,11 +180,7 @@ fn bench_choose_goal(c: &mut Criterion) {
         let mut posteriors = Vec::with_capacity(n);
         g.bench_function(format!("{n}_arms_{label}"), |b| {
             b.iter(|| {
-                posteriors.clear();
-                posteriors.extend(
-                    ev.iter()
-                        .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
-                );
+                refill(&mut posteriors, &ev);
                 black_box(thompson::choose_for(
                     black_box(goal),
                     &posteriors,

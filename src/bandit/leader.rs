@@ -106,17 +106,14 @@ impl Arm {
                     spread,
                 })
             }
-            Posterior::NormalInverseGamma {
-                mu,
-                kappa,
-                alpha,
-                beta,
-            } => {
-                let s = (beta / (alpha * kappa)).sqrt();
-                let nu = 2.0 * alpha;
-                if !(nu >= MIN_FREEDOM && nu.is_finite() && s > 0.0 && s.is_finite())
-                    || !mu.is_finite()
-                {
+            Posterior::NormalInverseGamma { .. } => {
+                let (mu, s, nu) = p.student_t()?;
+                let usable = nu >= MIN_FREEDOM
+                    && nu.is_finite()
+                    && s > 0.0
+                    && s.is_finite()
+                    && mu.is_finite();
+                if !usable {
                     return None;
                 }
                 let ln_norm =
