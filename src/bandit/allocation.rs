@@ -25,9 +25,9 @@
 //! `Σ P = h + f + w = 1`, every arm of `O` gets at least `f / m` (=
 //! `min_share` unless capped) and the control at least `h`. Only `π` needs
 //! computing ([`Allocation::propensities`]): for plain Thompson by
-//! quadrature (`bandit::leader`, tens of µs for 10 arms, error ≤ 10⁻⁵),
-//! for top-two (and where the quadrature cannot vouch for its accuracy)
-//! by Monte Carlo (~2–4 ms for 10 arms); the mixture weights are exact.
+//! quadrature (`bandit::leader`, tens of µs for 10 arms, checked to 10⁻⁶),
+//! for top-two (and where the quadrature cannot vouch for its accuracy) by
+//! Monte Carlo (~2–4 ms for 10 arms); the mixture weights are exact.
 //!
 //! **Goal.** Draws are compared through [`RewardGoal::oriented`], so "the
 //! leader" is the lowest draw for MINIMIZE experiments.
