@@ -159,7 +159,8 @@ fn bench_propensity(c: &mut Criterion) {
     }
     g.bench_function(format!("{n}_arms_thompson_monte_carlo"), |b| {
         b.iter(|| {
-            black_box(Allocation::THOMPSON.monte_carlo_propensities(
+            black_box(Allocation::THOMPSON.propensities_by(
+                allocation::Method::MonteCarlo,
                 &posteriors,
                 &candidates,
                 allocation::PROPENSITY_DRAWS,

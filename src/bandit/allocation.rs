@@ -66,6 +66,16 @@ pub fn propensity_draws(arms: usize) -> usize {
     (PROPENSITY_DRAW_BUDGET / arms).clamp(MIN_PROPENSITY_DRAWS, PROPENSITY_DRAWS)
 }
 
+/// How the policy's distribution behind a propensity table is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Quadrature for plain Thompson where it vouches for its accuracy,
+    /// Monte Carlo otherwise (what Choose reports).
+    Quadrature,
+    /// Monte Carlo whatever the policy.
+    MonteCarlo,
+}
+
 /// An experiment's allocation rule, resolved against its arm indices.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Allocation {
@@ -228,28 +238,19 @@ impl Allocation {
         draws: usize,
         rng: &mut R,
     ) -> Vec<f64> {
-        self.propensities_by(posteriors, candidates, draws, rng, true)
+        self.propensities_by(Method::Quadrature, posteriors, candidates, draws, rng)
     }
 
-    /// [`Allocation::propensities`] by Monte Carlo whatever the policy: the
-    /// independent estimate the quadrature is tested and benched against.
-    pub fn monte_carlo_propensities<R: Rng + ?Sized>(
+    /// [`Allocation::propensities`] by the given method; `MonteCarlo`
+    /// whatever the policy is the independent estimate the quadrature is
+    /// tested and benched against.
+    pub fn propensities_by<R: Rng + ?Sized>(
         &self,
+        method: Method,
         posteriors: &[Posterior],
         candidates: &[usize],
         draws: usize,
         rng: &mut R,
-    ) -> Vec<f64> {
-        self.propensities_by(posteriors, candidates, draws, rng, false)
-    }
-
-    fn propensities_by<R: Rng + ?Sized>(
-        &self,
-        posteriors: &[Posterior],
-        candidates: &[usize],
-        draws: usize,
-        rng: &mut R,
-        quadrature: bool,
     ) -> Vec<f64> {
         let mut p = vec![0.0; posteriors.len()];
         let candidates: Vec<usize> = candidates
@@ -282,7 +283,7 @@ impl Allocation {
         }
         // Plain Thompson: π_i = P(i leads a joint draw), by quadrature
         // when it can vouch for its accuracy (see `bandit::leader`).
-        if quadrature
+        if method == Method::Quadrature
             && self.policy == Policy::Thompson
             && let Some(lead) = leader::leader_probabilities(posteriors, &candidates, self.goal)
         {
@@ -478,7 +479,7 @@ mod tests {
         {
             let mut rng = SmallRng::seed_from_u64(20 + k as u64);
             let q = a.propensities(&ps, &[0, 1, 2, 3], 10, &mut rng);
-            let mc = a.monte_carlo_propensities(&ps, &[0, 1, 2, 3], draws, &mut rng);
+            let mc = a.propensities_by(Method::MonteCarlo, &ps, &[0, 1, 2, 3], draws, &mut rng);
             assert!((q.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{q:?}");
             for (i, (&q, &m)) in q.iter().zip(&mc).enumerate() {
                 let se = (q * (1.0 - q) / draws as f64).sqrt();
