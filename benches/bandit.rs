@@ -15,8 +15,14 @@
 //!   top-two Thompson (β = 0.5), a 10 % holdback and 5 % floors.
 //! - choose/10_arms_thompson_fn: the pre-allocation path
 //!   (`thompson::choose`), kept as the baseline the above are compared to.
-//! - propensity_table/…: one snapshot's propensity table (10,000 joint
-//!   draws), computed at refresh off the async threads, never per Choose.
+//! - choose/10_arms_with_propensity: choose/10_arms plus the lookup of
+//!   the decision's propensity in the snapshot's table, as Choose does it.
+//! - choose/10_arms_with_fresh_table: choose/10_arms computing the table
+//!   too, as every Choose does with the cache off (bound 0).
+//! - propensity_table/…: one snapshot's propensity table, computed at
+//!   refresh off the async threads, never per Choose: plain Thompson by
+//!   quadrature (`thompson`) and by Monte Carlo (`thompson_monte_carlo`,
+//!   10,000 joint draws, the pre-quadrature cost); top-two by Monte Carlo.
 //! - reward_update: validating a reward and applying it with decay.
 //! - token sign / verify: the decision id's HMAC.
 
@@ -42,6 +48,15 @@ fn evidence(n: usize) -> Vec<Evidence> {
         .collect()
 }
 
+/// The posteriors from evidence, as the Choose handler builds them.
+fn refill(posteriors: &mut Vec<Posterior>, ev: &[Evidence]) {
+    posteriors.clear();
+    posteriors.extend(
+        ev.iter()
+            .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
+    );
+}
+
 fn bench_choose(c: &mut Criterion) {
     let mut g = c.benchmark_group("choose");
     for n in [2usize, 10, 100, 2_000] {
@@ -51,11 +66,7 @@ fn bench_choose(c: &mut Criterion) {
         let mut posteriors = Vec::with_capacity(n);
         g.bench_function(format!("{n}_arms"), |b| {
             b.iter(|| {
-                posteriors.clear();
-                posteriors.extend(
-                    ev.iter()
-                        .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
-                );
+                refill(&mut posteriors, &ev);
                 black_box(Allocation::THOMPSON.choose(&posteriors, &candidates, &mut rng))
             })
         });
@@ -67,22 +78,43 @@ fn bench_choose(c: &mut Criterion) {
     let mut posteriors = Vec::with_capacity(n);
     g.bench_function(format!("{n}_arms_thompson_fn"), |b| {
         b.iter(|| {
-            posteriors.clear();
-            posteriors.extend(
-                ev.iter()
-                    .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
-            );
+            refill(&mut posteriors, &ev);
             black_box(thompson::choose(&posteriors, &candidates, &mut rng))
+        })
+    });
+    let table: std::sync::Arc<[f64]> = {
+        let ps: Vec<Posterior> = ev
+            .iter()
+            .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0)))
+            .collect();
+        Allocation::THOMPSON
+            .propensities(&ps, &candidates, allocation::PROPENSITY_DRAWS, &mut rng)
+            .into()
+    };
+    g.bench_function(format!("{n}_arms_with_propensity"), |b| {
+        b.iter(|| {
+            refill(&mut posteriors, &ev);
+            let arm = Allocation::THOMPSON.choose(&posteriors, &candidates, &mut rng);
+            black_box(arm.map(|i| (i, table.get(i).copied().unwrap_or(0.0))))
+        })
+    });
+    g.bench_function(format!("{n}_arms_with_fresh_table"), |b| {
+        b.iter(|| {
+            refill(&mut posteriors, &ev);
+            let t = Allocation::THOMPSON.propensities(
+                &posteriors,
+                &candidates,
+                allocation::PROPENSITY_DRAWS,
+                &mut rng,
+            );
+            let arm = Allocation::THOMPSON.choose(&posteriors, &candidates, &mut rng);
+            black_box(arm.map(|i| (i, t[i])))
         })
     });
     let full = full_design();
     g.bench_function(format!("{n}_arms_top_two_floors_holdback"), |b| {
         b.iter(|| {
-            posteriors.clear();
-            posteriors.extend(
-                ev.iter()
-                    .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
-            );
+            refill(&mut posteriors, &ev);
             black_box(full.choose(&posteriors, &candidates, &mut rng))
         })
     });
@@ -125,6 +157,17 @@ fn bench_propensity(c: &mut Criterion) {
             })
         });
     }
+    g.bench_function(format!("{n}_arms_thompson_monte_carlo"), |b| {
+        b.iter(|| {
+            black_box(Allocation::THOMPSON.propensities_by(
+                allocation::Method::MonteCarlo,
+                &posteriors,
+                &candidates,
+                allocation::PROPENSITY_DRAWS,
+                &mut rng,
+            ))
+        })
+    });
     g.finish();
 }
 
@@ -138,11 +181,7 @@ fn bench_choose_goal(c: &mut Criterion) {
         let mut posteriors = Vec::with_capacity(n);
         g.bench_function(format!("{n}_arms_{label}"), |b| {
             b.iter(|| {
-                posteriors.clear();
-                posteriors.extend(
-                    ev.iter()
-                        .map(|e| Posterior::new(&Prior::DEFAULT_BETA, &e.at(1_000, 0))),
-                );
+                refill(&mut posteriors, &ev);
                 black_box(thompson::choose_for(
                     black_box(goal),
                     &posteriors,

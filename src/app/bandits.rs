@@ -372,7 +372,9 @@ impl Bandits {
         let propensities = match snap.propensities_ready(candidates) {
             Some(p) => p,
             // First Choose on this eligible subset with this snapshot (or
-            // the cache is off): milliseconds of draws, on the blocking pool.
+            // the cache is off): tens of µs of quadrature for plain
+            // Thompson, milliseconds of draws for top-two (see
+            // `Allocation::propensities`), on the blocking pool.
             None => {
                 let (s, c) = (snap.clone(), candidates.to_vec());
                 tokio::task::spawn_blocking(move || s.propensities(&c))

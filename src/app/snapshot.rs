@@ -30,15 +30,18 @@
 //! time; half-lives are hours, the bound milliseconds), so Choose only draws.
 //!
 //! **Propensities** (the probability each arm had of being chosen) are a
-//! Monte Carlo table per snapshot and eligible set, computed once, never
-//! per call: the default set's table (and those of the explicit subsets the
+//! table per snapshot and eligible set, computed once, never per call: the default set's table (and those of the explicit subsets the
 //! previous snapshot had served) at refresh, on the blocking pool, before
 //! the snapshot is installed; any other subset at its first Choose (also on
 //! the blocking pool), then kept in the snapshot, at most
-//! [`MAX_SUBSET_PROPENSITIES`] subsets. Cost: `propensity_draws` joint
-//! draws (10,000 for up to 200 arms, fewer beyond, ≤ 2 M single draws:
-//! see `bandit::allocation`), ~2–4 ms for 10 arms. With the cache off
-//! (bound 0) every Choose builds a snapshot and so computes its table.
+//! [`MAX_SUBSET_PROPENSITIES`] subsets. Cost: for plain Thompson (the
+//! default policy), quadrature (`bandit::leader`), ~tens of µs for 10
+//! arms; for top-two, or posteriors the quadrature cannot vouch for,
+//! `propensity_draws` Monte Carlo joint draws (10,000 for up to 200 arms,
+//! fewer beyond, ≤ 2 M single draws: see `bandit::allocation`), ~2–4 ms
+//! for 10 arms. With the cache off (bound 0) every Choose builds a
+//! snapshot and so computes its table: affordable at thousands of Choose/s
+//! for plain Thompson, not for top-two.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -7,6 +7,8 @@
 //!   rule, description and labels.
 //! - [`allocation`]: how Choose allocates: policy (Thompson, top-two),
 //!   holdback, floors, and the propensity of each arm.
+//! - [`leader`]: P(each arm leads a joint draw) by quadrature: plain
+//!   Thompson's propensities without Monte Carlo.
 //! - [`history`]: an experiment's history points, their stored form, and
 //!   the drift (KL divergence) between successive posteriors.
 //! - [`thompson`]: Thompson sampling and P(best).
@@ -18,6 +20,7 @@ pub mod allocation;
 pub mod design;
 pub mod experiment;
 pub mod history;
+pub mod leader;
 pub mod posterior;
 pub mod thompson;
 pub mod token;

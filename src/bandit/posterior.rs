@@ -420,14 +420,10 @@ impl Posterior {
                     Err(_) => Marginal::Point(self.mean()),
                 }
             }
-            Posterior::NormalInverseGamma {
-                mu,
-                kappa,
-                alpha,
-                beta,
-            } => {
-                let scale = (beta / (alpha * kappa)).sqrt();
-                let freedom = 2.0 * alpha;
+            Posterior::NormalInverseGamma { mu, .. } => {
+                let Some((_, scale, freedom)) = self.student_t() else {
+                    return Marginal::Point(mu);
+                };
                 if freedom > EXACT_QUANTILE_LIMIT && scale.is_finite() && scale > 0.0 {
                     return Marginal::LargeStudentT {
                         location: mu,
@@ -440,6 +436,21 @@ impl Posterior {
                     Err(_) => Marginal::Point(mu),
                 }
             }
+        }
+    }
+
+    /// A NormalInverseGamma's marginal of the mean as Student-t
+    /// (location μ, scale √(β/(ακ)), 2α degrees of freedom); `None` for a
+    /// Beta.
+    pub fn student_t(&self) -> Option<(f64, f64, f64)> {
+        match *self {
+            Posterior::Beta { .. } => None,
+            Posterior::NormalInverseGamma {
+                mu,
+                kappa,
+                alpha,
+                beta,
+            } => Some((mu, (beta / (alpha * kappa)).sqrt(), 2.0 * alpha)),
         }
     }
 
