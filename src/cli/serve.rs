@@ -46,6 +46,12 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         .init();
 
     let grace = std::time::Duration::from_secs(cfg.server.shutdown_grace_seconds);
+    // The handlers are installed before the server accepts a connection: a
+    // SIGTERM that arrives once the service answers (a supervisor stopping
+    // a replica right after its readiness check) must drain, not kill by
+    // the signal's default action. tokio installs a handler when the
+    // stream is created, not when it is first polled.
+    let shutdown = ShutdownSignal::install();
     let running = crate::server::start(cfg).await?;
     // Also print the address: with port 0, scripts learn the port this way.
     // A reader that stops reading after this line (tests, supervisors) must
@@ -55,7 +61,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         let _ = writeln!(out, "posterior listening on {}", running.addr);
         let _ = out.flush();
     }
-    shutdown_signal().await;
+    shutdown.recv().await;
     tracing::info!("shutting down: draining in-flight requests");
     match tokio::time::timeout(grace, running.stop()).await {
         Ok(r) => r,
@@ -69,25 +75,39 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     }
 }
 
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C (SIGINT), with their handlers installed.
+struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignal {
+    fn install() -> ShutdownSignal {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            ShutdownSignal {
+                streams: signal(SignalKind::terminate())
+                    .and_then(|t| Ok((t, signal(SignalKind::interrupt())?)))
+                    .ok(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            ShutdownSignal {}
+        }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn recv(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = self.streams {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
+        // No signal handlers (not unix, or installing them failed): Ctrl-C.
         let _ = tokio::signal::ctrl_c().await;
     }
 }
