@@ -5,11 +5,17 @@
 #   loadtest/run.sh embedded [loadtest args...] # durable redb file in a temp dir
 # Server settings come from the environment (e.g.
 # POSTERIOR_CHOOSE_MAX_STALENESS_MS=0). Never touches the machine's 6379.
+# SERVER=path and LOADTEST=path run other builds (a before/after comparison
+# with a copy of the old binaries); the build step is then skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 store=${1:?usage: loadtest/run.sh redis|memory|embedded [loadtest args...]}
 shift
-cargo build --release -q --workspace
+server=${SERVER:-./target/release/posterior}
+loadtest=${LOADTEST:-./target/release/loadtest}
+if [ -z "${SERVER:-}${LOADTEST:-}" ]; then
+  cargo build --release -q --workspace
+fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 dir=$(mktemp -d)
 pids=()
@@ -33,7 +39,7 @@ case "$store" in
   *) echo "unknown store $store (redis, memory, embedded)" >&2; exit 2 ;;
 esac
 gport=$(free_port)
-./target/release/posterior serve --listen "127.0.0.1:$gport" "${server_args[@]}" >"$dir/server.log" 2>&1 &
+"$server" serve --listen "127.0.0.1:$gport" "${server_args[@]}" >"$dir/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$gport") 2>/dev/null && break; sleep 0.05; done
-./target/release/loadtest --target "http://127.0.0.1:$gport" "${redis_args[@]}" "$@"
+"$loadtest" --target "http://127.0.0.1:$gport" "${redis_args[@]}" "$@"
