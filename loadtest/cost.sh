@@ -30,32 +30,15 @@ idle=${IDLE:-5}
 server=${SERVER:-./target/release/posterior}
 client=./target/release/rpc_cost
 export POSTERIOR_CHOOSE_MAX_STALENESS_MS=${POSTERIOR_CHOOSE_MAX_STALENESS_MS:-60000}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-dir=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-server_args=()
-if [ "$store" = redis ]; then
-  rport=$(free_port)
-  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" >"$dir/redis.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.05; done
-  server_args=(--redis "redis://127.0.0.1:$rport/0")
-fi
-case "$store" in
-  memory) export POSTERIOR_STORE=memory ;;
-  embedded) export POSTERIOR_STORE=embedded POSTERIOR_DATA="$dir/posterior.redb" ;;
-  redis) ;;
-  *) echo "unknown store $store (redis, memory, embedded)" >&2; exit 2 ;;
-esac
+source loadtest/lib.sh
+start_store "$store"
 gport=$(free_port)
 target="http://127.0.0.1:$gport"
 valgrind --tool=callgrind --callgrind-out-file="$dir/server.%p" \
   "$server" serve --listen "127.0.0.1:$gport" "${server_args[@]}" >"$dir/server.log" 2>&1 &
 vpid=$!
 pids+=($vpid)
-for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$gport") 2>/dev/null && break; sleep 0.1; done
+wait_port "$gport" 60
 "$server" experiment create loadtest --arms a0,a1,a2,a3,a4,a5,a6,a7,a8,a9 --server "$target" --timeout 120 >/dev/null
 "$client" --target "$target" --rpc choose --requests 500 >/dev/null
 "$client" --target "$target" --rpc health --requests 500 >/dev/null

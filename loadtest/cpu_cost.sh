@@ -5,7 +5,7 @@
 # depends on how much of the machine other processes take, and it includes
 # the server's background work (snapshot refreshes) at its real rate.
 #
-#   loadtest/cpu_cost.sh redis|memory [N] [ROUNDS]   # default 100000 calls, 3 rounds
+#   loadtest/cpu_cost.sh redis|memory|embedded [N] [ROUNDS]   # default 100000 calls, 3 rounds
 #   SERVER=path/to/posterior loadtest/cpu_cost.sh redis   # another build
 #
 # Each round: N Health/Check, then N Choose (rpc_cost: closed loop, 64
@@ -14,33 +14,19 @@
 # would have on an equal share of the CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-store=${1:?usage: loadtest/cpu_cost.sh redis|memory [N] [ROUNDS]}
+store=${1:?usage: loadtest/cpu_cost.sh redis|memory|embedded [N] [ROUNDS]}
 n=${2:-100000}
 rounds=${3:-3}
 server=${SERVER:-./target/release/posterior}
 client=./target/release/rpc_cost
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-dir=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-server_args=()
-case "$store" in
-  redis)
-    rport=$(free_port)
-    redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" >"$dir/redis.log" 2>&1 &
-    pids+=($!)
-    for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.05; done
-    server_args=(--redis "redis://127.0.0.1:$rport/0") ;;
-  memory) export POSTERIOR_STORE=memory ;;
-  *) echo "unknown store $store (redis, memory)" >&2; exit 2 ;;
-esac
+source loadtest/lib.sh
+start_store "$store"
 gport=$(free_port)
 target="http://127.0.0.1:$gport"
 "$server" serve --listen "127.0.0.1:$gport" "${server_args[@]}" >"$dir/server.log" 2>&1 &
 spid=$!
 pids+=($spid)
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$gport") 2>/dev/null && break; sleep 0.05; done
+wait_port "$gport"
 "$server" experiment create loadtest --arms a0,a1,a2,a3,a4,a5,a6,a7,a8,a9 --server "$target" >/dev/null
 "$client" --target "$target" --rpc choose --requests 2000 >/dev/null
 hz=$(getconf CLK_TCK)
