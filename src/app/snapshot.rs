@@ -231,7 +231,34 @@ impl Snapshot {
     /// Compute the default table, and those of the subsets `previous` had
     /// served (still valid index sets of this definition): at refresh, so
     /// steady traffic never computes on the Choose path.
+    ///
+    /// When nothing a table depends on changed since `previous` (no reward
+    /// applied, no decay, same definition), its tables are taken over
+    /// instead of drawn again. A refresh runs every half bound (20 times a
+    /// second per experiment in steady Choose traffic at the 100 ms
+    /// default) and one 10-arm table is ~27 M instructions: redrawing
+    /// identical inputs cost more CPU than the Choose calls themselves
+    /// (docs/benchmarks.md, "where the instructions go"). The tables are
+    /// the same estimate of the same probabilities, so Choose's answers do
+    /// not change (with `bandit.test_rng_seed` they are bit-identical: the
+    /// seed depends on the experiment and the eligible set only).
     pub fn warm(&self, previous: Option<&Snapshot>) {
+        if let Some(prev) = previous
+            && self.draws_like(prev)
+        {
+            if let Some(t) = prev.default_propensities.get() {
+                let _ = self.default_propensities.set(t.clone());
+            }
+            let kept = prev
+                .subset_propensities
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            *self
+                .subset_propensities
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = kept;
+        }
         self.propensities(&self.active);
         let Some(prev) = previous else { return };
         let keys: Vec<Box<[usize]>> = prev
@@ -249,6 +276,18 @@ impl Snapshot {
                 self.propensities(&key);
             }
         }
+    }
+
+    /// Whether a propensity table of `other` is one of this snapshot too:
+    /// a table is a function of the posteriors, the allocation rule and
+    /// the eligible set (its key, or `active`) alone, and of the test seed.
+    /// Posteriors are compared bit for bit, so any reward or any decay
+    /// since `other` (and any arm added or retired) means new tables.
+    fn draws_like(&self, other: &Snapshot) -> bool {
+        self.posteriors == other.posteriors
+            && self.allocation == other.allocation
+            && self.active == other.active
+            && self.rng_seed == other.rng_seed
     }
 
     pub fn age(&self) -> Duration {
@@ -603,5 +642,64 @@ impl Inner {
             let mut d = slot.dirty_since.lock().unwrap_or_else(|p| p.into_inner());
             *d = Some(d.map_or(t, |cur| cur.min(t)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bandit::{Design, Evidence, Model, NewExperiment};
+
+    fn state(successes: f64) -> ExperimentState {
+        let def = NewExperiment {
+            name: "checkout".into(),
+            model: Model::Bernoulli,
+            prior: None,
+            half_life_seconds: 0.0,
+            arms: vec!["a".into(), "b".into(), "c".into()],
+            design: Design::default(),
+        }
+        .into_def(7)
+        .expect("a valid definition");
+        let mut evidence = vec![Evidence::default(); 3];
+        evidence[1].a = successes;
+        evidence[1].count = successes as u64;
+        ExperimentState { def, evidence }
+    }
+
+    fn snapshot(successes: f64) -> Snapshot {
+        let now = 1_000_000;
+        Snapshot::build(
+            state(successes),
+            now,
+            Instant::now(),
+            &Telemetry::new(false),
+            &DecisionTally::default(),
+        )
+    }
+
+    #[test]
+    fn an_unchanged_posterior_keeps_its_propensity_tables() {
+        let first = snapshot(3.0);
+        first.warm(None);
+        assert!(first.propensities_ready(&[0, 2]).is_none());
+        let subset = first.propensities(&[0, 2]);
+        let default = first.propensities(&first.active);
+
+        // Same evidence, definition and allocation: the very same tables.
+        let same = snapshot(3.0);
+        same.warm(Some(&first));
+        let same_default = same.propensities_ready(&same.active).expect("warmed");
+        assert!(Arc::ptr_eq(&default, &same_default));
+        let same_subset = same.propensities_ready(&[0, 2]).expect("kept");
+        assert!(Arc::ptr_eq(&subset, &same_subset));
+
+        // One more reward: drawn again, for the default and the kept subset.
+        let changed = snapshot(4.0);
+        changed.warm(Some(&first));
+        let new_default = changed.propensities_ready(&changed.active).expect("warmed");
+        assert!(!Arc::ptr_eq(&default, &new_default));
+        let new_subset = changed.propensities_ready(&[0, 2]).expect("rewarmed");
+        assert!(!Arc::ptr_eq(&subset, &new_subset));
     }
 }
