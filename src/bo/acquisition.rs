@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use statrs::function::erf::erfc;
 
-use super::cost::{CostScale, log_ei_lognormal};
+use super::cost::{CostScale, log_ei_lognormal_capped};
 use super::gp::Gp;
 
 const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
@@ -163,17 +163,30 @@ pub(crate) struct CostAcq<'a> {
     pub(crate) sd: f64,
     /// The incumbent cost (dollars).
     pub(crate) best: f64,
+    /// An SLO on the modeled duration itself (`duration_ms <= slo_ms`, the
+    /// study's constraint on [`super::cost::DURATION_METRIC`]): improvement
+    /// counts only where it holds, in the same expectation (see
+    /// [`log_ei_lognormal_capped`]), instead of a second model of the same
+    /// duration multiplied in as if it were independent.
+    pub(crate) slo_ms: Option<f64>,
 }
 
 impl CostAcq<'_> {
     /// (log EI, ∂/∂μ_g, ∂/∂σ_g, ∂/∂ln a) at a point with GP mean `mu`, std `s`.
     fn term(&self, ln_a: f64, mu: f64, s: f64) -> (f64, f64, f64, f64) {
-        let (v, dy, ds) = log_ei_lognormal(
+        // The cost at the SLO: `a·slo_ms` (+ b, which cancels against the
+        // incumbent's); above it no improvement counts.
+        let cap = self
+            .slo_ms
+            .map_or(f64::INFINITY, |slo| (ln_a + slo.ln()).exp());
+        let (v, dy, ds, du) = log_ei_lognormal_capped(
             ln_a + self.loc + self.sd * mu,
             self.sd * s,
             self.best - self.scale.fixed,
+            cap,
         );
-        (v, dy * self.sd, ds * self.sd, dy)
+        // ln a moves both the log cost and the cap.
+        (v, dy * self.sd, ds * self.sd, dy + du)
     }
 }
 
