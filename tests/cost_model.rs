@@ -63,6 +63,14 @@ fn lambda(name: &str) -> pb::CreateStudyRequest {
     }
 }
 
+/// A Lambda bill at the published prices above: `duration_ms` rounded up
+/// to the next millisecond, GB-seconds at the architecture's price, plus
+/// the per-request price.
+fn lambda_bill(mem: f64, arm: bool, duration_ms: f64, requests: f64) -> f64 {
+    let price = if arm { ARM_PER_GB_S } else { X86_PER_GB_S };
+    mem / 1024.0 * duration_ms.ceil() / 1000.0 * price + PER_REQUEST * requests
+}
+
 /// The serverless toy (`bo::testfns`): duration in ms, arm 10% slower,
 /// plus a fractional part so that the 1 ms rounding shows.
 fn toy_duration_ms(mem: f64, arm: bool) -> f64 {
@@ -122,8 +130,7 @@ async fn lambda_studies_bill_exactly_on_every_store() {
                 .into_inner()
                 .trial
                 .unwrap();
-            let price = if arm { ARM_PER_GB_S } else { X86_PER_GB_S };
-            let want = mem / 1024.0 * d.ceil() / 1000.0 * price + PER_REQUEST * requests;
+            let want = lambda_bill(mem, arm, d, requests);
             let got = done.value.expect("a cost");
             assert!(
                 (got - want).abs() <= 1e-12 * want,
@@ -386,12 +393,7 @@ async fn bad_inputs_name_their_field_over_grpc_and_http() {
         .trial
         .unwrap();
     let mem = number(&t, "memory_mb");
-    let price = if category(&t, "arch") == "arm64" {
-        ARM_PER_GB_S
-    } else {
-        X86_PER_GB_S
-    };
-    let want = mem / 1024.0 * 0.1 * price + PER_REQUEST;
+    let want = lambda_bill(mem, category(&t, "arch") == "arm64", 100.0, 1.0);
     assert!((done.value.unwrap() - want).abs() <= 1e-12 * want);
 }
 
@@ -553,8 +555,7 @@ async fn cost_and_latency_as_two_objectives_on_every_store() {
                 .into_inner()
                 .trial
                 .unwrap();
-            let price = if arm { ARM_PER_GB_S } else { X86_PER_GB_S };
-            let want = mem / 1024.0 * d.ceil() / 1000.0 * price + PER_REQUEST;
+            let want = lambda_bill(mem, arm, d, 1.0);
             let got = done.metrics["cost"];
             assert!(
                 (got - want).abs() <= 1e-12 * want,

@@ -30,7 +30,8 @@
 //! time; half-lives are hours, the bound milliseconds), so Choose only draws.
 //!
 //! **Propensities** (the probability each arm had of being chosen) are a
-//! table per snapshot and eligible set, computed once, never per call: the default set's table (and those of the explicit subsets the
+//! table per snapshot and eligible set, computed once, never per call: the
+//! default set's table (and those of the explicit subsets the
 //! previous snapshot had served) at refresh, on the blocking pool, before
 //! the snapshot is installed; any other subset at its first Choose (also on
 //! the blocking pool), then kept in the snapshot, at most
