@@ -407,11 +407,10 @@ impl Models {
 
     /// The acquisition of this model (see [`AcqModel`]).
     fn acquisition(&self, kind: Acquisition) -> AcqModel<'_> {
-        let m = self;
         let mut acq = AcqModel {
-            objective: &m.objective,
-            best: m.best,
-            constraints: m
+            objective: &self.objective,
+            best: self.best,
+            constraints: self
                 .constraints
                 .iter()
                 .map(|(gp, (lower, upper))| ConstraintModel {
@@ -421,8 +420,8 @@ impl Models {
                 })
                 .collect(),
             kind,
-            cost: m.cost.as_ref().and_then(|cf| {
-                m.best.map(|best| CostAcq {
+            cost: self.cost.as_ref().and_then(|cf| {
+                self.best.map(|best| CostAcq {
                     scale: &cf.scale,
                     loc: cf.loc,
                     sd: cf.sd,
@@ -433,12 +432,12 @@ impl Models {
         };
         // Before any trial met the SLO there is no incumbent: the
         // search maximizes P(duration <= slo) from the same model.
-        if m.best.is_none()
-            && let Some(cf) = m.cost.as_ref()
+        if self.best.is_none()
+            && let Some(cf) = self.cost.as_ref()
             && let Some(slo) = cf.slo_ms
         {
             acq.constraints.push(ConstraintModel {
-                gp: &m.objective,
+                gp: &self.objective,
                 lower: None,
                 upper: Some((slo.ln() - cf.loc) / cf.sd),
             });
@@ -592,13 +591,16 @@ fn is_duration_slo(c: &Constraint) -> bool {
 }
 
 /// With a cost model, the bound of the study's SLO on the duration (see
-/// [`is_duration_slo`]); `None` without one or without a cost model.
+/// [`is_duration_slo`]); `None` without one or without a cost model. With
+/// several such SLOs, the tightest: it implies the others, which is why
+/// every one of them can be left out of the constraint GPs.
 fn duration_slo(spec: &StudySpec) -> Option<f64> {
     spec.cost_model.as_ref()?;
     spec.constraints
         .iter()
-        .find(|c| is_duration_slo(c))
-        .and_then(|c| c.upper_bound)
+        .filter(|c| is_duration_slo(c))
+        .filter_map(|c| c.upper_bound)
+        .min_by(f64::total_cmp)
 }
 
 /// Failed trials: their configuration is imputed with the *worst* observed
